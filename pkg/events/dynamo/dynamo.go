@@ -1,0 +1,304 @@
+// Package dynamo stores events in DynamoDB: the Events table and its sparse inbox index.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/storage"
+)
+
+// maxPagesPerPartition bounds the index pages one listing reads per partition when a type
+// filter discards most entries; the cursor then resumes where the reading stopped.
+const maxPagesPerPartition = 5
+
+// Store implements events.Store.
+type Store struct {
+	client *dynamodb.Client
+	table  string
+}
+
+var _ events.Store = (*Store)(nil)
+
+// New returns a store over tables.Events.
+func New(client *dynamodb.Client, tables ddb.Tables) *Store {
+	return &Store{client: client, table: tables.Events}
+}
+
+func inboxPK(tenantID string, partition int) string {
+	return tenantID + "#" + strconv.Itoa(partition)
+}
+
+func toItem(e events.Event) ddb.Item {
+	it := ddb.Item{
+		"tenant_id":      ddb.S(e.TenantID),
+		"event_id":       ddb.S(e.ID),
+		"event_type":     ddb.S(e.Type),
+		"payload":        ddb.B(e.Payload),
+		"received_at":    ddb.N(e.ReceivedAt.UnixMilli()),
+		"status":         ddb.S(string(e.Status)),
+		"delivery_count": ddb.N(int64(e.DeliveryCount)),
+		"visible_at":     ddb.N(e.VisibleAt.UnixMilli()),
+		"partition":      ddb.N(int64(e.Partition)),
+	}
+	if e.Status == events.StatusUndelivered {
+		it["inbox_pk"] = ddb.S(inboxPK(e.TenantID, e.Partition))
+		it["inbox_sk"] = ddb.S(events.Position{VisibleAt: e.VisibleAt, EventID: e.ID}.SortKey())
+	}
+	return it
+}
+
+func fromItem(it ddb.Item) events.Event {
+	e := events.Event{
+		TenantID:      ddb.GetS(it, "tenant_id"),
+		ID:            ddb.GetS(it, "event_id"),
+		Type:          ddb.GetS(it, "event_type"),
+		Payload:       ddb.GetB(it, "payload"),
+		ReceivedAt:    time.UnixMilli(ddb.GetN(it, "received_at")).UTC(),
+		Status:        events.Status(ddb.GetS(it, "status")),
+		DeliveryCount: int(ddb.GetN(it, "delivery_count")),
+		VisibleAt:     time.UnixMilli(ddb.GetN(it, "visible_at")).UTC(),
+		Partition:     int(ddb.GetN(it, "partition")),
+	}
+	if ms := ddb.GetN(it, "delivered_at"); ms != 0 {
+		e.DeliveredAt = time.UnixMilli(ms).UTC()
+	}
+	return e
+}
+
+// expired reports whether TTL should already have removed the item.
+func expired(it ddb.Item, now time.Time) bool {
+	exp := ddb.GetN(it, ddb.EventsTTLAttribute)
+	return exp != 0 && exp <= now.Unix()
+}
+
+// Put writes a new event; the condition guards against ever overwriting an existing id.
+func (s *Store) Put(ctx context.Context, e events.Event) error {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           aws.String(s.table),
+		Item:                toItem(e),
+		ConditionExpression: aws.String("attribute_not_exists(event_id)"),
+	})
+	if err != nil {
+		return fmt.Errorf("put event: %w", ddb.Translate(err))
+	}
+	return nil
+}
+
+// Get reads an event with a consistent read.
+func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time) (events.Event, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(eventID)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return events.Event{}, fmt.Errorf("get event: %w", ddb.Translate(err))
+	}
+	if out.Item == nil || expired(out.Item, now) {
+		return events.Event{}, events.ErrNotFound
+	}
+	return fromItem(out.Item), nil
+}
+
+// Ack marks an undelivered event delivered and takes it out of the inbox index.
+func (s *Store) Ack(ctx context.Context, tenantID, eventID string, now, expiresAt time.Time) (bool, error) {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.table),
+		Key:                 ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(eventID)},
+		UpdateExpression:    aws.String("SET #status = :delivered, delivered_at = :now, expires_at = :exp REMOVE inbox_pk, inbox_sk"),
+		ConditionExpression: aws.String("attribute_exists(event_id) AND #status = :undelivered"),
+		ExpressionAttributeNames: map[string]string{
+			"#status": "status",
+		},
+		ExpressionAttributeValues: ddb.Item{
+			":delivered":   ddb.S(string(events.StatusDelivered)),
+			":undelivered": ddb.S(string(events.StatusUndelivered)),
+			":now":         ddb.N(now.UnixMilli()),
+			":exp":         ddb.N(expiresAt.Unix()),
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return false, nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return false, fmt.Errorf("ack event: %w", ddb.Translate(err))
+	}
+	if ccf.Item == nil || expired(ccf.Item, now) {
+		return false, events.ErrNotFound
+	}
+	if events.Status(ddb.GetS(ccf.Item, "status")) == events.StatusDelivered {
+		return true, nil
+	}
+	return false, events.ErrNotFound
+}
+
+// partitionScan is what one partition's index contributed to a listing.
+type partitionScan struct {
+	keys    []events.Position
+	more    bool            // entries may follow reached
+	reached events.Position // every entry up to here was seen
+}
+
+// Inbox lists a tenant's visible undelivered events across its partitions, oldest first.
+func (s *Store) Inbox(ctx context.Context, q events.InboxQuery) (events.InboxPage, error) {
+	partitions := max(q.Partitions, 1)
+	scans := make([]partitionScan, partitions)
+	for p := range partitions {
+		scan, err := s.scanPartition(ctx, q, p)
+		if err != nil {
+			return events.InboxPage{}, err
+		}
+		scans[p] = scan
+	}
+
+	// Merge. A partition that stopped early has only been seen up to its reached position,
+	// so the page may not go past the earliest such position.
+	var merged []events.Position
+	var bound events.Position
+	for _, sc := range scans {
+		merged = append(merged, sc.keys...)
+		if sc.more && (bound.IsZero() || sc.reached.SortKey() < bound.SortKey()) {
+			bound = sc.reached
+		}
+	}
+	slices.SortFunc(merged, func(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) })
+	if !bound.IsZero() {
+		merged = slices.DeleteFunc(merged, func(p events.Position) bool { return p.SortKey() > bound.SortKey() })
+	}
+	var page events.InboxPage
+	switch {
+	case len(merged) > q.Limit:
+		merged = merged[:q.Limit]
+		page.Next = merged[len(merged)-1]
+	case !bound.IsZero():
+		page.Next = bound
+	}
+	if len(merged) == 0 {
+		return page, nil
+	}
+	evs, err := s.batchGet(ctx, q.TenantID, merged)
+	if err != nil {
+		return events.InboxPage{}, err
+	}
+	for _, pos := range merged {
+		it, ok := evs[pos.EventID]
+		// The index is eventually consistent: an entry may outlive the ack that removed it.
+		if !ok || expired(it, q.Now) || events.Status(ddb.GetS(it, "status")) != events.StatusUndelivered {
+			continue
+		}
+		page.Events = append(page.Events, fromItem(it))
+	}
+	return page, nil
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *Store) scanPartition(ctx context.Context, q events.InboxQuery, partition int) (partitionScan, error) {
+	pk := inboxPK(q.TenantID, partition)
+	// '~' sorts after every event id character, so every entry visible at Now is included.
+	upper := fmt.Sprintf("%013d#~", q.Now.UnixMilli())
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(ddb.InboxIndex),
+		KeyConditionExpression:    aws.String("inbox_pk = :pk AND inbox_sk <= :upper"),
+		ExpressionAttributeValues: ddb.Item{":pk": ddb.S(pk), ":upper": ddb.S(upper)},
+		Limit:                     aws.Int32(int32(q.Limit)),
+	}
+	if q.EventType != "" {
+		in.FilterExpression = aws.String("event_type = :type")
+		in.ExpressionAttributeValues[":type"] = ddb.S(q.EventType)
+		in.Limit = aws.Int32(100)
+	}
+	if !q.After.IsZero() {
+		in.ExclusiveStartKey = ddb.Item{
+			"inbox_pk":  ddb.S(pk),
+			"inbox_sk":  ddb.S(q.After.SortKey()),
+			"tenant_id": ddb.S(q.TenantID),
+			"event_id":  ddb.S(q.After.EventID),
+		}
+	}
+	var scan partitionScan
+	for pages := 0; ; pages++ {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return partitionScan{}, fmt.Errorf("query inbox: %w", ddb.Translate(err))
+		}
+		for i, it := range out.Items {
+			pos, err := events.ParseSortKey(ddb.GetS(it, "inbox_sk"))
+			if err != nil {
+				return partitionScan{}, fmt.Errorf("inbox entry %q: %w", ddb.GetS(it, "inbox_sk"), err)
+			}
+			scan.keys = append(scan.keys, pos)
+			if len(scan.keys) == q.Limit {
+				scan.reached = pos
+				scan.more = i < len(out.Items)-1 || out.LastEvaluatedKey != nil
+				return scan, nil
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return scan, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+		if pages+1 == maxPagesPerPartition {
+			pos, err := events.ParseSortKey(ddb.GetS(out.LastEvaluatedKey, "inbox_sk"))
+			if err != nil {
+				return partitionScan{}, fmt.Errorf("inbox position: %w", err)
+			}
+			scan.reached, scan.more = pos, true
+			return scan, nil
+		}
+	}
+}
+
+// batchGet re-reads listed events from the base table with consistent reads.
+func (s *Store) batchGet(ctx context.Context, tenantID string, positions []events.Position) (map[string]ddb.Item, error) {
+	keys := make([]ddb.Item, len(positions))
+	for i, p := range positions {
+		keys[i] = ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(p.EventID)}
+	}
+	found := make(map[string]ddb.Item, len(positions))
+	request := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	for attempt := 0; len(request) > 0; attempt++ {
+		if attempt > 0 {
+			// Unprocessed keys mean throttling: back off before asking again.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+			}
+			if attempt == 8 {
+				return nil, fmt.Errorf("batch get events: keys still unprocessed: %w", storage.ErrUnavailable)
+			}
+		}
+		out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+		if err != nil {
+			return nil, fmt.Errorf("batch get events: %w", ddb.Translate(err))
+		}
+		for _, it := range out.Responses[s.table] {
+			found[ddb.GetS(it, "event_id")] = it
+		}
+		request = out.UnprocessedKeys
+	}
+	return found, nil
+}

@@ -1,0 +1,104 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Limits on what producers may send.
+const (
+	MaxEventBytes     = 256 << 10
+	MaxDepth          = 64
+	MaxEventTypeBytes = 128
+)
+
+// ValidationError is a producer mistake: always a 400.
+type ValidationError struct {
+	Code string // invalid_json or invalid_event
+	Msg  string
+}
+
+func (e *ValidationError) Error() string { return e.Msg }
+
+func invalidJSON(msg string) error  { return &ValidationError{Code: "invalid_json", Msg: msg} }
+func invalidEvent(msg string) error { return &ValidationError{Code: "invalid_event", Msg: msg} }
+
+// Validate checks an event body and returns its event_type. The body must be one UTF-8 JSON
+// object, nested at most MaxDepth deep, with a string event_type of 1 to 128 characters from
+// [A-Za-z0-9._:-].
+func Validate(body []byte) (string, error) {
+	if !utf8.Valid(body) {
+		return "", invalidJSON("body is not valid UTF-8")
+	}
+	if !json.Valid(body) {
+		return "", invalidJSON("body is not a single valid JSON value")
+	}
+	if depth(body) > MaxDepth {
+		return "", invalidJSON(fmt.Sprintf("JSON nests deeper than %d levels", MaxDepth))
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return "", invalidEvent("body must be a JSON object")
+	}
+	// A map, not a struct: encoding/json matches struct fields case-insensitively, and
+	// "EVENT_TYPE" is not "event_type".
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return "", invalidJSON("body is not a valid JSON object")
+	}
+	raw, ok := fields["event_type"]
+	if !ok {
+		return "", invalidEvent("event_type is required")
+	}
+	var eventType string
+	if err := json.Unmarshal(raw, &eventType); err != nil {
+		return "", invalidEvent("event_type must be a string")
+	}
+	if err := ValidateType(eventType); err != nil {
+		return "", err
+	}
+	return eventType, nil
+}
+
+// ValidateType checks an event type, as sent or as used in a filter.
+func ValidateType(t string) error {
+	if t == "" || len(t) > MaxEventTypeBytes {
+		return invalidEvent(fmt.Sprintf("event_type must be 1 to %d characters", MaxEventTypeBytes))
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return invalidEvent("event_type may only contain A-Z, a-z, 0-9 and . _ : -")
+		}
+	}
+	return nil
+}
+
+// depth returns the deepest nesting of objects and arrays in valid JSON.
+func depth(b []byte) int {
+	d, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}

@@ -1,0 +1,99 @@
+package httpx
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+)
+
+const ctxPrincipal = "httpx.principal"
+
+func bearer(c *gin.Context) (string, bool) {
+	h := c.GetHeader("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// RequireKey authenticates the tenant key and checks it grants scope. The tenant comes from the
+// key and nothing else; handlers read it with Principal.
+func RequireKey(auth *tenant.Authenticator, scope tenant.Scope) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		token, ok := bearer(c)
+		if !ok {
+			Fail(c, tenant.ErrUnauthenticated)
+			return
+		}
+		p, err := auth.Authenticate(c.Request.Context(), token)
+		if err != nil {
+			Fail(c, err)
+			return
+		}
+		c.Set(ctxPrincipal, p)
+		if !p.Can(scope) {
+			Fail(c, tenant.ErrForbidden)
+			return
+		}
+		c.Next()
+	}
+}
+
+// Principal returns the authenticated tenant of the request. Handlers behind RequireKey only.
+func Principal(c *gin.Context) tenant.Principal {
+	p, _ := principal(c)
+	return p
+}
+
+func principal(c *gin.Context) (tenant.Principal, bool) {
+	v, ok := c.Get(ctxPrincipal)
+	if !ok {
+		return tenant.Principal{}, false
+	}
+	return v.(tenant.Principal), true
+}
+
+// AdminTokens checks admin bearer tokens in constant time. Comparing fixed-size digests keeps
+// the comparison independent of the tokens' lengths too.
+type AdminTokens struct{ digests [][32]byte }
+
+// NewAdminTokens returns a checker for tokens; empty entries are ignored.
+func NewAdminTokens(tokens []string) AdminTokens {
+	var a AdminTokens
+	for _, t := range tokens {
+		if t = strings.TrimSpace(t); t != "" {
+			a.digests = append(a.digests, sha256.Sum256([]byte(t)))
+		}
+	}
+	return a
+}
+
+// Len is how many tokens are accepted.
+func (a AdminTokens) Len() int { return len(a.digests) }
+
+// Valid reports whether token is one of the admin tokens; it compares against every one.
+func (a AdminTokens) Valid(token string) bool {
+	d := sha256.Sum256([]byte(token))
+	match := 0
+	for _, want := range a.digests {
+		match |= subtle.ConstantTimeCompare(d[:], want[:])
+	}
+	return match == 1
+}
+
+// RequireAdmin lets only requests carrying an admin token through.
+func RequireAdmin(tokens AdminTokens) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		token, ok := bearer(c)
+		if !ok || !tokens.Valid(token) {
+			WriteError(c, Unauthenticated)
+			return
+		}
+		c.Next()
+	}
+}

@@ -1,0 +1,166 @@
+// Package httpx is the Gin plumbing every service shares: request ids, access logs, recovery,
+// the error envelope, body limits, tenant authentication, health probes and graceful serving.
+package httpx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+)
+
+const (
+	requestIDHeader = "X-Request-Id"
+	ctxRequestID    = "httpx.request_id"
+	ctxLogger       = "httpx.logger"
+)
+
+var ginMode sync.Once
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// ServerConfig is the HTTP part of every service's configuration; each service adds its own
+// HTTP_ADDR with its own default port.
+type ServerConfig struct {
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight requests may take to finish on SIGTERM; keep below terminationGracePeriodSeconds"`
+}
+
+// NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
+// and methods, and /livez and /readyz (untraced, unlogged). ready reports whether the service
+// can serve: its dependencies answer.
+func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
+	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+
+	r.GET("/livez", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			log.Warn("not ready", zap.Error(err))
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
+
+	r.Use(requestID(log), accessLog(log), recovery(log), renderErrors(log))
+	r.NoRoute(func(c *gin.Context) { WriteError(c, NewError(http.StatusNotFound, "not_found", "no such route")) })
+	r.NoMethod(func(c *gin.Context) {
+		WriteError(c, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+	})
+	return r
+}
+
+func requestID(log *zap.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader(requestIDHeader)
+		if !requestIDPattern.MatchString(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = "req_" + hex.EncodeToString(b[:])
+		}
+		c.Set(ctxRequestID, id)
+		c.Set(ctxLogger, log.With(zap.String("request_id", id)))
+		c.Header(requestIDHeader, id)
+		c.Next()
+	}
+}
+
+// RequestID returns the request's id.
+func RequestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+// Logger returns the request-scoped logger, falling back to base.
+func Logger(c *gin.Context, base *zap.Logger) *zap.Logger {
+	if l, ok := c.Get(ctxLogger); ok {
+		return l.(*zap.Logger)
+	}
+	return base
+}
+
+func accessLog(log *zap.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		fields := []zap.Field{
+			zap.String("method", c.Request.Method),
+			zap.String("route", c.FullPath()),
+			zap.Int("status", c.Writer.Status()),
+			zap.Int("bytes", c.Writer.Size()),
+			zap.Duration("duration", time.Since(start)),
+		}
+		if p, ok := principal(c); ok {
+			fields = append(fields, zap.String("tenant_id", p.TenantID))
+		}
+		Logger(c, log).Info("request", fields...)
+	}
+}
+
+func recovery(log *zap.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				Logger(c, log).Error("panic serving request", zap.Any("panic", v), zap.Stack("stack"))
+				if !c.Writer.Written() {
+					WriteError(c, NewError(http.StatusInternalServerError, "internal", "internal error"))
+				}
+			}
+		}()
+		c.Next()
+	}
+}
+
+// Serve runs handler on addr until ctx ends, then shuts down gracefully within timeout.
+func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, handler http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
+}
+
+// ServeListener is Serve on an open listener.
+func ServeListener(ctx context.Context, log *zap.Logger, ln net.Listener, timeout time.Duration, handler http.Handler) error {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long enough for a 20 s long poll and a slow client.
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", zap.String("addr", ln.Addr().String()))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("timeout", timeout))
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package httpx
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/storage"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+)
+
+// Error is an answer that is already decided: a status, a stable code and a message that is
+// safe to show the client.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// NewError builds an Error.
+func NewError(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+// BadRequest is a 400 invalid_request.
+func BadRequest(message string) *Error {
+	return NewError(http.StatusBadRequest, "invalid_request", message)
+}
+
+// Unauthenticated is the single answer to every refused key or token.
+var Unauthenticated = NewError(http.StatusUnauthorized, "unauthenticated", "missing or invalid credentials")
+
+type envelope struct {
+	Error envelopeBody `json:"error"`
+}
+
+type envelopeBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// toHTTP maps a domain error to its answer. This is the only place statuses are decided for
+// errors; anything it does not know is a 500 whose cause is logged, not shown.
+func toHTTP(err error) (*Error, bool) {
+	var he *Error
+	var ev *events.ValidationError
+	var tv *tenant.ValidationError
+	switch {
+	case errors.As(err, &he):
+		return he, true
+	case errors.As(err, &ev):
+		return NewError(http.StatusBadRequest, ev.Code, ev.Msg), true
+	case errors.As(err, &tv):
+		return BadRequest(tv.Msg), true
+	case errors.Is(err, tenant.ErrUnauthenticated):
+		return Unauthenticated, true
+	case errors.Is(err, tenant.ErrForbidden):
+		return NewError(http.StatusForbidden, "forbidden", "the API key lacks the scope this call needs"), true
+	case errors.Is(err, events.ErrNotFound):
+		return NewError(http.StatusNotFound, "not_found", "event not found"), true
+	case errors.Is(err, events.ErrInvalidCursor):
+		return NewError(http.StatusBadRequest, "invalid_cursor", "cursor is malformed or was not issued for this tenant"), true
+	case errors.Is(err, tenant.ErrNotFound):
+		return NewError(http.StatusNotFound, "not_found", "tenant not found"), true
+	case errors.Is(err, tenant.ErrKeyNotFound):
+		return NewError(http.StatusNotFound, "not_found", "api key not found"), true
+	case errors.Is(err, tenant.ErrExists):
+		return NewError(http.StatusConflict, "tenant_exists", "a tenant with this id already exists"), true
+	case errors.Is(err, storage.ErrUnavailable):
+		return NewError(http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable; retry later"), true
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		return NewError(http.StatusServiceUnavailable, "canceled", "request canceled"), true
+	}
+	return NewError(http.StatusInternalServerError, "internal", "internal error"), false
+}
+
+// Fail records err on the request and stops the handler chain; the error middleware renders it.
+func Fail(c *gin.Context, err error) {
+	_ = c.Error(err)
+	c.Abort()
+}
+
+// renderErrors is the middleware that turns a failed request into the envelope.
+func renderErrors(log *zap.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Next()
+		if len(c.Errors) == 0 || c.Writer.Written() {
+			return
+		}
+		err := c.Errors.Last().Err
+		he, known := toHTTP(err)
+		if !known {
+			Logger(c, log).Error("request failed", zap.Error(err))
+		} else if he.Status == http.StatusServiceUnavailable {
+			Logger(c, log).Warn("dependency unavailable", zap.Error(err))
+		}
+		WriteError(c, he)
+	}
+}
+
+// WriteError writes the envelope for he.
+func WriteError(c *gin.Context, he *Error) {
+	switch he.Status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		c.Header("Retry-After", "1")
+	case http.StatusUnauthorized:
+		c.Header("WWW-Authenticate", `Bearer realm="trigger-api"`)
+	}
+	c.AbortWithStatusJSON(he.Status, envelope{Error: envelopeBody{Code: he.Code, Message: he.Message, RequestID: RequestID(c)}})
+}

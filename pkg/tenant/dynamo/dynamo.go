@@ -1,0 +1,307 @@
+// Package dynamo stores tenants and API keys in DynamoDB.
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+)
+
+// Store implements tenant.Store.
+type Store struct {
+	client *dynamodb.Client
+	tables ddb.Tables
+}
+
+var _ tenant.Store = (*Store)(nil)
+
+// New returns a store over the given tables.
+func New(client *dynamodb.Client, tables ddb.Tables) *Store {
+	return &Store{client: client, tables: tables}
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func tenantToItem(t tenant.Tenant) ddb.Item {
+	return ddb.Item{
+		"tenant_id":      ddb.S(t.ID),
+		"name":           ddb.S(t.Name),
+		"status":         ddb.S(string(t.Status)),
+		"partitions":     ddb.N(int64(t.Partitions)),
+		"max_deliveries": ddb.N(int64(t.MaxDeliveries)),
+		"retention_days": ddb.N(int64(t.RetentionDays)),
+		"created_at":     ddb.N(millis(t.CreatedAt)),
+		"updated_at":     ddb.N(millis(t.UpdatedAt)),
+	}
+}
+
+func tenantFromItem(it ddb.Item) tenant.Tenant {
+	return tenant.Tenant{
+		ID:            ddb.GetS(it, "tenant_id"),
+		Name:          ddb.GetS(it, "name"),
+		Status:        tenant.Status(ddb.GetS(it, "status")),
+		Partitions:    int(ddb.GetN(it, "partitions")),
+		MaxDeliveries: int(ddb.GetN(it, "max_deliveries")),
+		RetentionDays: int(ddb.GetN(it, "retention_days")),
+		CreatedAt:     fromMillis(ddb.GetN(it, "created_at")),
+		UpdatedAt:     fromMillis(ddb.GetN(it, "updated_at")),
+	}
+}
+
+func keyToItem(k tenant.APIKey) ddb.Item {
+	scopes := make([]string, len(k.Scopes))
+	for i, s := range k.Scopes {
+		scopes[i] = string(s)
+	}
+	it := ddb.Item{
+		"key_hash":   ddb.S(k.Hash),
+		"key_id":     ddb.S(k.ID),
+		"tenant_id":  ddb.S(k.TenantID),
+		"prefix":     ddb.S(k.Prefix),
+		"scopes":     ddb.SS(scopes),
+		"status":     ddb.S(string(k.Status)),
+		"created_at": ddb.N(millis(k.CreatedAt)),
+	}
+	if k.Label != "" {
+		it["label"] = ddb.S(k.Label)
+	}
+	if !k.ExpiresAt.IsZero() {
+		it["expires_at"] = ddb.N(millis(k.ExpiresAt))
+	}
+	if !k.RevokedAt.IsZero() {
+		it["revoked_at"] = ddb.N(millis(k.RevokedAt))
+	}
+	return it
+}
+
+func keyFromItem(it ddb.Item) tenant.APIKey {
+	var scopes []tenant.Scope
+	for _, s := range ddb.GetSS(it, "scopes") {
+		scopes = append(scopes, tenant.Scope(s))
+	}
+	// Sets come back unordered; keep the canonical order so answers are stable.
+	slices.SortFunc(scopes, func(a, b tenant.Scope) int {
+		return slices.Index(tenant.AllScopes, a) - slices.Index(tenant.AllScopes, b)
+	})
+	return tenant.APIKey{
+		ID:        ddb.GetS(it, "key_id"),
+		TenantID:  ddb.GetS(it, "tenant_id"),
+		Hash:      ddb.GetS(it, "key_hash"),
+		Prefix:    ddb.GetS(it, "prefix"),
+		Label:     ddb.GetS(it, "label"),
+		Scopes:    scopes,
+		Status:    tenant.KeyStatus(ddb.GetS(it, "status")),
+		CreatedAt: fromMillis(ddb.GetN(it, "created_at")),
+		ExpiresAt: fromMillis(ddb.GetN(it, "expires_at")),
+		RevokedAt: fromMillis(ddb.GetN(it, "revoked_at")),
+	}
+}
+
+// CreateTenant writes a new tenant; tenant.ErrExists if the id is taken.
+func (s *Store) CreateTenant(ctx context.Context, t tenant.Tenant) error {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           aws.String(s.tables.Tenants),
+		Item:                tenantToItem(t),
+		ConditionExpression: aws.String("attribute_not_exists(tenant_id)"),
+	})
+	if ddb.IsConditionFailed(err) {
+		return fmt.Errorf("create tenant %s: %w", t.ID, tenant.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create tenant: %w", ddb.Translate(err))
+	}
+	return nil
+}
+
+// GetTenant reads one tenant with a consistent read.
+func (s *Store) GetTenant(ctx context.Context, id string) (tenant.Tenant, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.tables.Tenants),
+		Key:            ddb.Item{"tenant_id": ddb.S(id)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("get tenant: %w", ddb.Translate(err))
+	}
+	if out.Item == nil {
+		return tenant.Tenant{}, tenant.ErrNotFound
+	}
+	return tenantFromItem(out.Item), nil
+}
+
+// ListTenants pages through tenants in table order; after is the last id of the previous page.
+func (s *Store) ListTenants(ctx context.Context, limit int, after string) ([]tenant.Tenant, string, error) {
+	in := &dynamodb.ScanInput{
+		TableName:      aws.String(s.tables.Tenants),
+		Limit:          aws.Int32(int32(limit)),
+		ConsistentRead: aws.Bool(true),
+	}
+	if after != "" {
+		in.ExclusiveStartKey = ddb.Item{"tenant_id": ddb.S(after)}
+	}
+	out, err := s.client.Scan(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", ddb.Translate(err))
+	}
+	tenants := make([]tenant.Tenant, 0, len(out.Items))
+	for _, it := range out.Items {
+		tenants = append(tenants, tenantFromItem(it))
+	}
+	next := ""
+	if out.LastEvaluatedKey != nil {
+		next = ddb.GetS(out.LastEvaluatedKey, "tenant_id")
+	}
+	return tenants, next, nil
+}
+
+// SetTenantStatus changes a tenant's status.
+func (s *Store) SetTenantStatus(ctx context.Context, id string, status tenant.Status, at time.Time) (tenant.Tenant, error) {
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.tables.Tenants),
+		Key:                 ddb.Item{"tenant_id": ddb.S(id)},
+		UpdateExpression:    aws.String("SET #status = :status, updated_at = :at"),
+		ConditionExpression: aws.String("attribute_exists(tenant_id)"),
+		ExpressionAttributeNames: map[string]string{
+			"#status": "status",
+		},
+		ExpressionAttributeValues: ddb.Item{":status": ddb.S(string(status)), ":at": ddb.N(millis(at))},
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if ddb.IsConditionFailed(err) {
+		return tenant.Tenant{}, tenant.ErrNotFound
+	}
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("set tenant status: %w", ddb.Translate(err))
+	}
+	return tenantFromItem(out.Attributes), nil
+}
+
+// CreateKey stores a key's metadata under its hash.
+func (s *Store) CreateKey(ctx context.Context, k tenant.APIKey) error {
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           aws.String(s.tables.APIKeys),
+		Item:                keyToItem(k),
+		ConditionExpression: aws.String("attribute_not_exists(key_hash)"),
+	})
+	if err != nil {
+		// A hash collision of two fresh 190-bit secrets does not happen; treat it as any failure.
+		return fmt.Errorf("create key: %w", ddb.Translate(err))
+	}
+	return nil
+}
+
+// KeyByHash reads a key by the hash of its secret.
+func (s *Store) KeyByHash(ctx context.Context, hash string) (tenant.APIKey, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.tables.APIKeys),
+		Key:            ddb.Item{"key_hash": ddb.S(hash)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return tenant.APIKey{}, fmt.Errorf("get key: %w", ddb.Translate(err))
+	}
+	if out.Item == nil {
+		return tenant.APIKey{}, tenant.ErrKeyNotFound
+	}
+	return keyFromItem(out.Item), nil
+}
+
+// GetKey finds a tenant's key by id through the tenant index.
+func (s *Store) GetKey(ctx context.Context, tenantID, keyID string) (tenant.APIKey, error) {
+	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:              aws.String(s.tables.APIKeys),
+		IndexName:              aws.String(ddb.KeysByTenantIndex),
+		KeyConditionExpression: aws.String("tenant_id = :t AND key_id = :k"),
+		ExpressionAttributeValues: ddb.Item{
+			":t": ddb.S(tenantID),
+			":k": ddb.S(keyID),
+		},
+	})
+	if err != nil {
+		return tenant.APIKey{}, fmt.Errorf("get key: %w", ddb.Translate(err))
+	}
+	if len(out.Items) == 0 {
+		return tenant.APIKey{}, tenant.ErrKeyNotFound
+	}
+	return keyFromItem(out.Items[0]), nil
+}
+
+// ListKeys returns every key of a tenant, oldest id first.
+func (s *Store) ListKeys(ctx context.Context, tenantID string) ([]tenant.APIKey, error) {
+	p := dynamodb.NewQueryPaginator(s.client, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.tables.APIKeys),
+		IndexName:                 aws.String(ddb.KeysByTenantIndex),
+		KeyConditionExpression:    aws.String("tenant_id = :t"),
+		ExpressionAttributeValues: ddb.Item{":t": ddb.S(tenantID)},
+	})
+	var keys []tenant.APIKey
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", ddb.Translate(err))
+		}
+		for _, it := range out.Items {
+			keys = append(keys, keyFromItem(it))
+		}
+	}
+	return keys, nil
+}
+
+// RevokeKey marks a key revoked; revoking twice keeps the first revocation time.
+func (s *Store) RevokeKey(ctx context.Context, tenantID, keyID string, at time.Time) (tenant.APIKey, error) {
+	return s.updateKey(ctx, tenantID, keyID, &dynamodb.UpdateItemInput{
+		UpdateExpression:          aws.String("SET #status = :revoked, revoked_at = if_not_exists(revoked_at, :at)"),
+		ConditionExpression:       aws.String("tenant_id = :t"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status"},
+		ExpressionAttributeValues: ddb.Item{":revoked": ddb.S(string(tenant.KeyRevoked)), ":at": ddb.N(millis(at)), ":t": ddb.S(tenantID)},
+	})
+}
+
+// ExpireKeyBy moves a key's expiry to at unless it already expires earlier.
+func (s *Store) ExpireKeyBy(ctx context.Context, tenantID, keyID string, at time.Time) (tenant.APIKey, error) {
+	k, err := s.updateKey(ctx, tenantID, keyID, &dynamodb.UpdateItemInput{
+		UpdateExpression:          aws.String("SET expires_at = :at"),
+		ConditionExpression:       aws.String("tenant_id = :t AND (attribute_not_exists(expires_at) OR expires_at > :at)"),
+		ExpressionAttributeValues: ddb.Item{":at": ddb.N(millis(at)), ":t": ddb.S(tenantID)},
+	})
+	if err == errEarlier {
+		return s.GetKey(ctx, tenantID, keyID)
+	}
+	return k, err
+}
+
+var errEarlier = fmt.Errorf("condition failed on an existing key")
+
+func (s *Store) updateKey(ctx context.Context, tenantID, keyID string, in *dynamodb.UpdateItemInput) (tenant.APIKey, error) {
+	k, err := s.GetKey(ctx, tenantID, keyID)
+	if err != nil {
+		return tenant.APIKey{}, err
+	}
+	in.TableName = aws.String(s.tables.APIKeys)
+	in.Key = ddb.Item{"key_hash": ddb.S(k.Hash)}
+	in.ReturnValues = types.ReturnValueAllNew
+	out, err := s.client.UpdateItem(ctx, in)
+	if ddb.IsConditionFailed(err) {
+		// The key exists for this tenant (GetKey found it), so only the extra condition failed.
+		return tenant.APIKey{}, errEarlier
+	}
+	if err != nil {
+		return tenant.APIKey{}, fmt.Errorf("update key: %w", ddb.Translate(err))
+	}
+	return keyFromItem(out.Attributes), nil
+}

@@ -1,0 +1,12 @@
+module github.com/trigger-api/trigger-api/worker
+
+go 1.26
+
+require github.com/trigger-api/trigger-api/pkg v0.0.0
+
+require (
+	go.uber.org/multierr v1.10.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
+)
+
+replace github.com/trigger-api/trigger-api/pkg => ../pkg
