@@ -184,4 +184,3 @@ func EnvFor(endpoint string) []string {
 		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
 	}
 }
-

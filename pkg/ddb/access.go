@@ -1,0 +1,44 @@
+package ddb
+
+// Grant is the DynamoDB access one component needs on one table (or one of its indexes).
+type Grant struct {
+	Table   string   // a base table name: TenantsTable, APIKeysTable or EventsTable
+	Index   string   // empty: the table itself
+	Actions []string // DynamoDB API actions, without the "dynamodb:" prefix
+}
+
+// Components that talk to DynamoDB, as the chart and the IAM policies name them.
+const (
+	ComponentIngest    = "ingest"
+	ComponentInbox     = "inbox"
+	ComponentKeysAdmin = "keys-admin"
+	// ComponentTables is the one-off job that creates the tables; nothing else may.
+	ComponentTables = "tables"
+)
+
+// Access is the least-privilege grant of every component: the production IAM policies must say
+// exactly this, and the services' tests check that their code calls nothing outside it.
+// DescribeTable serves the readiness probes.
+var Access = map[string][]Grant{
+	ComponentIngest: {
+		{Table: EventsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem"}},
+		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem"}},
+		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
+	},
+	ComponentInbox: {
+		{Table: EventsTable, Actions: []string{"BatchGetItem", "DescribeTable", "GetItem", "UpdateItem"}},
+		{Table: EventsTable, Index: InboxIndex, Actions: []string{"Query"}},
+		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem"}},
+		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
+	},
+	ComponentKeysAdmin: {
+		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem", "Scan", "UpdateItem"}},
+		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem", "PutItem", "UpdateItem"}},
+		{Table: APIKeysTable, Index: KeysByTenantIndex, Actions: []string{"Query"}},
+	},
+	ComponentTables: {
+		{Table: TenantsTable, Actions: []string{"CreateTable", "DescribeTable", "DescribeTimeToLive", "UpdateTimeToLive"}},
+		{Table: APIKeysTable, Actions: []string{"CreateTable", "DescribeTable", "DescribeTimeToLive", "UpdateTimeToLive"}},
+		{Table: EventsTable, Actions: []string{"CreateTable", "DescribeTable", "DescribeTimeToLive", "UpdateTimeToLive"}},
+	},
+}

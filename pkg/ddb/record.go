@@ -1,0 +1,56 @@
+package ddb
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Recorder notes which DynamoDB operations a client performed, so tests can check a
+// component's code against its Access grant.
+type Recorder struct {
+	mu  sync.Mutex
+	ops map[string]bool
+}
+
+// Option installs the recorder on a client: dynamodb.NewFromConfig(cfg, rec.Option).
+func (r *Recorder) Option(o *dynamodb.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("recordOperation",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (out middleware.InitializeOutput, md middleware.Metadata, err error) {
+				r.mu.Lock()
+				if r.ops == nil {
+					r.ops = map[string]bool{}
+				}
+				r.ops[middleware.GetOperationName(ctx)] = true
+				r.mu.Unlock()
+				return next.HandleInitialize(ctx, in)
+			}), middleware.After)
+	})
+}
+
+// Operations returns the recorded operation names, sorted.
+func (r *Recorder) Operations() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.ops))
+	for op := range r.ops {
+		out = append(out, op)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Allowed returns every action a component's grant permits on any table.
+func Allowed(component string) map[string]bool {
+	out := map[string]bool{}
+	for _, g := range Access[component] {
+		for _, a := range g.Actions {
+			out[a] = true
+		}
+	}
+	return out
+}
