@@ -13,7 +13,7 @@ import (
 // component's code against its Access grant.
 type Recorder struct {
 	mu  sync.Mutex
-	ops map[string]bool
+	ops map[string]int
 }
 
 // Option installs the recorder on a client: dynamodb.NewFromConfig(cfg, rec.Option).
@@ -23,9 +23,9 @@ func (r *Recorder) Option(o *dynamodb.Options) {
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (out middleware.InitializeOutput, md middleware.Metadata, err error) {
 				r.mu.Lock()
 				if r.ops == nil {
-					r.ops = map[string]bool{}
+					r.ops = map[string]int{}
 				}
-				r.ops[middleware.GetOperationName(ctx)] = true
+				r.ops[middleware.GetOperationName(ctx)]++
 				r.mu.Unlock()
 				return next.HandleInitialize(ctx, in)
 			}), middleware.After)
@@ -42,6 +42,24 @@ func (r *Recorder) Operations() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Counts returns how often each operation ran since the last Reset.
+func (r *Recorder) Counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.ops))
+	for op, n := range r.ops {
+		out[op] = n
+	}
+	return out
+}
+
+// Reset forgets what was recorded.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = nil
 }
 
 // Allowed returns every action a component's grant permits on any table.

@@ -3,6 +3,7 @@ package httpx
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -21,9 +22,9 @@ func bearer(c *gin.Context) (string, bool) {
 	return token, true
 }
 
-// RequireKey authenticates the tenant key and checks it grants scope. The tenant comes from the
-// key and nothing else; handlers read it with Principal.
-func RequireKey(auth *tenant.Authenticator, scope tenant.Scope) gin.HandlerFunc {
+// RequireKey authenticates the tenant key and checks it grants one of scopes. The tenant comes
+// from the key and nothing else; handlers read it with Principal.
+func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearer(c)
 		if !ok {
@@ -36,7 +37,7 @@ func RequireKey(auth *tenant.Authenticator, scope tenant.Scope) gin.HandlerFunc 
 			return
 		}
 		c.Set(ctxPrincipal, p)
-		if !p.Can(scope) {
+		if !slices.ContainsFunc(scopes, p.Can) {
 			Fail(c, tenant.ErrForbidden)
 			return
 		}

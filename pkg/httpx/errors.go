@@ -82,6 +82,12 @@ func toHTTP(err error) (*Error, bool) {
 	return NewError(http.StatusInternalServerError, "internal", "internal error"), false
 }
 
+// Describe returns the answer err maps to, for per-item results inside a 200 batch answer.
+func Describe(err error) *Error {
+	he, _ := toHTTP(err)
+	return he
+}
+
 // Fail records err on the request and stops the handler chain; the error middleware renders it.
 func Fail(c *gin.Context, err error) {
 	_ = c.Error(err)

@@ -1,0 +1,60 @@
+// Package app is the inbox service: workers read a tenant's undelivered events and
+// acknowledge them.
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/config"
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/events"
+	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
+)
+
+// Deps is what the router needs.
+type Deps struct {
+	Log    *zap.Logger
+	Events events.Store
+	Auth   *tenant.Authenticator
+	Ready  func(context.Context) error
+	Now    func() time.Time
+}
+
+// NewRouter is the inbox route table.
+func NewRouter(d Deps) *gin.Engine {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	h := handlers{Deps: d}
+	r := httpx.NewEngine(d.Log, d.Ready)
+	r.GET("/inbox", httpx.RequireKey(d.Auth, tenant.ScopeInboxRead), h.inbox)
+	r.POST("/ack", httpx.RequireKey(d.Auth, tenant.ScopeInboxAck), h.ack)
+	return r
+}
+
+// Run serves the inbox API until ctx ends.
+func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
+	log.Info("starting", config.Effective(&cfg)...)
+	client, err := ddb.NewClient(ctx, cfg.Settings)
+	if err != nil {
+		return fmt.Errorf("dynamodb client: %w", err)
+	}
+	tables := ddb.TableNames(cfg.TablePrefix)
+	router := NewRouter(Deps{
+		Log:    log,
+		Events: eventsdb.New(client, tables),
+		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), cfg.AuthConfig, nil),
+		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
+	})
+	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
+}
+
+type handlers struct{ Deps }

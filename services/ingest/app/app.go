@@ -1,0 +1,107 @@
+// Package app is the ingest service: producers POST events with their tenant key.
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/config"
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/events"
+	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
+)
+
+// writeTimeout bounds a store write that must finish even if the client has gone: a write
+// that DynamoDB may have applied should not be cut off halfway by a disconnect.
+const writeTimeout = 10 * time.Second
+
+// Deps is what the router needs.
+type Deps struct {
+	Log    *zap.Logger
+	Events events.Store
+	Auth   *tenant.Authenticator
+	Ready  func(context.Context) error
+	Now    func() time.Time
+}
+
+// NewRouter is the ingest route table.
+func NewRouter(d Deps) *gin.Engine {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	h := handlers{Deps: d}
+	r := httpx.NewEngine(d.Log, d.Ready)
+	r.POST("/events", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite), h.ingest)
+	r.GET("/events/:event_id", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite, tenant.ScopeInboxRead), h.get)
+	return r
+}
+
+// Run serves the ingest API until ctx ends.
+func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
+	log.Info("starting", config.Effective(&cfg)...)
+	client, err := ddb.NewClient(ctx, cfg.Settings)
+	if err != nil {
+		return fmt.Errorf("dynamodb client: %w", err)
+	}
+	tables := ddb.TableNames(cfg.TablePrefix)
+	router := NewRouter(Deps{
+		Log:    log,
+		Events: eventsdb.New(client, tables),
+		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), cfg.AuthConfig, nil),
+		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
+	})
+	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
+}
+
+type handlers struct{ Deps }
+
+type acceptedDTO struct {
+	EventID    string `json:"event_id"`
+	ReceivedAt int64  `json:"received_at"`
+	Status     string `json:"status"`
+}
+
+func (h handlers) ingest(c *gin.Context) {
+	body, err := httpx.ReadJSONBody(c, events.MaxEventBytes)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	eventType, err := events.Validate(body)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p := httpx.Principal(c)
+	e := events.New(p.TenantID, eventType, body, p.Partitions, h.Now())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), writeTimeout)
+	defer cancel()
+	if err := h.Events.Put(ctx, e); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Header("Location", "/events/"+e.ID)
+	c.JSON(http.StatusAccepted, acceptedDTO{EventID: e.ID, ReceivedAt: e.ReceivedAt.UnixMilli(), Status: "accepted"})
+}
+
+func (h handlers) get(c *gin.Context) {
+	id := c.Param("event_id")
+	if !events.ValidID(id) {
+		httpx.Fail(c, events.ErrNotFound)
+		return
+	}
+	e, err := h.Events.Get(c.Request.Context(), httpx.Principal(c).TenantID, id, h.Now())
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", events.AppendJSON(nil, e))
+}
