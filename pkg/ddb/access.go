@@ -16,18 +16,25 @@ const (
 	ComponentTables = "tables"
 )
 
+// OperationActions maps the API operations that IAM does not authorise by their own name to
+// the actions it checks instead: a transaction needs the rights of the writes inside it.
+var OperationActions = map[string][]string{
+	"TransactWriteItems": {"PutItem"},
+}
+
 // Access is the least-privilege grant of every component: the production IAM policies must say
 // exactly this, and the services' tests check that their code calls nothing outside it.
 // DescribeTable serves the readiness probes.
 var Access = map[string][]Grant{
 	ComponentIngest: {
-		{Table: EventsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem"}},
+		{Table: EventsTable, Actions: []string{"BatchWriteItem", "DescribeTable", "GetItem", "PutItem"}},
 		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem"}},
 		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
 	},
 	ComponentInbox: {
 		{Table: EventsTable, Actions: []string{"BatchGetItem", "DescribeTable", "GetItem", "UpdateItem"}},
 		{Table: EventsTable, Index: InboxIndex, Actions: []string{"Query"}},
+		{Table: EventsTable, Index: DeadIndex, Actions: []string{"Query"}},
 		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem"}},
 		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
 	},

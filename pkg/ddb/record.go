@@ -62,12 +62,22 @@ func (r *Recorder) Reset() {
 	r.ops = nil
 }
 
-// Allowed returns every action a component's grant permits on any table.
+// Allowed returns the API operations a component's grant permits on some table: its actions,
+// and the operations whose required actions it holds.
 func Allowed(component string) map[string]bool {
 	out := map[string]bool{}
 	for _, g := range Access[component] {
 		for _, a := range g.Actions {
 			out[a] = true
+		}
+	}
+	for op, needs := range OperationActions {
+		held := true
+		for _, a := range needs {
+			held = held && out[a]
+		}
+		if held {
+			out[op] = true
 		}
 	}
 	return out

@@ -22,6 +22,8 @@ const (
 	KeysByTenantIndex = "tenant_id-key_id-index"
 	// InboxIndex is the sparse index of undelivered events: partition inbox_pk, sort inbox_sk.
 	InboxIndex = "inbox-index"
+	// DeadIndex is the sparse index of dead events: partition dead_pk (the tenant), sort dead_sk.
+	DeadIndex = "dead-index"
 
 	// EventsTTLAttribute holds the epoch-seconds expiry DynamoDB TTL deletes on.
 	EventsTTLAttribute = "expires_at"
@@ -80,7 +82,7 @@ func (t Tables) Specs() []TableSpec {
 		{Create: &dynamodb.CreateTableInput{
 			TableName:            aws.String(t.Events),
 			BillingMode:          onDemand,
-			AttributeDefinitions: []types.AttributeDefinition{attr("tenant_id"), attr("event_id"), attr("inbox_pk"), attr("inbox_sk")},
+			AttributeDefinitions: []types.AttributeDefinition{attr("tenant_id"), attr("event_id"), attr("inbox_pk"), attr("inbox_sk"), attr("dead_pk"), attr("dead_sk")},
 			KeySchema:            []types.KeySchemaElement{key("tenant_id", types.KeyTypeHash), key("event_id", types.KeyTypeRange)},
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
 				IndexName: aws.String(InboxIndex),
@@ -90,6 +92,10 @@ func (t Tables) Specs() []TableSpec {
 					ProjectionType:   types.ProjectionTypeInclude,
 					NonKeyAttributes: []string{"event_type", "received_at"},
 				},
+			}, {
+				IndexName:  aws.String(DeadIndex),
+				KeySchema:  []types.KeySchemaElement{key("dead_pk", types.KeyTypeHash), key("dead_sk", types.KeyTypeRange)},
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 			}},
 		}, TTLAttribute: EventsTTLAttribute},
 	}

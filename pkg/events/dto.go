@@ -8,8 +8,8 @@ import (
 // AppendJSON writes e as the API shows it. The payload is the producer's bytes exactly as
 // received (encoding/json would compact and re-escape them, and consumers that verify a digest
 // of the payload need the original); it was validated as JSON on the way in. timestamp repeats
-// received_at under the seed's name.
-func AppendJSON(b []byte, e Event) []byte {
+// received_at under the seed's name. withLease adds the lease, for answers to a pull only.
+func AppendJSON(b []byte, e Event, withLease bool) []byte {
 	b = append(b, `{"event_id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"event_type":`...)
@@ -27,6 +27,16 @@ func AppendJSON(b []byte, e Event) []byte {
 	if !e.DeliveredAt.IsZero() {
 		b = append(b, `,"delivered_at":`...)
 		b = strconv.AppendInt(b, e.DeliveredAt.UnixMilli(), 10)
+	}
+	if !e.DeadAt.IsZero() {
+		b = append(b, `,"dead_at":`...)
+		b = strconv.AppendInt(b, e.DeadAt.UnixMilli(), 10)
+	}
+	if withLease {
+		b = append(b, `,"lease_id":`...)
+		b = appendString(b, e.LeaseID)
+		b = append(b, `,"lease_expires_at":`...)
+		b = strconv.AppendInt(b, e.VisibleAt.UnixMilli(), 10)
 	}
 	return append(b, '}')
 }

@@ -18,6 +18,15 @@ var (
 	// ErrNotFound covers events that do not exist and events of another tenant alike.
 	ErrNotFound      = errors.New("event not found")
 	ErrInvalidCursor = errors.New("invalid cursor")
+	// ErrLeaseLost: the lease named no longer holds the event (it expired and the event was
+	// leased again, or it was settled under another lease).
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrSettled: the event is acknowledged already, so it cannot be nacked or redriven.
+	ErrSettled = errors.New("event already settled")
+	// ErrNotDead: only dead events can be redriven.
+	ErrNotDead = errors.New("event is not dead")
+	// ErrIdempotencyConflict: the idempotency key was used with a different body.
+	ErrIdempotencyConflict = errors.New("idempotency key reused with a different body")
 )
 
 // Status is where an event is in its life.
@@ -41,7 +50,9 @@ type Event struct {
 	DeliveryCount int
 	VisibleAt     time.Time
 	DeliveredAt   time.Time
+	DeadAt        time.Time
 	Partition     int
+	LeaseID       string // set while leased, and kept on the acknowledgement it led to
 }
 
 // New builds an undelivered event with a fresh id, placed on one of the tenant's partitions.
@@ -85,6 +96,20 @@ func PartitionOf(eventID string, partitions int) int {
 	return int(h.Sum32() % uint32(partitions))
 }
 
+// NewLeaseID returns a fresh lease id.
+func NewLeaseID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return "lse_" + hex.EncodeToString(b[:])
+}
+
+var leaseIDPattern = regexp.MustCompile(`^lse_[0-9a-f]{32}$`)
+
+// ValidLeaseID reports whether id has the shape of a lease id.
+func ValidLeaseID(id string) bool { return leaseIDPattern.MatchString(id) }
+
 // InboxQuery selects a page of a tenant's undelivered, visible events, oldest first.
 type InboxQuery struct {
 	TenantID   string
@@ -101,14 +126,61 @@ type InboxPage struct {
 	Next   Position
 }
 
-// Store persists events.
+// LeaseQuery asks for up to Max visible events of a tenant, oldest first.
+type LeaseQuery struct {
+	TenantID      string
+	Partitions    int
+	Max           int
+	Visibility    time.Duration // how long the lease hides the event
+	MaxDeliveries int           // an event leased this often already becomes dead instead
+	Now           time.Time
+}
+
+// DeadQuery pages through a tenant's dead events, oldest death first.
+type DeadQuery struct {
+	TenantID string
+	Limit    int
+	After    Position
+	Now      time.Time
+}
+
+// Idempotency is what an Idempotency-Key stores: the key's hash, a fingerprint of the body
+// and when the record lapses.
+type Idempotency struct {
+	KeyHash     string
+	Fingerprint string
+	ExpiresAt   time.Time
+}
+
+// Store persists events. Every state change is a conditional write on the event itself, so
+// concurrent callers and stale index entries can never lease, settle or revive an event twice.
 type Store interface {
 	// Put writes a new event durably.
 	Put(ctx context.Context, e Event) error
+	// PutOnce writes e unless the idempotency key was used before: then it returns the
+	// original event with replayed true, or ErrIdempotencyConflict if the body differed.
+	PutOnce(ctx context.Context, e Event, idem Idempotency, now time.Time) (original Event, replayed bool, err error)
+	// PutMany writes events without idempotency keys; the result holds one error per event.
+	PutMany(ctx context.Context, es []Event) []error
 	// Get reads one of a tenant's events; ErrNotFound when absent, expired or another tenant's.
 	Get(ctx context.Context, tenantID, eventID string, now time.Time) (Event, error)
-	// Inbox lists undelivered visible events, re-read from the base table.
+	// Inbox lists undelivered visible events, re-read from the base table. It leases nothing.
 	Inbox(ctx context.Context, q InboxQuery) (InboxPage, error)
-	// Ack marks an event delivered; already is true when it was acknowledged before.
-	Ack(ctx context.Context, tenantID, eventID string, now, expiresAt time.Time) (already bool, err error)
+	// Visible reports whether the tenant's inbox index shows any visible event: a cheap check
+	// for waiting long polls, which may be stale.
+	Visible(ctx context.Context, tenantID string, partitions int, now time.Time) (bool, error)
+	// Lease leases up to q.Max visible events, each under a fresh lease id, oldest first.
+	Lease(ctx context.Context, q LeaseQuery) ([]Event, error)
+	// Extend moves a held lease's expiry to until; ErrLeaseLost if leaseID no longer holds it.
+	Extend(ctx context.Context, tenantID, eventID, leaseID string, until, now time.Time) (Event, error)
+	// Nack makes an undelivered event visible at visibleAt and drops its lease. A non-empty
+	// leaseID must still hold the event.
+	Nack(ctx context.Context, tenantID, eventID, leaseID string, visibleAt time.Time, now time.Time) error
+	// Ack marks an event delivered; already is true when it was acknowledged before. A
+	// non-empty leaseID must hold the event, or be the lease it was acknowledged under.
+	Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (already bool, err error)
+	// Dead lists dead events.
+	Dead(ctx context.Context, q DeadQuery) (InboxPage, error)
+	// Redrive puts a dead event back in the inbox with a fresh delivery count.
+	Redrive(ctx context.Context, tenantID, eventID string, now time.Time) error
 }

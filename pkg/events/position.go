@@ -39,19 +39,26 @@ func ParseSortKey(sk string) (Position, error) {
 
 type cursorBody struct {
 	Tenant string `json:"t"`
+	List   string `json:"l,omitempty"`
 	After  string `json:"a"`
 }
 
-// EncodeCursor makes an opaque cursor for tenantID that resumes after p.
-func EncodeCursor(tenantID string, p Position) string {
-	b, _ := json.Marshal(cursorBody{Tenant: tenantID, After: p.SortKey()})
+// Lists a cursor can belong to.
+const (
+	ListInbox = ""
+	ListDead  = "dead"
+)
+
+// EncodeCursor makes an opaque cursor for tenantID's list that resumes after p.
+func EncodeCursor(tenantID, list string, p Position) string {
+	b, _ := json.Marshal(cursorBody{Tenant: tenantID, List: list, After: p.SortKey()})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// DecodeCursor reads a cursor; a malformed one, or one made for another tenant, is
+// DecodeCursor reads a cursor; a malformed one, or one made for another tenant or list, is
 // ErrInvalidCursor. Binding it to the tenant is about clear errors, not secrecy: every read is
 // scoped by the authenticated tenant whatever the cursor says.
-func DecodeCursor(tenantID, cursor string) (Position, error) {
+func DecodeCursor(tenantID, list, cursor string) (Position, error) {
 	if len(cursor) > 512 {
 		return Position{}, ErrInvalidCursor
 	}
@@ -60,7 +67,7 @@ func DecodeCursor(tenantID, cursor string) (Position, error) {
 		return Position{}, ErrInvalidCursor
 	}
 	var body cursorBody
-	if err := json.Unmarshal(raw, &body); err != nil || body.Tenant != tenantID {
+	if err := json.Unmarshal(raw, &body); err != nil || body.Tenant != tenantID || body.List != list {
 		return Position{}, ErrInvalidCursor
 	}
 	return ParseSortKey(body.After)

@@ -58,8 +58,8 @@ func TestValidate(t *testing.T) {
 
 func TestCursorRoundTripAndBinding(t *testing.T) {
 	p := Position{VisibleAt: time.UnixMilli(1732140249123).UTC(), EventID: NewID()}
-	c := EncodeCursor("acme", p)
-	got, err := DecodeCursor("acme", c)
+	c := EncodeCursor("acme", ListInbox, p)
+	got, err := DecodeCursor("acme", ListInbox, c)
 	if err != nil || got != p {
 		t.Fatalf("DecodeCursor = %+v, %v; want %+v", got, err, p)
 	}
@@ -73,12 +73,15 @@ func TestCursorRoundTripAndBinding(t *testing.T) {
 		if name == "other-tenant" {
 			tenant = "globex"
 		}
-		if _, err := DecodeCursor(tenant, cur); !errors.Is(err, ErrInvalidCursor) {
+		if _, err := DecodeCursor(tenant, ListInbox, cur); !errors.Is(err, ErrInvalidCursor) {
 			t.Errorf("%s: DecodeCursor err = %v", name, err)
 		}
 	}
-	bad := EncodeCursor("acme", Position{VisibleAt: time.UnixMilli(1), EventID: "evt_x"})
-	if _, err := DecodeCursor("acme", bad); !errors.Is(err, ErrInvalidCursor) {
+	if _, err := DecodeCursor("acme", ListDead, c); !errors.Is(err, ErrInvalidCursor) {
+		t.Errorf("an inbox cursor was accepted for the dead list")
+	}
+	bad := EncodeCursor("acme", ListInbox, Position{VisibleAt: time.UnixMilli(1), EventID: "evt_x"})
+	if _, err := DecodeCursor("acme", ListInbox, bad); !errors.Is(err, ErrInvalidCursor) {
 		t.Errorf("cursor with a malformed event id accepted")
 	}
 }
@@ -122,7 +125,7 @@ func TestAppendJSONKeepsPayloadBytes(t *testing.T) {
 	payload := "{ \"event_type\" : \"a.b\",\n\"html\":\"<b>&</b>\" , \"u\":\"\\u00e9\"}"
 	e := New("acme", "a.b", []byte(payload), 1, time.UnixMilli(1732140249123))
 	e.DeliveredAt = time.UnixMilli(1732140250000)
-	out := AppendJSON(nil, e)
+	out := AppendJSON(nil, e, false)
 	var got struct {
 		EventID     string          `json:"event_id"`
 		EventType   string          `json:"event_type"`

@@ -65,6 +65,14 @@ func toHTTP(err error) (*Error, bool) {
 		return NewError(http.StatusForbidden, "forbidden", "the API key lacks the scope this call needs"), true
 	case errors.Is(err, events.ErrNotFound):
 		return NewError(http.StatusNotFound, "not_found", "event not found"), true
+	case errors.Is(err, events.ErrLeaseLost):
+		return NewError(http.StatusConflict, "lease_lost", "the lease no longer holds this event"), true
+	case errors.Is(err, events.ErrSettled):
+		return NewError(http.StatusConflict, "already_settled", "the event is already acknowledged"), true
+	case errors.Is(err, events.ErrNotDead):
+		return NewError(http.StatusConflict, "not_dead", "only dead events can be redriven"), true
+	case errors.Is(err, events.ErrIdempotencyConflict):
+		return NewError(http.StatusConflict, "idempotency_conflict", "this Idempotency-Key was already used with a different body"), true
 	case errors.Is(err, events.ErrInvalidCursor):
 		return NewError(http.StatusBadRequest, "invalid_cursor", "cursor is malformed or was not issued for this tenant"), true
 	case errors.Is(err, tenant.ErrNotFound):

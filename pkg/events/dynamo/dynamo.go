@@ -44,12 +44,14 @@ func toItem(e events.Event) ddb.Item {
 		"tenant_id":      ddb.S(e.TenantID),
 		"event_id":       ddb.S(e.ID),
 		"event_type":     ddb.S(e.Type),
-		"payload":        ddb.B(e.Payload),
 		"received_at":    ddb.N(e.ReceivedAt.UnixMilli()),
 		"status":         ddb.S(string(e.Status)),
 		"delivery_count": ddb.N(int64(e.DeliveryCount)),
 		"visible_at":     ddb.N(e.VisibleAt.UnixMilli()),
 		"partition":      ddb.N(int64(e.Partition)),
+	}
+	if len(e.Payload) > 0 { // DynamoDB refuses empty binary values
+		it["payload"] = ddb.B(e.Payload)
 	}
 	if e.Status == events.StatusUndelivered {
 		it["inbox_pk"] = ddb.S(inboxPK(e.TenantID, e.Partition))
@@ -73,6 +75,10 @@ func fromItem(it ddb.Item) events.Event {
 	if ms := ddb.GetN(it, "delivered_at"); ms != 0 {
 		e.DeliveredAt = time.UnixMilli(ms).UTC()
 	}
+	if ms := ddb.GetN(it, "dead_at"); ms != 0 {
+		e.DeadAt = time.UnixMilli(ms).UTC()
+	}
+	e.LeaseID = ddb.GetS(it, "lease_id")
 	return e
 }
 
@@ -111,38 +117,59 @@ func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time
 	return fromItem(out.Item), nil
 }
 
-// Ack marks an undelivered event delivered and takes it out of the inbox index.
-func (s *Store) Ack(ctx context.Context, tenantID, eventID string, now, expiresAt time.Time) (bool, error) {
+// Ack marks an event delivered and takes it out of the indexes. The lease it was acknowledged
+// under stays on the item, so a repeated ack under the same lease is recognised.
+func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (bool, error) {
+	cond := "attribute_exists(event_id) AND #status <> :delivered"
+	vals := ddb.Item{
+		":delivered": ddb.S(string(events.StatusDelivered)),
+		":now":       ddb.N(now.UnixMilli()),
+		":exp":       ddb.N(expiresAt.Unix()),
+	}
+	if leaseID != "" {
+		cond += " AND lease_id = :lease"
+		vals[":lease"] = ddb.S(leaseID)
+	}
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(eventID)},
-		UpdateExpression:    aws.String("SET #status = :delivered, delivered_at = :now, expires_at = :exp REMOVE inbox_pk, inbox_sk"),
-		ConditionExpression: aws.String("attribute_exists(event_id) AND #status = :undelivered"),
-		ExpressionAttributeNames: map[string]string{
-			"#status": "status",
-		},
-		ExpressionAttributeValues: ddb.Item{
-			":delivered":   ddb.S(string(events.StatusDelivered)),
-			":undelivered": ddb.S(string(events.StatusUndelivered)),
-			":now":         ddb.N(now.UnixMilli()),
-			":exp":         ddb.N(expiresAt.Unix()),
-		},
+		TableName:                           aws.String(s.table),
+		Key:                                 key(tenantID, eventID),
+		UpdateExpression:                    aws.String("SET #status = :delivered, delivered_at = :now, expires_at = :exp REMOVE inbox_pk, inbox_sk, dead_pk, dead_sk"),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            statusName,
+		ExpressionAttributeValues:           vals,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
 		return false, nil
 	}
-	var ccf *types.ConditionalCheckFailedException
-	if !errors.As(err, &ccf) {
-		return false, fmt.Errorf("ack event: %w", ddb.Translate(err))
+	old, err := failedItem(err, now)
+	if err != nil {
+		return false, fmt.Errorf("ack event: %w", err)
 	}
-	if ccf.Item == nil || expired(ccf.Item, now) {
-		return false, events.ErrNotFound
-	}
-	if events.Status(ddb.GetS(ccf.Item, "status")) == events.StatusDelivered {
+	if events.Status(ddb.GetS(old, "status")) == events.StatusDelivered &&
+		(leaseID == "" || ddb.GetS(old, "lease_id") == leaseID) {
 		return true, nil
 	}
-	return false, events.ErrNotFound
+	return false, events.ErrLeaseLost
+}
+
+var statusName = map[string]string{"#status": "status"}
+
+func key(tenantID, eventID string) ddb.Item {
+	return ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(eventID)}
+}
+
+// failedItem returns the item a failed condition saw, ErrNotFound when there was none (or it
+// had expired), or the translated error when the write failed for another reason.
+func failedItem(err error, now time.Time) (ddb.Item, error) {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, ddb.Translate(err)
+	}
+	if ccf.Item == nil || expired(ccf.Item, now) {
+		return nil, events.ErrNotFound
+	}
+	return ccf.Item, nil
 }
 
 // partitionScan is what one partition's index contributed to a listing.

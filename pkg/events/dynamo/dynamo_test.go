@@ -18,3 +18,8 @@ func TestConformance(t *testing.T) {
 		return dynamo.New(shared.Client, shared.Tables(t))
 	})
 }
+
+func TestConcurrentPullers(t *testing.T) {
+	t.Parallel()
+	eventstest.ConcurrentPullers(t, dynamo.New(shared.Client, shared.Tables(t)), 8, 2000)
+}

@@ -22,6 +22,14 @@ func Run(t *testing.T, newStore func(t *testing.T) events.Store) {
 	t.Run("inbox-type-filter-sparse", func(t *testing.T) { t.Parallel(); sparseFilter(t, newStore(t)) })
 	t.Run("inbox-hides-invisible", func(t *testing.T) { t.Parallel(); invisible(t, newStore(t)) })
 	t.Run("expired-is-gone", func(t *testing.T) { t.Parallel(); expiredGone(t, newStore(t)) })
+	t.Run("lease-oldest-first-p1", func(t *testing.T) { t.Parallel(); leaseOrder(t, newStore(t), 1) })
+	t.Run("lease-oldest-first-p4", func(t *testing.T) { t.Parallel(); leaseOrder(t, newStore(t), 4) })
+	t.Run("lease-expires-and-returns", func(t *testing.T) { t.Parallel(); leaseExpiry(t, newStore(t)) })
+	t.Run("lease-extend", func(t *testing.T) { t.Parallel(); leaseExtend(t, newStore(t)) })
+	t.Run("nack-with-delay", func(t *testing.T) { t.Parallel(); nackDelay(t, newStore(t)) })
+	t.Run("dead-letter-and-redrive", func(t *testing.T) { t.Parallel(); deadLetters(t, newStore(t)) })
+	t.Run("idempotent-put", func(t *testing.T) { t.Parallel(); idempotentPut(t, newStore(t)) })
+	t.Run("put-many", func(t *testing.T) { t.Parallel(); putMany(t, newStore(t)) })
 }
 
 var base = time.UnixMilli(1_732_140_249_123).UTC()
@@ -65,7 +73,7 @@ func otherTenant(t *testing.T, s events.Store) {
 	if _, err := s.Get(ctx, "globex", e.ID, base); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("other tenant get: %v", err)
 	}
-	if _, err := s.Ack(ctx, "globex", e.ID, base, base.Add(time.Hour)); !errors.Is(err, events.ErrNotFound) {
+	if _, err := s.Ack(ctx, "globex", e.ID, "", base, base.Add(time.Hour)); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("other tenant ack: %v", err)
 	}
 	page, err := s.Inbox(ctx, events.InboxQuery{TenantID: "globex", Partitions: 1, Limit: 10, Now: base})
@@ -82,11 +90,11 @@ func ackLifecycle(t *testing.T, s events.Store) {
 	e := put(t, s, "acme", "a", 1, base)
 	keep := put(t, s, "acme", "a", 1, base.Add(time.Millisecond))
 	at := base.Add(time.Second)
-	already, err := s.Ack(ctx, "acme", e.ID, at, at.Add(7*24*time.Hour))
+	already, err := s.Ack(ctx, "acme", e.ID, "", at, at.Add(7*24*time.Hour))
 	if err != nil || already {
 		t.Fatalf("first ack: already=%v err=%v", already, err)
 	}
-	already, err = s.Ack(ctx, "acme", e.ID, at, at.Add(7*24*time.Hour))
+	already, err = s.Ack(ctx, "acme", e.ID, "", at, at.Add(7*24*time.Hour))
 	if err != nil || !already {
 		t.Fatalf("second ack: already=%v err=%v", already, err)
 	}
@@ -94,7 +102,7 @@ func ackLifecycle(t *testing.T, s events.Store) {
 	if err != nil || got.Status != events.StatusDelivered || !got.DeliveredAt.Equal(at) {
 		t.Fatalf("after ack: %+v, %v", got, err)
 	}
-	if _, err := s.Ack(ctx, "acme", events.NewID(), at, at); !errors.Is(err, events.ErrNotFound) {
+	if _, err := s.Ack(ctx, "acme", events.NewID(), "", at, at); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("unknown ack: %v", err)
 	}
 	page, err := s.Inbox(ctx, events.InboxQuery{TenantID: "acme", Partitions: 1, Limit: 10, Now: at})
@@ -177,7 +185,7 @@ func invisible(t *testing.T, s events.Store) {
 func expiredGone(t *testing.T, s events.Store) {
 	ctx := context.Background()
 	e := put(t, s, "acme", "a", 1, base)
-	if _, err := s.Ack(ctx, "acme", e.ID, base, base.Add(time.Hour)); err != nil {
+	if _, err := s.Ack(ctx, "acme", e.ID, "", base, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "acme", e.ID, base.Add(time.Hour-time.Second)); err != nil {

@@ -26,6 +26,7 @@ type Deps struct {
 	Auth   *tenant.Authenticator
 	Ready  func(context.Context) error
 	Now    func() time.Time
+	Watch  *Watcher // nil: one with the default intervals
 }
 
 // NewRouter is the inbox route table.
@@ -33,10 +34,20 @@ func NewRouter(d Deps) *gin.Engine {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Watch == nil {
+		d.Watch = NewWatcher(d.Events, d.Log, d.Now, 25*time.Millisecond, 250*time.Millisecond)
+	}
 	h := handlers{Deps: d}
+	read := httpx.RequireKey(d.Auth, tenant.ScopeInboxRead)
+	settle := httpx.RequireKey(d.Auth, tenant.ScopeInboxAck)
 	r := httpx.NewEngine(d.Log, d.Ready)
-	r.GET("/inbox", httpx.RequireKey(d.Auth, tenant.ScopeInboxRead), h.inbox)
-	r.POST("/ack", httpx.RequireKey(d.Auth, tenant.ScopeInboxAck), h.ack)
+	r.GET("/inbox", read, h.inbox)
+	r.POST("/inbox/pull", read, h.pull)
+	r.POST("/inbox/extend", settle, h.extend)
+	r.GET("/inbox/dead", read, h.dead)
+	r.POST("/inbox/redrive", settle, h.redrive)
+	r.POST("/ack", settle, h.ack)
+	r.POST("/nack", settle, h.nack)
 	return r
 }
 
@@ -48,11 +59,13 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return fmt.Errorf("dynamodb client: %w", err)
 	}
 	tables := ddb.TableNames(cfg.TablePrefix)
+	store := eventsdb.New(client, tables)
 	router := NewRouter(Deps{
 		Log:    log,
-		Events: eventsdb.New(client, tables),
+		Events: store,
 		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), cfg.AuthConfig, nil),
 		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
+		Watch:  NewWatcher(store, log, time.Now, cfg.LongPollMinInterval, cfg.LongPollMaxInterval),
 	})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
 }

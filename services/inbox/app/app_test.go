@@ -242,7 +242,7 @@ func TestAckBatch(t *testing.T) {
 				Code string `json:"code"`
 			} `json:"error"`
 		} `json:"results"`
-		Acked  int `json:"acknowledged_count"`
+		Acked  int `json:"succeeded_count"`
 		Failed int `json:"failed_count"`
 	}
 	res.JSON(t, &got)

@@ -19,31 +19,38 @@ const (
 	defaultLimit = 50
 	maxLimit     = 100
 	maxAckIDs    = 100
-	// ackParallelism bounds the concurrent writes of one batch ack.
-	ackParallelism = 16
-	// writeTimeout lets an ack that reached DynamoDB finish even if the client went away.
+	// settleParallelism bounds the concurrent writes of one batch call.
+	settleParallelism = 16
+	// writeTimeout lets a write that reached DynamoDB finish even if the client went away.
 	writeTimeout = 10 * time.Second
 )
 
-func (h handlers) inbox(c *gin.Context) {
-	p := httpx.Principal(c)
-	q := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: defaultLimit, Now: h.Now()}
+// listQuery reads limit and cursor, shared by the inbox and the dead-letter list.
+func listQuery(c *gin.Context, tenantID, list string) (limit int, after events.Position, err error) {
+	limit = defaultLimit
 	if s, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
-			httpx.Fail(c, httpx.BadRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxLimit)))
-			return
+			return 0, after, httpx.BadRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxLimit))
 		}
-		q.Limit = n
+		limit = n
 	}
 	if s, ok := c.GetQuery("cursor"); ok {
-		pos, err := events.DecodeCursor(p.TenantID, s)
-		if err != nil {
-			httpx.Fail(c, err)
-			return
+		if after, err = events.DecodeCursor(tenantID, list, s); err != nil {
+			return 0, after, err
 		}
-		q.After = pos
 	}
+	return limit, after, nil
+}
+
+func (h handlers) inbox(c *gin.Context) {
+	p := httpx.Principal(c)
+	limit, after, err := listQuery(c, p.TenantID, events.ListInbox)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	q := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: limit, After: after, Now: h.Now()}
 	if s, ok := c.GetQuery("event_type"); ok {
 		if err := events.ValidateType(s); err != nil {
 			httpx.Fail(c, err)
@@ -56,43 +63,18 @@ func (h handlers) inbox(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	// Written by hand so every payload goes out byte for byte as it came in.
-	b := append(make([]byte, 0, 4096), `{"events":[`...)
-	for i, e := range page.Events {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = events.AppendJSON(b, e)
-	}
-	b = append(b, ']')
+	next := ""
 	if !page.Next.IsZero() {
-		b = append(b, `,"next_cursor":"`...)
-		b = append(b, events.EncodeCursor(p.TenantID, page.Next)...) // base64url: nothing to escape
-		b = append(b, '"')
+		next = events.EncodeCursor(p.TenantID, events.ListInbox, page.Next)
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", append(b, '}'))
+	writeEvents(c, page.Events, false, next)
 }
 
 type ackRequest struct {
-	EventID  *string  `json:"event_id"`
-	EventIDs []string `json:"event_ids"`
-}
-
-type ackResult struct {
-	EventID string          `json:"event_id"`
-	Status  string          `json:"status,omitempty"`
-	Error   *ackResultError `json:"error,omitempty"`
-}
-
-type ackResultError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-type batchAckDTO struct {
-	Results           []ackResult `json:"results"`
-	AcknowledgedCount int         `json:"acknowledged_count"`
-	FailedCount       int         `json:"failed_count"`
+	EventID  *string    `json:"event_id"`
+	LeaseID  *string    `json:"lease_id"`
+	EventIDs []string   `json:"event_ids"`
+	Leases   []leaseRef `json:"leases"`
 }
 
 func (h handlers) ack(c *gin.Context) {
@@ -101,82 +83,110 @@ func (h handlers) ack(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	switch {
-	case req.EventID != nil && req.EventIDs != nil:
-		httpx.Fail(c, httpx.BadRequest("send either event_id or event_ids, not both"))
-	case req.EventID != nil:
-		h.ackOne(c, *req.EventID)
-	case req.EventIDs != nil:
-		h.ackMany(c, req.EventIDs)
-	default:
-		httpx.Fail(c, httpx.BadRequest("event_id or event_ids is required"))
+	if req.EventID == nil {
+		if req.LeaseID != nil {
+			httpx.Fail(c, httpx.BadRequest("lease_id goes with event_id; use leases for several"))
+			return
+		}
+		items, err := refs("event_id, event_ids or leases", req.EventIDs, req.Leases, false)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, settle(c, items, "acknowledged", func(ctx context.Context, r leaseRef) (map[string]any, error) {
+			return nil, h.ackEvent(ctx, c, r)
+		}))
+		return
 	}
-}
-
-func (h handlers) ackOne(c *gin.Context, id string) {
-	if err := h.ackEvent(c, id); err != nil {
+	if req.EventIDs != nil || req.Leases != nil {
+		httpx.Fail(c, httpx.BadRequest("send one of event_id, event_ids or leases"))
+		return
+	}
+	r := leaseRef{EventID: *req.EventID}
+	if req.LeaseID != nil {
+		if !events.ValidLeaseID(*req.LeaseID) {
+			httpx.Fail(c, httpx.BadRequest("lease_id is malformed"))
+			return
+		}
+		r.LeaseID = *req.LeaseID
+	}
+	ctx, cancel := writeContext(c)
+	defer cancel()
+	if err := h.ackEvent(ctx, c, r); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "acknowledged"})
 }
 
-func (h handlers) ackMany(c *gin.Context, ids []string) {
-	if len(ids) == 0 || len(ids) > maxAckIDs {
-		httpx.Fail(c, httpx.BadRequest(fmt.Sprintf("event_ids must hold 1 to %d ids", maxAckIDs)))
-		return
-	}
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if seen[id] {
-			httpx.Fail(c, httpx.BadRequest("event_ids contains "+strconv.Quote(id)+" more than once"))
-			return
-		}
-		seen[id] = true
-	}
-	out := batchAckDTO{Results: make([]ackResult, len(ids))}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, ackParallelism)
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out.Results[i] = ackResult{EventID: id, Status: "acknowledged"}
-			if err := h.ackEvent(c, id); err != nil {
-				out.Results[i] = ackResult{EventID: id, Error: resultError(err)}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, r := range out.Results {
-		if r.Error != nil {
-			out.FailedCount++
-		} else {
-			out.AcknowledgedCount++
-		}
-	}
-	c.JSON(http.StatusOK, out)
-}
-
 // ackEvent acknowledges one of the caller's events; acknowledging twice is not an error.
-func (h handlers) ackEvent(c *gin.Context, id string) error {
-	if !events.ValidID(id) {
+func (h handlers) ackEvent(ctx context.Context, c *gin.Context, r leaseRef) error {
+	if !events.ValidID(r.EventID) {
 		return events.ErrNotFound
 	}
 	p := httpx.Principal(c)
 	now := h.Now()
-	expires := now.Add(time.Duration(p.RetentionDays) * 24 * time.Hour)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), writeTimeout)
-	defer cancel()
-	_, err := h.Events.Ack(ctx, p.TenantID, id, now, expires)
+	expires := now.Add(time.Duration(orDefault(p.RetentionDays, defaultRetentionDays)) * 24 * time.Hour)
+	_, err := h.Events.Ack(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
 	return err
 }
 
-func resultError(err error) *ackResultError {
-	if errors.Is(err, events.ErrNotFound) {
-		return &ackResultError{Code: "not_found", Message: "event not found"}
+func writeContext(c *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(c.Request.Context()), writeTimeout)
+}
+
+type resultError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type batchResult struct {
+	Results        []map[string]any `json:"results"`
+	SucceededCount int              `json:"succeeded_count"`
+	FailedCount    int              `json:"failed_count"`
+}
+
+// settle runs op for every item, a bounded number at once, and reports each outcome in order:
+// {"event_id","status"} plus op's extra fields, or {"event_id","error":{"code","message"}}.
+func settle(c *gin.Context, items []leaseRef, status string, op func(context.Context, leaseRef) (map[string]any, error)) batchResult {
+	out := batchResult{Results: make([]map[string]any, len(items))}
+	ctx, cancel := writeContext(c)
+	defer cancel()
+	sem := make(chan struct{}, settleParallelism)
+	var wg sync.WaitGroup
+	for i, r := range items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var extra map[string]any
+			err := events.ErrNotFound
+			if events.ValidID(r.EventID) {
+				extra, err = op(ctx, r)
+			}
+			res := map[string]any{"event_id": r.EventID}
+			if err != nil {
+				he := httpx.Describe(err)
+				if errors.Is(err, events.ErrNotFound) {
+					he = httpx.NewError(http.StatusNotFound, "not_found", "event not found")
+				}
+				res["error"] = resultError{Code: he.Code, Message: he.Message}
+			} else {
+				res["status"] = status
+				for k, v := range extra {
+					res[k] = v
+				}
+			}
+			out.Results[i] = res
+		}()
 	}
-	he := httpx.Describe(err)
-	return &ackResultError{Code: he.Code, Message: he.Message}
+	wg.Wait()
+	for _, r := range out.Results {
+		if _, failed := r["error"]; failed {
+			out.FailedCount++
+		} else {
+			out.SucceededCount++
+		}
+	}
+	return out
 }

@@ -39,7 +39,9 @@ func NewRouter(d Deps) *gin.Engine {
 	}
 	h := handlers{Deps: d}
 	r := httpx.NewEngine(d.Log, d.Ready)
-	r.POST("/events", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite), h.ingest)
+	write := httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite)
+	r.POST("/events", write, h.ingest)
+	r.POST("/events/batch", write, h.batch)
 	r.GET("/events/:event_id", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite, tenant.ScopeInboxRead), h.get)
 	return r
 }
@@ -70,6 +72,11 @@ type acceptedDTO struct {
 }
 
 func (h handlers) ingest(c *gin.Context) {
+	idemKey, hasKey := c.Request.Header["Idempotency-Key"]
+	if hasKey && (len(idemKey) != 1 || !validIdempotencyKey(idemKey[0])) {
+		httpx.Fail(c, httpx.BadRequest("Idempotency-Key must be one header of 1 to 255 printable ASCII characters"))
+		return
+	}
 	body, err := httpx.ReadJSONBody(c, events.MaxEventBytes)
 	if err != nil {
 		httpx.Fail(c, err)
@@ -81,15 +88,27 @@ func (h handlers) ingest(c *gin.Context) {
 		return
 	}
 	p := httpx.Principal(c)
-	e := events.New(p.TenantID, eventType, body, p.Partitions, h.Now())
+	now := h.Now()
+	e := events.New(p.TenantID, eventType, body, p.Partitions, now)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), writeTimeout)
 	defer cancel()
-	if err := h.Events.Put(ctx, e); err != nil {
+	status := http.StatusAccepted
+	if hasKey {
+		var replayed bool
+		e, replayed, err = h.Events.PutOnce(ctx, e, idempotency(idemKey[0], body, now), now)
+		if replayed {
+			status = http.StatusOK
+			c.Header("Idempotent-Replayed", "true")
+		}
+	} else {
+		err = h.Events.Put(ctx, e)
+	}
+	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
 	c.Header("Location", "/events/"+e.ID)
-	c.JSON(http.StatusAccepted, acceptedDTO{EventID: e.ID, ReceivedAt: e.ReceivedAt.UnixMilli(), Status: "accepted"})
+	c.JSON(status, acceptedDTO{EventID: e.ID, ReceivedAt: e.ReceivedAt.UnixMilli(), Status: "accepted"})
 }
 
 func (h handlers) get(c *gin.Context) {
@@ -103,5 +122,5 @@ func (h handlers) get(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", events.AppendJSON(nil, e))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", events.AppendJSON(nil, e, false))
 }

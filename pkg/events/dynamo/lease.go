@@ -1,0 +1,328 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/events"
+)
+
+// leaseParallelism bounds the conditional writes one pull makes at once.
+const leaseParallelism = 16
+
+func upperBound(now time.Time) string {
+	// '~' sorts after every event id character, so every entry visible at now is included.
+	return fmt.Sprintf("%013d#~", now.UnixMilli())
+}
+
+// Visible asks each partition's index for one visible entry.
+func (s *Store) Visible(ctx context.Context, tenantID string, partitions int, now time.Time) (bool, error) {
+	for p := range max(partitions, 1) {
+		out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+			TableName:              aws.String(s.table),
+			IndexName:              aws.String(ddb.InboxIndex),
+			KeyConditionExpression: aws.String("inbox_pk = :pk AND inbox_sk <= :upper"),
+			ExpressionAttributeValues: ddb.Item{
+				":pk":    ddb.S(inboxPK(tenantID, p)),
+				":upper": ddb.S(upperBound(now)),
+			},
+			Limit: aws.Int32(1),
+		})
+		if err != nil {
+			return false, fmt.Errorf("peek inbox: %w", ddb.Translate(err))
+		}
+		if len(out.Items) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Lease reads candidates from every partition's index, oldest first, and takes them one
+// conditional write each. A candidate another puller took first, or that the index still
+// shows after an ack, fails its condition and is skipped.
+func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event, error) {
+	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
+	per := min(100, max(2*q.Max, 10))
+	var candidates []events.Position
+	for p := range max(q.Partitions, 1) {
+		out, err := s.client.Query(ctx, &dynamodb.QueryInput{
+			TableName:              aws.String(s.table),
+			IndexName:              aws.String(ddb.InboxIndex),
+			KeyConditionExpression: aws.String("inbox_pk = :pk AND inbox_sk <= :upper"),
+			ExpressionAttributeValues: ddb.Item{
+				":pk":    ddb.S(inboxPK(q.TenantID, p)),
+				":upper": ddb.S(upperBound(q.Now)),
+			},
+			Limit: aws.Int32(int32(per)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("query inbox: %w", ddb.Translate(err))
+		}
+		for _, it := range out.Items {
+			pos, err := events.ParseSortKey(ddb.GetS(it, "inbox_sk"))
+			if err != nil {
+				return nil, fmt.Errorf("inbox entry: %w", err)
+			}
+			candidates = append(candidates, pos)
+		}
+	}
+	slices.SortFunc(candidates, func(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) })
+
+	var leased []events.Event
+	for len(candidates) > 0 && len(leased) < q.Max {
+		wave := candidates[:min(len(candidates), q.Max-len(leased))]
+		candidates = candidates[len(wave):]
+		got, err := s.leaseWave(ctx, q, wave)
+		leased = append(leased, got...)
+		if err != nil {
+			if len(leased) > 0 {
+				// Hand out what is held rather than strand it until its lease lapses.
+				return leased, nil
+			}
+			return nil, err
+		}
+	}
+	return leased, nil
+}
+
+func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []events.Position) ([]events.Event, error) {
+	results := make([]*events.Event, len(wave))
+	errs := make([]error, len(wave))
+	sem := make(chan struct{}, leaseParallelism)
+	var wg sync.WaitGroup
+	for i, pos := range wave {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i], errs[i] = s.leaseOne(ctx, q, pos)
+		}()
+	}
+	wg.Wait()
+	var out []events.Event
+	var firstErr error
+	for i := range wave {
+		if results[i] != nil {
+			out = append(out, *results[i])
+		}
+		if errs[i] != nil && firstErr == nil {
+			firstErr = errs[i]
+		}
+	}
+	return out, firstErr
+}
+
+// leaseOne takes one candidate if it is still exactly as the index showed it. An event that
+// has been leased MaxDeliveries times already is buried instead.
+func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Position) (*events.Event, error) {
+	until := q.Now.Add(q.Visibility)
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(q.TenantID, pos.EventID),
+		UpdateExpression:         aws.String("SET lease_id = :lease, delivery_count = delivery_count + :one, visible_at = :until, inbox_sk = :newsk, leased_at = :now"),
+		ConditionExpression:      aws.String("#status = :undelivered AND inbox_sk = :oldsk AND delivery_count < :max"),
+		ExpressionAttributeNames: statusName,
+		ExpressionAttributeValues: ddb.Item{
+			":lease":       ddb.S(events.NewLeaseID()),
+			":one":         ddb.N(1),
+			":until":       ddb.N(until.UnixMilli()),
+			":newsk":       ddb.S(events.Position{VisibleAt: until, EventID: pos.EventID}.SortKey()),
+			":now":         ddb.N(q.Now.UnixMilli()),
+			":undelivered": ddb.S(string(events.StatusUndelivered)),
+			":oldsk":       ddb.S(pos.SortKey()),
+			":max":         ddb.N(int64(q.MaxDeliveries)),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		e := fromItem(out.Attributes)
+		return &e, nil
+	}
+	old, err := failedItem(err, q.Now)
+	if err == events.ErrNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease event: %w", err)
+	}
+	if events.Status(ddb.GetS(old, "status")) == events.StatusUndelivered && ddb.GetS(old, "inbox_sk") == pos.SortKey() &&
+		ddb.GetN(old, "delivery_count") >= int64(q.MaxDeliveries) {
+		return nil, s.bury(ctx, q.TenantID, pos, q.Now)
+	}
+	return nil, nil
+}
+
+// bury moves an event that has used up its deliveries from the inbox to the dead letters.
+func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, now time.Time) error {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(tenantID, pos.EventID),
+		UpdateExpression:         aws.String("SET #status = :dead, dead_at = :now, dead_pk = :tenant, dead_sk = :deadsk REMOVE inbox_pk, inbox_sk, lease_id"),
+		ConditionExpression:      aws.String("#status = :undelivered AND inbox_sk = :oldsk"),
+		ExpressionAttributeNames: statusName,
+		ExpressionAttributeValues: ddb.Item{
+			":dead":        ddb.S(string(events.StatusDead)),
+			":now":         ddb.N(now.UnixMilli()),
+			":tenant":      ddb.S(tenantID),
+			":deadsk":      ddb.S(events.Position{VisibleAt: now, EventID: pos.EventID}.SortKey()),
+			":undelivered": ddb.S(string(events.StatusUndelivered)),
+			":oldsk":       ddb.S(pos.SortKey()),
+		},
+	})
+	if err != nil && !ddb.IsConditionFailed(err) {
+		return fmt.Errorf("bury event: %w", ddb.Translate(err))
+	}
+	return nil
+}
+
+// Extend moves the lease's expiry; only the lease that holds the event may.
+func (s *Store) Extend(ctx context.Context, tenantID, eventID, leaseID string, until, now time.Time) (events.Event, error) {
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(tenantID, eventID),
+		UpdateExpression:         aws.String("SET visible_at = :until, inbox_sk = :newsk"),
+		ConditionExpression:      aws.String("#status = :undelivered AND lease_id = :lease"),
+		ExpressionAttributeNames: statusName,
+		ExpressionAttributeValues: ddb.Item{
+			":until":       ddb.N(until.UnixMilli()),
+			":newsk":       ddb.S(events.Position{VisibleAt: until, EventID: eventID}.SortKey()),
+			":undelivered": ddb.S(string(events.StatusUndelivered)),
+			":lease":       ddb.S(leaseID),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return fromItem(out.Attributes), nil
+	}
+	if _, err := failedItem(err, now); err != nil {
+		return events.Event{}, fmt.Errorf("extend lease: %w", err)
+	}
+	return events.Event{}, events.ErrLeaseLost
+}
+
+// Nack makes an undelivered event visible again at visibleAt.
+func (s *Store) Nack(ctx context.Context, tenantID, eventID, leaseID string, visibleAt, now time.Time) error {
+	cond := "#status = :undelivered"
+	vals := ddb.Item{
+		":visible":     ddb.N(visibleAt.UnixMilli()),
+		":newsk":       ddb.S(events.Position{VisibleAt: visibleAt, EventID: eventID}.SortKey()),
+		":undelivered": ddb.S(string(events.StatusUndelivered)),
+	}
+	if leaseID != "" {
+		cond += " AND lease_id = :lease"
+		vals[":lease"] = ddb.S(leaseID)
+	}
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.table),
+		Key:                                 key(tenantID, eventID),
+		UpdateExpression:                    aws.String("SET visible_at = :visible, inbox_sk = :newsk REMOVE lease_id"),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            statusName,
+		ExpressionAttributeValues:           vals,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil
+	}
+	old, err := failedItem(err, now)
+	if err != nil {
+		return fmt.Errorf("nack event: %w", err)
+	}
+	if events.Status(ddb.GetS(old, "status")) != events.StatusUndelivered {
+		return events.ErrSettled
+	}
+	return events.ErrLeaseLost
+}
+
+// Dead lists a tenant's dead events through the dead-letter index.
+func (s *Store) Dead(ctx context.Context, q events.DeadQuery) (events.InboxPage, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(ddb.DeadIndex),
+		KeyConditionExpression:    aws.String("dead_pk = :tenant"),
+		ExpressionAttributeValues: ddb.Item{":tenant": ddb.S(q.TenantID)},
+		Limit:                     aws.Int32(int32(q.Limit)),
+	}
+	if !q.After.IsZero() {
+		in.ExclusiveStartKey = ddb.Item{
+			"dead_pk":   ddb.S(q.TenantID),
+			"dead_sk":   ddb.S(q.After.SortKey()),
+			"tenant_id": ddb.S(q.TenantID),
+			"event_id":  ddb.S(q.After.EventID),
+		}
+	}
+	out, err := s.client.Query(ctx, in)
+	if err != nil {
+		return events.InboxPage{}, fmt.Errorf("query dead letters: %w", ddb.Translate(err))
+	}
+	var page events.InboxPage
+	positions := make([]events.Position, 0, len(out.Items))
+	for _, it := range out.Items {
+		pos, err := events.ParseSortKey(ddb.GetS(it, "dead_sk"))
+		if err != nil {
+			return events.InboxPage{}, fmt.Errorf("dead entry: %w", err)
+		}
+		positions = append(positions, pos)
+	}
+	if out.LastEvaluatedKey != nil && len(positions) > 0 {
+		page.Next = positions[len(positions)-1]
+	}
+	if len(positions) == 0 {
+		return page, nil
+	}
+	found, err := s.batchGet(ctx, q.TenantID, positions)
+	if err != nil {
+		return events.InboxPage{}, err
+	}
+	for _, pos := range positions {
+		if it, ok := found[pos.EventID]; ok && events.Status(ddb.GetS(it, "status")) == events.StatusDead {
+			page.Events = append(page.Events, fromItem(it))
+		}
+	}
+	return page, nil
+}
+
+// Redrive returns a dead event to its inbox partition, visible now, with a fresh count.
+func (s *Store) Redrive(ctx context.Context, tenantID, eventID string, now time.Time) error {
+	e, err := s.Get(ctx, tenantID, eventID, now)
+	if err != nil {
+		return err
+	}
+	if e.Status != events.StatusDead {
+		return events.ErrNotDead
+	}
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(tenantID, eventID),
+		UpdateExpression:         aws.String("SET #status = :undelivered, delivery_count = :zero, visible_at = :now, inbox_pk = :pk, inbox_sk = :sk REMOVE dead_pk, dead_sk, dead_at, lease_id"),
+		ConditionExpression:      aws.String("#status = :dead"),
+		ExpressionAttributeNames: statusName,
+		ExpressionAttributeValues: ddb.Item{
+			":undelivered": ddb.S(string(events.StatusUndelivered)),
+			":zero":        ddb.N(0),
+			":now":         ddb.N(now.UnixMilli()),
+			":pk":          ddb.S(inboxPK(tenantID, e.Partition)),
+			":sk":          ddb.S(events.Position{VisibleAt: now, EventID: eventID}.SortKey()),
+			":dead":        ddb.S(string(events.StatusDead)),
+		},
+	})
+	if ddb.IsConditionFailed(err) {
+		// Someone redrove or acknowledged it between the read and the write.
+		return events.ErrNotDead
+	}
+	if err != nil {
+		return fmt.Errorf("redrive event: %w", ddb.Translate(err))
+	}
+	return nil
+}
