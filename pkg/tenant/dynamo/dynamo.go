@@ -3,6 +3,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -264,12 +265,18 @@ func (s *Store) ListKeys(ctx context.Context, tenantID string) ([]tenant.APIKey,
 
 // RevokeKey marks a key revoked; revoking twice keeps the first revocation time.
 func (s *Store) RevokeKey(ctx context.Context, tenantID, keyID string, at time.Time) (tenant.APIKey, error) {
-	return s.updateKey(ctx, tenantID, keyID, &dynamodb.UpdateItemInput{
+	k, err := s.updateKey(ctx, tenantID, keyID, &dynamodb.UpdateItemInput{
 		UpdateExpression:          aws.String("SET #status = :revoked, revoked_at = if_not_exists(revoked_at, :at)"),
 		ConditionExpression:       aws.String("tenant_id = :t"),
 		ExpressionAttributeNames:  map[string]string{"#status": "status"},
 		ExpressionAttributeValues: ddb.Item{":revoked": ddb.S(string(tenant.KeyRevoked)), ":at": ddb.N(millis(at)), ":t": ddb.S(tenantID)},
 	})
+	if errors.Is(err, errEarlier) {
+		// The only condition is the key's tenant, which never changes: the item vanished
+		// between the read and the update. The internal sentinel must not reach callers.
+		return tenant.APIKey{}, fmt.Errorf("revoke key %s: %w", keyID, tenant.ErrKeyNotFound)
+	}
+	return k, err
 }
 
 // ExpireKeyBy moves a key's expiry to at unless it already expires earlier.
@@ -279,13 +286,13 @@ func (s *Store) ExpireKeyBy(ctx context.Context, tenantID, keyID string, at time
 		ConditionExpression:       aws.String("tenant_id = :t AND (attribute_not_exists(expires_at) OR expires_at > :at)"),
 		ExpressionAttributeValues: ddb.Item{":at": ddb.N(millis(at)), ":t": ddb.S(tenantID)},
 	})
-	if err == errEarlier {
+	if errors.Is(err, errEarlier) {
 		return s.GetKey(ctx, tenantID, keyID)
 	}
 	return k, err
 }
 
-var errEarlier = fmt.Errorf("condition failed on an existing key")
+var errEarlier = errors.New("condition failed on an existing key")
 
 func (s *Store) updateKey(ctx context.Context, tenantID, keyID string, in *dynamodb.UpdateItemInput) (tenant.APIKey, error) {
 	k, err := s.GetKey(ctx, tenantID, keyID)

@@ -14,3 +14,10 @@ type Config struct {
 	ddb.Settings
 	AdminTokens []string `envconfig:"ADMIN_TOKENS" required:"true" secret:"true" desc:"comma-separated admin bearer tokens, each at least 32 characters; the service refuses to start without one"`
 }
+
+// TablesConfig is the configuration of `keys-admin ensure-tables`: only what reaching DynamoDB
+// needs, so the job that creates the tables never holds an admin token.
+type TablesConfig struct {
+	logging.Options
+	ddb.Settings
+}
