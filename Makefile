@@ -17,7 +17,7 @@ demo:
 
 ## test: unit, integration and end-to-end tests against a real DynamoDB Local
 test: dynamodb-local lint
-	go test $(GO_TEST_FLAGS) work
+	./deploy/test-with-dynamodb.sh $(GO_TEST_FLAGS) work
 
 ## lint: formatting and vet across the workspace
 lint:

@@ -24,6 +24,14 @@ func Load(spec any, args []string, out io.Writer) (help bool, err error) {
 		}
 	}
 	if err := envconfig.Process(Prefix, spec); err != nil {
+		// envconfig names a missing variable without its prefix; name the one to set.
+		msg := err.Error()
+		for _, f := range Fields(spec) {
+			short := strings.TrimPrefix(f.Env, Prefix+"_")
+			if strings.Contains(msg, "required key "+short+" ") {
+				return false, fmt.Errorf("config: %s is required", f.Env)
+			}
+		}
 		return false, fmt.Errorf("config: %w", err)
 	}
 	return false, nil

@@ -41,6 +41,7 @@ var Access = map[string][]Grant{
 	ComponentKeysAdmin: {
 		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem", "Scan", "UpdateItem"}},
 		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem", "PutItem", "UpdateItem"}},
+		// Listing a tenant's keys; single keys are read through a pointer item, consistently.
 		{Table: APIKeysTable, Index: KeysByTenantIndex, Actions: []string{"Query"}},
 	},
 	ComponentTables: {

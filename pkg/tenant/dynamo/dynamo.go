@@ -193,12 +193,23 @@ func (s *Store) SetTenantStatus(ctx context.Context, id string, status tenant.St
 }
 
 // CreateKey stores a key's metadata under its hash.
+//
+// Beside it goes a pointer item from (tenant, key id) to the hash, so revoke and roll find the
+// key with consistent reads; the tenant index alone would be eventually consistent and could
+// miss a key issued a moment ago. The pointer has no tenant_id, so it stays out of that index.
 func (s *Store) CreateKey(ctx context.Context, k tenant.APIKey) error {
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           aws.String(s.tables.APIKeys),
-		Item:                keyToItem(k),
-		ConditionExpression: aws.String("attribute_not_exists(key_hash)"),
-	})
+	_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName:           aws.String(s.tables.APIKeys),
+			Item:                keyToItem(k),
+			ConditionExpression: aws.String("attribute_not_exists(key_hash)"),
+		}},
+		{Put: &types.Put{
+			TableName:           aws.String(s.tables.APIKeys),
+			Item:                ddb.Item{"key_hash": ddb.S(pointerKey(k.TenantID, k.ID)), "target_hash": ddb.S(k.Hash)},
+			ConditionExpression: aws.String("attribute_not_exists(key_hash)"),
+		}},
+	}})
 	if err != nil {
 		// A hash collision of two fresh 190-bit secrets does not happen; treat it as any failure.
 		return fmt.Errorf("create key: %w", ddb.Translate(err))
@@ -224,23 +235,29 @@ func (s *Store) KeyByHash(ctx context.Context, hash string) (tenant.APIKey, erro
 
 // GetKey finds a tenant's key by id through the tenant index.
 func (s *Store) GetKey(ctx context.Context, tenantID, keyID string) (tenant.APIKey, error) {
-	out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-		TableName:              aws.String(s.tables.APIKeys),
-		IndexName:              aws.String(ddb.KeysByTenantIndex),
-		KeyConditionExpression: aws.String("tenant_id = :t AND key_id = :k"),
-		ExpressionAttributeValues: ddb.Item{
-			":t": ddb.S(tenantID),
-			":k": ddb.S(keyID),
-		},
+	ptr, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.tables.APIKeys),
+		Key:            ddb.Item{"key_hash": ddb.S(pointerKey(tenantID, keyID))},
+		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return tenant.APIKey{}, fmt.Errorf("get key: %w", ddb.Translate(err))
+		return tenant.APIKey{}, fmt.Errorf("get key pointer: %w", ddb.Translate(err))
 	}
-	if len(out.Items) == 0 {
+	if ptr.Item == nil {
 		return tenant.APIKey{}, tenant.ErrKeyNotFound
 	}
-	return keyFromItem(out.Items[0]), nil
+	k, err := s.KeyByHash(ctx, ddb.GetS(ptr.Item, "target_hash"))
+	if err != nil {
+		return tenant.APIKey{}, err
+	}
+	if k.TenantID != tenantID || k.ID != keyID {
+		return tenant.APIKey{}, tenant.ErrKeyNotFound
+	}
+	return k, nil
 }
+
+// pointerKey cannot collide with a real key's hash, which is 64 hex characters.
+func pointerKey(tenantID, keyID string) string { return "key#" + tenantID + "#" + keyID }
 
 // ListKeys returns every key of a tenant, oldest id first.
 func (s *Store) ListKeys(ctx context.Context, tenantID string) ([]tenant.APIKey, error) {

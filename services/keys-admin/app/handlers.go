@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,23 +17,10 @@ type handlers struct {
 	admin *tenant.Admin
 }
 
-var (
-	errInvalidCursor = httpx.NewError(http.StatusBadRequest, "invalid_cursor", "cursor is malformed")
-	errKeyRevoked    = httpx.NewError(http.StatusConflict, "key_revoked", "the api key is revoked and cannot be rolled")
-	errKeyExpired    = httpx.NewError(http.StatusConflict, "key_expired", "the api key has expired and cannot be rolled; issue a new key")
-)
+var errInvalidCursor = httpx.NewError(http.StatusBadRequest, "invalid_cursor", "cursor is malformed")
 
-// fail hands err to the shared error middleware, first giving the conflicts only this service
-// produces their answers.
-func fail(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, tenant.ErrKeyRevoked):
-		err = errKeyRevoked
-	case errors.Is(err, tenant.ErrKeyExpired):
-		err = errKeyExpired
-	}
-	httpx.Fail(c, err)
-}
+// fail hands err to the shared error middleware.
+func fail(c *gin.Context, err error) { httpx.Fail(c, err) }
 
 // decodeOptional reads a body whose fields are all optional: a request without a body is {}.
 func decodeOptional(c *gin.Context, dst any) error {
