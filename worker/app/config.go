@@ -1,10 +1,16 @@
 package app
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/logging"
 )
+
+// MaxBatchSize is the largest page GET /inbox serves.
+const MaxBatchSize = 100
 
 // Config is the worker's whole configuration, read from TRIGGER_* variables.
 type Config struct {
@@ -14,4 +20,29 @@ type Config struct {
 	PollInterval   time.Duration `envconfig:"POLL_INTERVAL" default:"2s" desc:"pause between inbox reads when the inbox is empty"`
 	BatchSize      int           `envconfig:"BATCH_SIZE" default:"50" desc:"events read per inbox call (1-100)"`
 	RequestTimeout time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"timeout of each call to the inbox API"`
+}
+
+// Validate rejects settings the loop cannot work with. Its messages never contain a key.
+func (c Config) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.InboxURL)
+	switch {
+	case err != nil:
+		// Not wrapped: url.Parse's error repeats the URL, credentials and all.
+		errs = append(errs, errors.New("TRIGGER_INBOX_URL: not a valid URL"))
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs = append(errs, errors.New("TRIGGER_INBOX_URL: want an absolute http or https URL"))
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		errs = append(errs, errors.New("TRIGGER_INBOX_URL: want a base URL without credentials, query or fragment"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		errs = append(errs, fmt.Errorf("TRIGGER_BATCH_SIZE: %d is not in 1..%d", c.BatchSize, MaxBatchSize))
+	}
+	if c.PollInterval <= 0 {
+		errs = append(errs, errors.New("TRIGGER_POLL_INTERVAL: must be positive"))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("TRIGGER_REQUEST_TIMEOUT: must be positive"))
+	}
+	return errors.Join(errs...)
 }

@@ -1,0 +1,109 @@
+package stack
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trigger-api/trigger-api/pkg/apikey"
+)
+
+func TestEnvFileRoundTripsAndIsPrivate(t *testing.T) {
+	acme, _ := apikey.New("acme")
+	globex, _ := apikey.New("demo-globex-x1y2")
+	want := Env{
+		GatewayURL: "http://127.0.0.1:8080",
+		AdminToken: `it's "quoted" $HOME \ and spaced`,
+		WorkerBin:  "/tmp/bin dir/worker",
+		Keys:       map[string]string{"acme": acme.String(), "demo-globex-x1y2": globex.String()},
+	}
+	path := filepath.Join(t.TempDir(), "env")
+	if err := WriteEnvFile(path, want); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	got, err := ReadEnvFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GatewayURL != want.GatewayURL || got.AdminToken != want.AdminToken || got.WorkerBin != want.WorkerBin ||
+		len(got.Keys) != 2 || got.Keys["acme"] != acme.String() || got.Keys["demo-globex-x1y2"] != globex.String() {
+		t.Errorf("read back %+v, want %+v", got, want)
+	}
+
+	// The same file sourced by a shell gives the same values.
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatalf("sh: %v", err)
+	}
+	out, err := exec.Command(sh, "-c", `. "$1"; printf '%s\n' "$ADMIN_TOKEN" "$API_KEY_DEMO_GLOBEX_X1Y2"`, "sh", path).Output()
+	if err != nil {
+		t.Fatalf("sourcing the env file: %v", err)
+	}
+	if lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n"); len(lines) != 2 ||
+		lines[0] != want.AdminToken || lines[1] != globex.String() {
+		t.Errorf("a shell read %q", out)
+	}
+}
+
+func TestReadEnvFileExplainsAMissingStack(t *testing.T) {
+	_, err := ReadEnvFile(filepath.Join(t.TempDir(), "env"))
+	if err == nil || !strings.Contains(err.Error(), "make run") {
+		t.Errorf("error %v, want one pointing at `make run`", err)
+	}
+}
+
+func TestReadEnvFileRejectsDamage(t *testing.T) {
+	cases := map[string]string{
+		"unquoted":      "GATEWAY_URL=http://x\nADMIN_TOKEN='t'\nWORKER_BIN='w'\n",
+		"unterminated":  "GATEWAY_URL='http://x\nADMIN_TOKEN='t'\nWORKER_BIN='w'\n",
+		"missing-admin": "GATEWAY_URL='http://x'\nWORKER_BIN='w'\n",
+		"bad-key":       "GATEWAY_URL='http://x'\nADMIN_TOKEN='t'\nWORKER_BIN='w'\nAPI_KEY_ACME='tenant_acme_live_nope'\n",
+	}
+	for name, content := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "env")
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadEnvFile(path); err == nil {
+				t.Error("damaged env file accepted")
+			}
+		})
+	}
+}
+
+func TestPrefixWriterKeepsLinesWhole(t *testing.T) {
+	var out strings.Builder
+	w := &prefixWriter{prefix: "inbox | ", out: &syncWriter{w: &out}}
+	for _, chunk := range []string{"first li", "ne\nsecond line\nthi", "rd", " line\n"} {
+		if _, err := w.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "inbox | first line\ninbox | second line\ninbox | third line\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+func TestOptionsRefuseANonLoopbackGateway(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:8080", "localhost:8080"} {
+		o := Options{Root: t.TempDir(), GatewayAddr: addr}
+		if err := o.complete(); err == nil {
+			t.Errorf("%s accepted", addr)
+		}
+	}
+	o := Options{Root: t.TempDir(), GatewayAddr: "127.0.0.1:0", AdminTokens: []string{"short"}}
+	if err := o.complete(); err == nil || !strings.Contains(err.Error(), "32") {
+		t.Errorf("a short admin token: %v", err)
+	}
+}

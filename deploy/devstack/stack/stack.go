@@ -1,0 +1,586 @@
+// Package stack runs Trigger API locally: DynamoDB Local, the three services, a gateway that
+// routes like the production Ingress, and the worker. `go run ./deploy/devstack run` and the
+// end-to-end test both use it, so what a developer runs is what the test proves.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+)
+
+// Component names: the binaries' names and the log files' and log prefixes' too.
+const (
+	Ingest    = "ingest"
+	Inbox     = "inbox"
+	KeysAdmin = "keys-admin"
+	Worker    = "worker"
+)
+
+var binaries = []struct{ name, pkg string }{
+	{Ingest, "./services/ingest"},
+	{Inbox, "./services/inbox"},
+	{KeysAdmin, "./services/keys-admin"},
+	{Worker, "./worker"},
+}
+
+const (
+	// DefaultGatewayAddr is where `make run` serves the API.
+	DefaultGatewayAddr = "127.0.0.1:8080"
+	readyTimeout       = 60 * time.Second
+	stopGrace          = 15 * time.Second
+	// childShutdown is each service's own drain time; below stopGrace, so a clean stop is
+	// never cut short by the supervisor's kill.
+	childShutdown = "5s"
+)
+
+// DefaultTenants are the tenants `make run` creates.
+var DefaultTenants = []string{"acme", "globex"}
+
+// Options configure Start; the zero value is the `make run` stack.
+type Options struct {
+	Root   string // the checkout, holding go.work; empty: found above the working directory
+	BinDir string // where the binaries are built; empty: <root>/.cache/bin
+	// NoBuild uses the binaries already in BinDir. A second stack sharing a BinDir needs it:
+	// rebuilding could replace a binary that the first stack is running.
+	NoBuild     bool
+	BuildFlags  []string // extra `go build` flags, such as -race
+	StateDir    string   // logs and the env file; empty: <root>/.cache/devstack
+	GatewayAddr string   // loopback host:port; empty: 127.0.0.1:8080; port 0: a free one
+	AdminTokens []string // empty: one is generated
+	Tenants     []string // created with one key each; empty: DefaultTenants
+	// DynamoDBEndpoint uses a DynamoDB that is already running (tables get TablePrefix);
+	// empty starts DynamoDB Local in memory.
+	DynamoDBEndpoint   string
+	TablePrefix        string
+	WorkerPollInterval time.Duration // 0: the worker's default
+	LogLevel           string        // the children's; empty: info
+	// Stream receives the children's log lines, prefixed with the component's name, besides
+	// their log files; nil: files only. StreamOnly limits it to the named components.
+	Stream     io.Writer
+	StreamOnly []string
+	Progress   io.Writer // one line per start-up step; nil: silent
+}
+
+// Stack is a running local deployment.
+type Stack struct {
+	GatewayURL          string
+	AdminToken          string // the first admin token, the one the stack's own calls use
+	AdminTokenGenerated bool
+	Tenants             []string          // in creation order
+	Keys                map[string]string // tenant id → API key
+	ServiceURLs         map[string]string // component → its own loopback URL, bypassing the gateway
+	DynamoDBEndpoint    string
+	BinDir              string
+	LogDir              string
+	EnvFile             string // written once the stack is up; removed by Stop
+
+	opts     Options
+	stream   io.Writer
+	ddb      *ddblocal.Server
+	gateway  *http.Server
+	services []*proc
+	worker   *proc
+
+	stopping atomic.Bool
+	failOnce sync.Once
+	failed   chan struct{}
+	failure  error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start builds the binaries and brings the whole stack up, returning once the worker runs.
+// On failure everything already started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	generated := len(opts.AdminTokens) == 0
+	if err := opts.complete(); err != nil {
+		return nil, err
+	}
+	s := &Stack{
+		opts:                opts,
+		AdminTokenGenerated: generated,
+		Tenants:             opts.Tenants,
+		Keys:                map[string]string{},
+		ServiceURLs:         map[string]string{},
+		BinDir:              opts.BinDir,
+		LogDir:              opts.StateDir,
+		failed:              make(chan struct{}),
+	}
+	if opts.Stream != nil {
+		s.stream = &syncWriter{w: opts.Stream}
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Stop())
+		}
+	}()
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.BinDir, 0o755); err != nil {
+		return nil, err
+	}
+
+	if !opts.NoBuild {
+		s.progress("building %s into %s %s", strings.Join(names(), ", "), opts.BinDir, strings.Join(opts.BuildFlags, " "))
+		if err := build(ctx, opts.Root, opts.BinDir, opts.BuildFlags); err != nil {
+			return nil, err
+		}
+	}
+	endpoint, err := s.startDynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.DynamoDBEndpoint = endpoint
+	s.AdminToken = opts.AdminTokens[0]
+	common := append(childEnviron(), ddblocal.EnvFor(endpoint)...)
+	common = append(common,
+		"TRIGGER_TABLE_PREFIX="+opts.TablePrefix,
+		"TRIGGER_LOG_LEVEL="+opts.LogLevel,
+		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
+	)
+	adminEnv := append(slices.Clone(common), "TRIGGER_ADMIN_TOKENS="+strings.Join(opts.AdminTokens, ","))
+
+	s.progress("creating tables")
+	if err := s.ensureTables(ctx, adminEnv); err != nil {
+		return nil, err
+	}
+	if err := s.startServices(ctx, common, adminEnv); err != nil {
+		return nil, err
+	}
+	if err := s.startGateway(); err != nil {
+		return nil, err
+	}
+	s.progress("gateway on %s", s.GatewayURL)
+
+	admin := newCaller(s.GatewayURL, nil)
+	for _, t := range opts.Tenants {
+		key, err := admin.createTenantWithKey(ctx, s.AdminToken, t, strings.ToUpper(t[:1])+t[1:])
+		if err != nil {
+			return nil, err
+		}
+		s.Keys[t] = key
+	}
+	s.progress("tenants %s created, one key each", strings.Join(opts.Tenants, ", "))
+
+	if err := s.startWorker(common); err != nil {
+		return nil, err
+	}
+	s.EnvFile = filepath.Join(opts.StateDir, "env")
+	if err := WriteEnvFile(s.EnvFile, s.Env()); err != nil {
+		return nil, fmt.Errorf("write %s: %w", s.EnvFile, err)
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (o *Options) complete() error {
+	if o.Root == "" {
+		root, err := FindRoot()
+		if err != nil {
+			return err
+		}
+		o.Root = root
+	}
+	if o.BinDir == "" {
+		o.BinDir = filepath.Join(o.Root, ".cache", "bin")
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.Root, ".cache", "devstack")
+	}
+	if o.GatewayAddr == "" {
+		o.GatewayAddr = DefaultGatewayAddr
+	}
+	host, _, err := net.SplitHostPort(o.GatewayAddr)
+	if err != nil {
+		return fmt.Errorf("gateway address: %w", err)
+	}
+	// The gateway exposes the admin API, so it never listens beyond this machine.
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("gateway address %s: want a loopback IP such as 127.0.0.1", o.GatewayAddr)
+	}
+	if len(o.AdminTokens) == 0 {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		o.AdminTokens = []string{hex.EncodeToString(b[:])}
+	}
+	for i, t := range o.AdminTokens {
+		if len(t) < 32 {
+			return fmt.Errorf("admin token %d is shorter than 32 characters", i+1)
+		}
+	}
+	if len(o.Tenants) == 0 {
+		o.Tenants = DefaultTenants
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	return nil
+}
+
+// FindRoot returns the nearest folder above the working directory that holds go.work.
+func FindRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no go.work above the working directory: run from the checkout")
+		}
+	}
+}
+
+// names lists the components in start order.
+func names() []string {
+	out := make([]string, len(binaries))
+	for i, b := range binaries {
+		out[i] = b.name
+	}
+	return out
+}
+
+// build compiles every binary in one go invocation, so shared packages compile once.
+func build(ctx context.Context, root, binDir string, flags []string) error {
+	args := append([]string{"build", "-o", binDir + string(filepath.Separator)}, flags...)
+	for _, b := range binaries {
+		args = append(args, b.pkg)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// childEnviron is the supervisor's environment less the settings the stack decides itself,
+// so a developer's shell (an AWS profile, a TRIGGER_ variable) cannot point a child elsewhere.
+func childEnviron() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TRIGGER_") || strings.HasPrefix(kv, "AWS_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (s *Stack) progress(format string, args ...any) {
+	if s.opts.Progress != nil {
+		fmt.Fprintf(s.opts.Progress, "devstack: "+format+"\n", args...)
+	}
+}
+
+func (s *Stack) startDynamoDB(ctx context.Context) (string, error) {
+	if s.opts.DynamoDBEndpoint != "" {
+		s.progress("using DynamoDB at %s", s.opts.DynamoDBEndpoint)
+		return s.opts.DynamoDBEndpoint, nil
+	}
+	logPath := filepath.Join(s.LogDir, "dynamodb.log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	// DynamoDB Local keeps writing to its descriptor; the child holds its own copy of it.
+	defer f.Close()
+	srv, err := ddblocal.Start(ctx, ddblocal.Options{Log: f})
+	if err != nil {
+		return "", fmt.Errorf("DynamoDB Local: %w (log: %s)", err, logPath)
+	}
+	s.ddb = srv
+	s.progress("DynamoDB Local (in memory) on %s, log %s", srv.Endpoint, logPath)
+	return srv.Endpoint, nil
+}
+
+func (s *Stack) bin(name string) string { return filepath.Join(s.BinDir, name) }
+
+func (s *Stack) ensureTables(ctx context.Context, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin(KeysAdmin), "ensure-tables")
+	cmd.Env = env
+	cmd.SysProcAttr = childAttr()
+	out, err := cmd.CombinedOutput()
+	_ = os.WriteFile(filepath.Join(s.LogDir, "ensure-tables.log"), out, 0o600)
+	if err != nil {
+		return fmt.Errorf("keys-admin ensure-tables: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (s *Stack) streamFor(name string) io.Writer {
+	if s.stream == nil || (len(s.opts.StreamOnly) > 0 && !slices.Contains(s.opts.StreamOnly, name)) {
+		return nil
+	}
+	return s.stream
+}
+
+// exited is told of every child's end; one that ends before Stop began is a failure of the
+// whole stack.
+func (s *Stack) exited(p *proc) {
+	if s.stopping.Load() {
+		return
+	}
+	s.fail(fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15)))
+}
+
+func (s *Stack) fail(err error) {
+	s.failOnce.Do(func() {
+		s.failure = err
+		close(s.failed)
+	})
+}
+
+// Err is the failure that brought the stack down, or nil while it runs.
+func (s *Stack) Err() error {
+	select {
+	case <-s.failed:
+		return s.failure
+	default:
+		return nil
+	}
+}
+
+// Failed is closed when a component ends on its own or the gateway stops serving.
+func (s *Stack) Failed() <-chan struct{} { return s.failed }
+
+func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) error {
+	type started struct {
+		p   *proc
+		url string
+	}
+	var all []started
+	for _, name := range []string{Ingest, Inbox, KeysAdmin} {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		env := common
+		if name == KeysAdmin {
+			env = adminEnv
+		}
+		env = append(slices.Clone(env), "TRIGGER_HTTP_ADDR="+addr)
+		p, err := spawn(name, s.bin(name), nil, env, s.LogDir, s.streamFor(name), s.exited)
+		if err != nil {
+			return err
+		}
+		s.services = append(s.services, p)
+		all = append(all, started{p, "http://" + addr})
+		s.ServiceURLs[name] = "http://" + addr
+	}
+	for _, st := range all {
+		if err := waitReady(ctx, st.p, st.url); err != nil {
+			return err
+		}
+		s.progress("%s ready on %s, log %s", st.p.name, st.url, st.p.logPath)
+	}
+	return nil
+}
+
+// waitReady polls /readyz until it answers 200, the process ends, or the deadline passes.
+func waitReady(ctx context.Context, p *proc, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited during start-up (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready at %s/readyz (last: %s): %w; log %s", p.name, base, last, ctx.Err(), p.logPath)
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Stack) startGateway() error {
+	ln, err := net.Listen("tcp", s.opts.GatewayAddr)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	up := Upstreams{}
+	for name, dst := range map[string]**url.URL{Ingest: &up.Ingest, Inbox: &up.Inbox, KeysAdmin: &up.KeysAdmin} {
+		u, err := url.Parse(s.ServiceURLs[name])
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		*dst = u
+	}
+	logPath := filepath.Join(s.LogDir, "gateway.log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	var w io.Writer = f
+	if st := s.streamFor("gateway"); st != nil {
+		w = io.MultiWriter(f, &prefixWriter{prefix: fmt.Sprintf("%-10s| ", "gateway"), out: st})
+	}
+	errLog := log.New(w, "", log.LstdFlags)
+	s.gateway = &http.Server{
+		Handler:           NewGateway(up, errLog),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          errLog,
+	}
+	s.GatewayURL = "http://" + ln.Addr().String()
+	go func() {
+		err := s.gateway.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) && !s.stopping.Load() {
+			s.fail(fmt.Errorf("gateway: %w", err))
+		}
+		_ = f.Close()
+	}()
+	return nil
+}
+
+func (s *Stack) startWorker(common []string) error {
+	keys := make([]string, 0, len(s.Tenants))
+	for _, t := range s.Tenants {
+		keys = append(keys, s.Keys[t])
+	}
+	env := append(slices.Clone(common), "TRIGGER_INBOX_URL="+s.GatewayURL, "TRIGGER_API_KEYS="+strings.Join(keys, ","))
+	if d := s.opts.WorkerPollInterval; d > 0 {
+		env = append(env, "TRIGGER_POLL_INTERVAL="+d.String())
+	}
+	p, err := spawn(Worker, s.bin(Worker), nil, env, s.LogDir, s.streamFor(Worker), s.exited)
+	if err != nil {
+		return err
+	}
+	s.worker = p
+	s.progress("worker consuming %s, log %s", strings.Join(s.Tenants, ", "), p.logPath)
+	return nil
+}
+
+// Env is what a client of this stack needs; it is also what the env file holds.
+func (s *Stack) Env() Env {
+	keys := make(map[string]string, len(s.Keys))
+	for t, k := range s.Keys {
+		keys[t] = k
+	}
+	return Env{GatewayURL: s.GatewayURL, AdminToken: s.AdminToken, WorkerBin: s.bin(Worker), Keys: keys}
+}
+
+// PIDs are the process ids of the children the stack supervises (DynamoDB Local excepted).
+func (s *Stack) PIDs() map[string]int {
+	out := map[string]int{}
+	for _, p := range append(slices.Clone(s.services), s.worker) {
+		if p != nil {
+			out[p.name] = p.cmd.Process.Pid
+		}
+	}
+	return out
+}
+
+// Wait runs the stack until ctx ends (a clean stop, nil) or a component fails (everything is
+// stopped and the failure returned).
+func (s *Stack) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return s.Stop()
+	case <-s.failed:
+		return errors.Join(s.failure, s.Stop())
+	}
+}
+
+// Stop ends everything in order: the worker first, so it can finish and acknowledge the event
+// in hand through a gateway and inbox still up; then the services, the gateway and DynamoDB
+// Local. It waits for each and is safe to call more than once.
+func (s *Stack) Stop() error {
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		var errs []error
+		if s.worker != nil {
+			errs = append(errs, s.stopChild(s.worker))
+		}
+		var wg sync.WaitGroup
+		serviceErrs := make([]error, len(s.services))
+		for i, p := range s.services {
+			wg.Go(func() { serviceErrs[i] = s.stopChild(p) })
+		}
+		wg.Wait()
+		errs = append(errs, serviceErrs...)
+		if s.gateway != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, s.gateway.Shutdown(ctx))
+			cancel()
+		}
+		if s.ddb != nil {
+			s.ddb.Stop()
+		}
+		if s.EnvFile != "" {
+			if err := os.Remove(s.EnvFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// stopChild stops one child. One that had already ended was reported as the stack's failure
+// when it did, so it is not reported again here.
+func (s *Stack) stopChild(p *proc) error {
+	if p.exited() {
+		return nil
+	}
+	if err := p.stop(stopGrace); err != nil {
+		return fmt.Errorf("stop %s: %w; last lines of %s:\n%s", p.name, err, p.logPath, tail(p.logPath, 15))
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

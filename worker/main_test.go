@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"--help"}, &out); err != nil {
+		t.Fatalf("run --help: %v", err)
+	}
+	for _, name := range []string{"TRIGGER_INBOX_URL", "TRIGGER_API_KEYS", "TRIGGER_POLL_INTERVAL", "TRIGGER_BATCH_SIZE", "TRIGGER_REQUEST_TIMEOUT", "TRIGGER_LOG_LEVEL"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("--help does not mention %s:\n%s", name, out.String())
+		}
+	}
+}
+
+func TestMalformedKeyStopsStartUpWithoutShowingIt(t *testing.T) {
+	const key = "tenant_acme_live_not-a-real-key"
+	t.Setenv("TRIGGER_INBOX_URL", "http://127.0.0.1:1")
+	t.Setenv("TRIGGER_API_KEYS", key)
+	t.Setenv("TRIGGER_LOG_LEVEL", "error")
+	err := run(nil, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "key 1 of 1") {
+		t.Fatalf("run: %v, want a malformed-key error", err)
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("error shows the key: %v", err)
+	}
+}
