@@ -13,7 +13,8 @@ log=$(mktemp)
 java -Xmx2g -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
   -inMemory -disableTelemetry -port "$port" >"$log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
+stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"; }
+trap stop EXIT
 
 for _ in $(seq 1 300); do
   if up "$port"; then break; fi
@@ -22,4 +23,6 @@ for _ in $(seq 1 300); do
 done
 up "$port" || { echo "DynamoDB Local did not start" >&2; cat "$log" >&2; exit 1; }
 
-TRIGGER_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port" go test "$@"
+status=0
+TRIGGER_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port" go test "$@" || status=$?
+exit "$status"

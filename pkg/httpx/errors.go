@@ -83,6 +83,8 @@ func toHTTP(err error) (*Error, bool) {
 		return NewError(http.StatusConflict, "key_revoked", "the api key is revoked and cannot be rolled"), true
 	case errors.Is(err, tenant.ErrKeyExpired):
 		return NewError(http.StatusConflict, "key_expired", "the api key has expired and cannot be rolled; issue a new key"), true
+	case errors.Is(err, tenant.ErrPartitionsShrink):
+		return NewError(http.StatusConflict, "partitions_shrink", "partitions can only be increased"), true
 	case errors.Is(err, tenant.ErrExists):
 		return NewError(http.StatusConflict, "tenant_exists", "a tenant with this id already exists"), true
 	case errors.Is(err, storage.ErrUnavailable):

@@ -79,6 +79,9 @@ type NewTenant struct {
 	ID         string
 	Name       string
 	Partitions int
+	// Nil means the default.
+	MaxDeliveries *int
+	RetentionDays *int
 }
 
 // KeyRequest is a request to issue a key. Nil scopes mean all of them; a zero ExpiresAt means
@@ -115,8 +118,16 @@ func (a *Admin) CreateTenant(ctx context.Context, in NewTenant) (Tenant, error) 
 	if err := ValidateName(in.Name); err != nil {
 		return Tenant{}, err
 	}
-	if in.Partitions < 1 || in.Partitions > MaxPartitions {
-		return Tenant{}, invalid("partitions must be between 1 and %d", MaxPartitions)
+	maxDeliveries, retentionDays := DefaultMaxDeliveries, DefaultRetentionDays
+	if in.MaxDeliveries != nil {
+		maxDeliveries = *in.MaxDeliveries
+	}
+	if in.RetentionDays != nil {
+		retentionDays = *in.RetentionDays
+	}
+	limits := Patch{Partitions: &in.Partitions, MaxDeliveries: &maxDeliveries, RetentionDays: &retentionDays}
+	if err := limits.Validate(); err != nil {
+		return Tenant{}, err
 	}
 	now := a.clock()
 	t := Tenant{
@@ -124,8 +135,8 @@ func (a *Admin) CreateTenant(ctx context.Context, in NewTenant) (Tenant, error) 
 		Name:          in.Name,
 		Status:        StatusActive,
 		Partitions:    in.Partitions,
-		MaxDeliveries: DefaultMaxDeliveries,
-		RetentionDays: DefaultRetentionDays,
+		MaxDeliveries: maxDeliveries,
+		RetentionDays: retentionDays,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
@@ -168,13 +179,22 @@ func (a *Admin) ListTenants(ctx context.Context, limit int, after string) ([]Ten
 // SetTenantStatus suspends or reactivates a tenant. Its keys follow within the authenticator's
 // cache TTL.
 func (a *Admin) SetTenantStatus(ctx context.Context, id string, status Status) (Tenant, error) {
+	return a.UpdateTenant(ctx, id, StatusPatch(status))
+}
+
+// UpdateTenant changes a tenant's status and limits. Services see the change within the
+// authenticator's cache TTL.
+func (a *Admin) UpdateTenant(ctx context.Context, id string, p Patch) (Tenant, error) {
 	if err := ValidateID(id); err != nil {
 		return Tenant{}, err
 	}
-	if status != StatusActive && status != StatusSuspended {
-		return Tenant{}, invalid("status must be %q or %q", StatusActive, StatusSuspended)
+	if p.Empty() {
+		return Tenant{}, invalid("nothing to change: send status, partitions, max_deliveries or retention_days")
 	}
-	return a.store.SetTenantStatus(ctx, id, status, a.clock())
+	if err := p.Validate(); err != nil {
+		return Tenant{}, err
+	}
+	return a.store.UpdateTenant(ctx, id, p, a.clock())
 }
 
 // ValidateLabel checks a key's free-text label.

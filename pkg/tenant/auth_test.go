@@ -225,7 +225,7 @@ func TestAuthenticateRefusals(t *testing.T) {
 			return f.raw
 		}, true},
 		{"suspended-tenant", func(t *testing.T, f authFixture) string {
-			if _, err := f.store.SetTenantStatus(context.Background(), "acme", tenant.StatusSuspended, f.clock.Now()); err != nil {
+			if _, err := f.store.UpdateTenant(context.Background(), "acme", tenant.StatusPatch(tenant.StatusSuspended), f.clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 			return f.raw

@@ -22,6 +22,9 @@ var (
 	// ErrUnauthenticated covers every reason a key is refused, so callers cannot tell them apart.
 	ErrUnauthenticated = errors.New("unauthenticated")
 	ErrForbidden       = errors.New("api key lacks the required scope")
+	// ErrPartitionsShrink: events already sit on every existing partition, so the count may
+	// only grow.
+	ErrPartitionsShrink = errors.New("partitions can only be increased")
 )
 
 // ValidationError is a client mistake in an admin request.
@@ -60,6 +63,66 @@ type Tenant struct {
 	RetentionDays int
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+}
+
+// Limits on tenant settings.
+const (
+	MaxMaxDeliveries = 1000
+	MaxRetentionDays = 365
+)
+
+// Patch is a partial update of a tenant; nil fields stay as they are.
+type Patch struct {
+	Status        *Status
+	Partitions    *int
+	MaxDeliveries *int
+	RetentionDays *int
+}
+
+// StatusPatch changes only the status.
+func StatusPatch(s Status) Patch { return Patch{Status: &s} }
+
+// Empty reports whether p changes nothing.
+func (p Patch) Empty() bool {
+	return p.Status == nil && p.Partitions == nil && p.MaxDeliveries == nil && p.RetentionDays == nil
+}
+
+// Validate checks every field p sets.
+func (p Patch) Validate() error {
+	if p.Status != nil && *p.Status != StatusActive && *p.Status != StatusSuspended {
+		return invalid("status must be %q or %q", StatusActive, StatusSuspended)
+	}
+	if p.Partitions != nil && (*p.Partitions < 1 || *p.Partitions > MaxPartitions) {
+		return invalid("partitions must be between 1 and %d", MaxPartitions)
+	}
+	if p.MaxDeliveries != nil && (*p.MaxDeliveries < 1 || *p.MaxDeliveries > MaxMaxDeliveries) {
+		return invalid("max_deliveries must be between 1 and %d", MaxMaxDeliveries)
+	}
+	if p.RetentionDays != nil && (*p.RetentionDays < 1 || *p.RetentionDays > MaxRetentionDays) {
+		return invalid("retention_days must be between 1 and %d", MaxRetentionDays)
+	}
+	return nil
+}
+
+// Apply returns t with p's fields set, or ErrPartitionsShrink.
+func (p Patch) Apply(t Tenant, at time.Time) (Tenant, error) {
+	if p.Partitions != nil && *p.Partitions < t.Partitions {
+		return Tenant{}, ErrPartitionsShrink
+	}
+	if p.Status != nil {
+		t.Status = *p.Status
+	}
+	if p.Partitions != nil {
+		t.Partitions = *p.Partitions
+	}
+	if p.MaxDeliveries != nil {
+		t.MaxDeliveries = *p.MaxDeliveries
+	}
+	if p.RetentionDays != nil {
+		t.RetentionDays = *p.RetentionDays
+	}
+	t.UpdatedAt = at
+	return t, nil
 }
 
 // Scope is one permission a key grants.
@@ -108,7 +171,8 @@ type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) error
 	GetTenant(ctx context.Context, id string) (Tenant, error)
 	ListTenants(ctx context.Context, limit int, after string) (tenants []Tenant, next string, err error)
-	SetTenantStatus(ctx context.Context, id string, status Status, at time.Time) (Tenant, error)
+	// UpdateTenant applies the fields p sets; ErrPartitionsShrink if it would lower partitions.
+	UpdateTenant(ctx context.Context, id string, p Patch, at time.Time) (Tenant, error)
 
 	CreateKey(ctx context.Context, k APIKey) error
 	KeyByHash(ctx context.Context, hash string) (APIKey, error)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -170,24 +171,55 @@ func (s *Store) ListTenants(ctx context.Context, limit int, after string) ([]ten
 	return tenants, next, nil
 }
 
-// SetTenantStatus changes a tenant's status.
-func (s *Store) SetTenantStatus(ctx context.Context, id string, status tenant.Status, at time.Time) (tenant.Tenant, error) {
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.tables.Tenants),
-		Key:                 ddb.Item{"tenant_id": ddb.S(id)},
-		UpdateExpression:    aws.String("SET #status = :status, updated_at = :at"),
-		ConditionExpression: aws.String("attribute_exists(tenant_id)"),
-		ExpressionAttributeNames: map[string]string{
-			"#status": "status",
-		},
-		ExpressionAttributeValues: ddb.Item{":status": ddb.S(string(status)), ":at": ddb.N(millis(at))},
-		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if ddb.IsConditionFailed(err) {
-		return tenant.Tenant{}, tenant.ErrNotFound
+// UpdateTenant sets the patched fields in one conditional write; the condition also keeps
+// partitions from shrinking under a concurrent update.
+func (s *Store) UpdateTenant(ctx context.Context, id string, p tenant.Patch, at time.Time) (tenant.Tenant, error) {
+	set := []string{"updated_at = :at"}
+	names := map[string]string{}
+	vals := ddb.Item{":at": ddb.N(millis(at))}
+	cond := "attribute_exists(tenant_id)"
+	if p.Status != nil {
+		set = append(set, "#status = :status")
+		names["#status"] = "status"
+		vals[":status"] = ddb.S(string(*p.Status))
+	}
+	if p.Partitions != nil {
+		// PARTITIONS is a reserved word in DynamoDB expressions.
+		set = append(set, "#partitions = :partitions")
+		names["#partitions"] = "partitions"
+		vals[":partitions"] = ddb.N(int64(*p.Partitions))
+		cond += " AND #partitions <= :partitions"
+	}
+	if p.MaxDeliveries != nil {
+		set = append(set, "max_deliveries = :max_deliveries")
+		vals[":max_deliveries"] = ddb.N(int64(*p.MaxDeliveries))
+	}
+	if p.RetentionDays != nil {
+		set = append(set, "retention_days = :retention_days")
+		vals[":retention_days"] = ddb.N(int64(*p.RetentionDays))
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.tables.Tenants),
+		Key:                                 ddb.Item{"tenant_id": ddb.S(id)},
+		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ")),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeValues:           vals,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	if len(names) > 0 {
+		in.ExpressionAttributeNames = names
+	}
+	out, err := s.client.UpdateItem(ctx, in)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if ccf.Item == nil {
+			return tenant.Tenant{}, tenant.ErrNotFound
+		}
+		return tenant.Tenant{}, tenant.ErrPartitionsShrink
 	}
 	if err != nil {
-		return tenant.Tenant{}, fmt.Errorf("set tenant status: %w", ddb.Translate(err))
+		return tenant.Tenant{}, fmt.Errorf("update tenant: %w", ddb.Translate(err))
 	}
 	return tenantFromItem(out.Attributes), nil
 }

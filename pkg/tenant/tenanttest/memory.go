@@ -82,15 +82,18 @@ func (m *Memory) ListTenants(_ context.Context, limit int, after string) ([]tena
 	return out, next, nil
 }
 
-// SetTenantStatus implements tenant.Store.
-func (m *Memory) SetTenantStatus(_ context.Context, id string, status tenant.Status, at time.Time) (tenant.Tenant, error) {
+// UpdateTenant implements tenant.Store.
+func (m *Memory) UpdateTenant(_ context.Context, id string, p tenant.Patch, at time.Time) (tenant.Tenant, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.tenants[id]
 	if !ok {
 		return tenant.Tenant{}, tenant.ErrNotFound
 	}
-	t.Status, t.UpdatedAt = status, at
+	t, err := p.Apply(t, at)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
 	m.tenants[id] = t
 	return t, nil
 }

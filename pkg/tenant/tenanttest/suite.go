@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tenant.Store) {
 		{"tenant-get-unknown-not-found", testTenantUnknown},
 		{"tenant-set-status", testTenantSetStatus},
 		{"tenant-set-status-unknown-not-found", testTenantSetStatusUnknown},
+		{"tenant-update-limits-partitions-only-grow", testTenantLimits},
 		{"tenant-list-empty", testTenantListEmpty},
 		{"tenant-list-pagination", testTenantListPagination},
 		{"key-create-then-read", testKeyRoundTrip},
@@ -181,7 +182,7 @@ func testTenantSetStatus(t *testing.T, s tenant.Store) {
 	mustCreateTenant(t, s, tn)
 	for i, status := range []tenant.Status{tenant.StatusSuspended, tenant.StatusActive} {
 		at := base.Add(time.Duration(i+1) * time.Hour)
-		got, err := s.SetTenantStatus(ctx, "acme", status, at)
+		got, err := s.UpdateTenant(ctx, "acme", tenant.StatusPatch(status), at)
 		if err != nil {
 			t.Fatalf("set %s: %v", status, err)
 		}
@@ -202,7 +203,7 @@ func testTenantSetStatus(t *testing.T, s tenant.Store) {
 
 func testTenantSetStatusUnknown(t *testing.T, s tenant.Store) {
 	ctx := context.Background()
-	if _, err := s.SetTenantStatus(ctx, "ghost", tenant.StatusSuspended, base); !errors.Is(err, tenant.ErrNotFound) {
+	if _, err := s.UpdateTenant(ctx, "ghost", tenant.StatusPatch(tenant.StatusSuspended), base); !errors.Is(err, tenant.ErrNotFound) {
 		t.Fatalf("got %v, want ErrNotFound", err)
 	}
 	// An update must not create the tenant it did not find.
@@ -432,4 +433,36 @@ func testKeyExpireByNotFound(t *testing.T, s tenant.Store) {
 		t.Errorf("expire another tenant's key: got %v, want ErrKeyNotFound", err)
 	}
 	wantKey(t, s, k)
+}
+
+func testTenantLimits(t *testing.T, s tenant.Store) {
+	ctx := context.Background()
+	tn := sampleTenant("acme")
+	mustCreateTenant(t, s, tn)
+	four, twenty, thirty := 4, 20, 30
+	at := base.Add(time.Hour)
+	got, err := s.UpdateTenant(ctx, "acme", tenant.Patch{Partitions: &four, MaxDeliveries: &twenty, RetentionDays: &thirty}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tn
+	want.Partitions, want.MaxDeliveries, want.RetentionDays, want.UpdatedAt = 4, 20, 30, at
+	if d := tenantDiff(got, want); d != "" {
+		t.Fatalf("update returned:\n%s", d)
+	}
+	two := 2
+	if _, err := s.UpdateTenant(ctx, "acme", tenant.Patch{Partitions: &two, RetentionDays: &two}, base.Add(2*time.Hour)); !errors.Is(err, tenant.ErrPartitionsShrink) {
+		t.Fatalf("shrinking partitions: %v", err)
+	}
+	// The refused update changed nothing, not even the fields beside partitions.
+	read, err := s.GetTenant(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tenantDiff(read, want); d != "" {
+		t.Fatalf("after a refused update:\n%s", d)
+	}
+	if _, err := s.UpdateTenant(ctx, "acme", tenant.Patch{Partitions: &four}, base.Add(3*time.Hour)); err != nil {
+		t.Fatalf("keeping the same partitions: %v", err)
+	}
 }

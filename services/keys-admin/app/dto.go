@@ -11,9 +11,11 @@ import (
 // directly, so a field added to the domain cannot leak by accident (a key's hash above all).
 
 type createTenantRequest struct {
-	TenantID   string `json:"tenant_id"`
-	Name       string `json:"name"`
-	Partitions *int   `json:"partitions"`
+	TenantID      string `json:"tenant_id"`
+	Name          string `json:"name"`
+	Partitions    *int   `json:"partitions"`
+	MaxDeliveries *int   `json:"max_deliveries"`
+	RetentionDays *int   `json:"retention_days"`
 }
 
 func (r createTenantRequest) toDomain() tenant.NewTenant {
@@ -22,11 +24,24 @@ func (r createTenantRequest) toDomain() tenant.NewTenant {
 	if r.Partitions != nil {
 		partitions = *r.Partitions
 	}
-	return tenant.NewTenant{ID: r.TenantID, Name: r.Name, Partitions: partitions}
+	return tenant.NewTenant{ID: r.TenantID, Name: r.Name, Partitions: partitions,
+		MaxDeliveries: r.MaxDeliveries, RetentionDays: r.RetentionDays}
 }
 
 type patchTenantRequest struct {
-	Status *string `json:"status"`
+	Status        *string `json:"status"`
+	Partitions    *int    `json:"partitions"`
+	MaxDeliveries *int    `json:"max_deliveries"`
+	RetentionDays *int    `json:"retention_days"`
+}
+
+func (r patchTenantRequest) toDomain() tenant.Patch {
+	p := tenant.Patch{Partitions: r.Partitions, MaxDeliveries: r.MaxDeliveries, RetentionDays: r.RetentionDays}
+	if r.Status != nil {
+		s := tenant.Status(*r.Status)
+		p.Status = &s
+	}
+	return p
 }
 
 type issueKeyRequest struct {

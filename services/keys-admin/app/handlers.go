@@ -96,16 +96,13 @@ func (h *handlers) patchTenant(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if req.Status == nil {
-		fail(c, httpx.BadRequest(`nothing to change: "status" is required`))
-		return
-	}
-	t, err := h.admin.SetTenantStatus(c.Request.Context(), c.Param("tenant_id"), tenant.Status(*req.Status))
+	t, err := h.admin.UpdateTenant(c.Request.Context(), c.Param("tenant_id"), req.toDomain())
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	h.audit(c, "tenant status set", zap.String("tenant_id", t.ID), zap.String("status", string(t.Status)))
+	h.audit(c, "tenant updated", zap.String("tenant_id", t.ID), zap.String("status", string(t.Status)),
+		zap.Int("partitions", t.Partitions), zap.Int("max_deliveries", t.MaxDeliveries), zap.Int("retention_days", t.RetentionDays))
 	c.JSON(http.StatusOK, toTenantResponse(t))
 }
 

@@ -32,6 +32,15 @@ func TestTenantRoutes(t *testing.T) {
 		}
 	}
 
+	wantLimits := func(partitions, maxDeliveries, retentionDays int) func(*testing.T, response) {
+		return func(t *testing.T, res response) {
+			m := object(t, res.body)
+			if m["partitions"] != float64(partitions) || m["max_deliveries"] != float64(maxDeliveries) || m["retention_days"] != float64(retentionDays) {
+				t.Fatalf("limits %s", res.body)
+			}
+		}
+	}
+
 	e.runCalls(t, []call{
 		{name: "create-201", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"acme","name":"Acme Inc"}`},
 			status: 201, check: func(t *testing.T, res response) {
@@ -95,6 +104,22 @@ func TestTenantRoutes(t *testing.T) {
 		{name: "patch-404-unknown", request: request{method: "PATCH", path: "/admin/tenants/ghost", body: `{"status":"active"}`},
 			status: 404, code: "not_found"},
 		{name: "patch-400-bad-id", request: request{method: "PATCH", path: "/admin/tenants/Bad_Id", body: `{"status":"active"}`},
+			status: 400, code: "invalid_request"},
+		{name: "patch-200-limits", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":4,"max_deliveries":3,"retention_days":30}`},
+			status: 200, check: wantLimits(4, 3, 30)},
+		{name: "patch-409-partitions-shrink", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":2}`},
+			status: 409, code: "partitions_shrink"},
+		{name: "patch-400-partitions-over-64", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":65}`},
+			status: 400, code: "invalid_request"},
+		{name: "patch-400-max-deliveries-0", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"max_deliveries":0}`},
+			status: 400, code: "invalid_request"},
+		{name: "patch-400-retention-366", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"retention_days":366}`},
+			status: 400, code: "invalid_request"},
+		{name: "get-200-limits-kept", request: request{method: "GET", path: "/admin/tenants/acme"},
+			status: 200, check: wantLimits(4, 3, 30)},
+		{name: "create-201-limits", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"limited","name":"L","partitions":2,"max_deliveries":5,"retention_days":1}`},
+			status: 201, check: wantLimits(2, 5, 1)},
+		{name: "create-400-retention-0", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"limited2","name":"L","retention_days":0}`},
 			status: 400, code: "invalid_request"},
 		{name: "get-404-still-unknown-after-patch", request: request{method: "GET", path: "/admin/tenants/ghost"},
 			status: 404, code: "not_found"},
