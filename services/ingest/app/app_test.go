@@ -140,7 +140,7 @@ func TestIngestRefusals(t *testing.T) {
 	f := newFixture(t)
 	apitest.SeedTenant(t, f.tenants, "acme", 1)
 	apitest.SeedTenant(t, f.tenants, "suspended", 1)
-	if _, err := f.tenants.SetTenantStatus(context.Background(), "suspended", tenant.StatusSuspended, time.Now()); err != nil {
+	if _, err := f.tenants.UpdateTenant(context.Background(), "suspended", tenant.StatusPatch(tenant.StatusSuspended), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	good := apitest.SeedKey(t, f.tenants, "acme", apitest.KeyOptions{})
