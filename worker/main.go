@@ -1,5 +1,6 @@
-// Command worker is the mock Zap runner: it reads each configured tenant's inbox, processes
-// every event and acknowledges it, until SIGTERM.
+// Command worker is the mock Zap runner: for each configured tenant key it leases events from
+// the inbox with long polls, processes them (a log line each) and acknowledges them in batches,
+// until SIGTERM, when it finishes or hands back what it holds and exits.
 package main
 
 import (

@@ -11,7 +11,11 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if err := run([]string{"--help"}, &out); err != nil {
 		t.Fatalf("run --help: %v", err)
 	}
-	for _, name := range []string{"TRIGGER_INBOX_URL", "TRIGGER_API_KEYS", "TRIGGER_POLL_INTERVAL", "TRIGGER_BATCH_SIZE", "TRIGGER_REQUEST_TIMEOUT", "TRIGGER_LOG_LEVEL"} {
+	for _, name := range []string{
+		"TRIGGER_INBOX_URL", "TRIGGER_API_KEYS", "TRIGGER_CONCURRENCY", "TRIGGER_BATCH_SIZE", "TRIGGER_WAIT_SECONDS",
+		"TRIGGER_VISIBILITY_TIMEOUT", "TRIGGER_NACK_DELAY", "TRIGGER_ACK_INTERVAL", "TRIGGER_POLL_INTERVAL",
+		"TRIGGER_SHUTDOWN_TIMEOUT", "TRIGGER_REQUEST_TIMEOUT", "TRIGGER_LOG_LEVEL",
+	} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("--help does not mention %s:\n%s", name, out.String())
 		}

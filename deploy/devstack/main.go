@@ -131,7 +131,8 @@ func printBanner(w io.Writer, st *stack.Stack) {
 		fmt.Fprintf(w, "  curl -sS -X POST %s/ack -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"event_id\":\"EVENT_ID\"}'\n", gw, key)
 		fmt.Fprintf(w, "  curl -sS %s/events/EVENT_ID -H 'Authorization: Bearer %s'\n", gw, key)
 	}
-	fmt.Fprintf(w, "\nThe worker is consuming %s's inboxes, so an event you post is processed and acknowledged\n", strings.Join(st.Tenants, " and "))
-	fmt.Fprintf(w, "within its poll interval (watch the worker lines below; GET /events/EVENT_ID then says delivered).\n")
+	fmt.Fprintf(w, "\nThe worker is consuming %s's inboxes with long-poll leased pulls, so an event you post is\n", strings.Join(st.Tenants, " and "))
+	fmt.Fprintf(w, "processed and acknowledged at once (watch the worker lines below; GET /events/EVENT_ID then says\n")
+	fmt.Fprintf(w, "delivered). GET /inbox lists only what is waiting, so it is empty while the worker runs.\n")
 	fmt.Fprintf(w, "`make demo` replays the seed's demo with tenants of its own. Ctrl-C stops everything.\n\n")
 }

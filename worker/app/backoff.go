@@ -33,7 +33,7 @@ func (b Backoff) Ceiling(attempt int) time.Duration {
 }
 
 // Default pauses. Transient failures recover within seconds, so retries start fast; a refused
-// key needs a person (or a key rotation) to fix it, so its loop waits minutes, not milliseconds.
+// key needs a person (or a key rotation) to fix it, so its consumer waits minutes, not milliseconds.
 var (
 	DefaultRetryBackoff   = Backoff{Base: 250 * time.Millisecond, Max: 30 * time.Second}
 	DefaultRefusedBackoff = Backoff{Base: 30 * time.Second, Max: 5 * time.Minute}
@@ -44,9 +44,10 @@ type PauseReason string
 
 // Pause reasons.
 const (
-	// PauseIdle: the inbox returned less than a full page, so nothing more is waiting.
+	// PauseIdle: a pull found nothing sooner than TRIGGER_POLL_INTERVAL after it began.
 	PauseIdle PauseReason = "idle"
-	// PauseRetry: a transient failure (5xx, 429, network); the pause grows per failure.
+	// PauseRetry: a transient failure (5xx, 429, network) of a pull or an ack; the pause
+	// grows per failure.
 	PauseRetry PauseReason = "retry"
 	// PauseRefused: the API refused the key or the request (401, 403, other 4xx).
 	PauseRefused PauseReason = "refused"

@@ -14,30 +14,35 @@ import (
 	"time"
 )
 
-// maxPageBytes bounds what one inbox answer may hold: 100 events of at most 256 KiB each and
+// maxPageBytes bounds what one pull answer may hold: 100 events of at most 256 KiB each and
 // their envelope. A larger answer is not one the inbox sends, so it is an error, not a page.
 const maxPageBytes = 100*256<<10 + 4<<20
 
+// maxSettleBytes bounds a batch answer (ack, extend, nack): 100 short results.
+const maxSettleBytes = 1 << 20
+
 // NewHTTPClient returns the client the worker uses when none is injected: bounded dials and
-// header waits, and enough idle connections that every loop keeps its own warm one.
-func NewHTTPClient(cfg Config, loops int) *http.Client {
+// header waits, and enough idle connections that each key's puller, acks, extensions and nacks
+// keep warm ones of their own.
+func NewHTTPClient(cfg Config, keys int) *http.Client {
 	t := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          2*loops + 2,
-		MaxIdleConnsPerHost:   2*loops + 2,
+		MaxIdleConns:          4*keys + 2,
+		MaxIdleConnsPerHost:   4*keys + 2,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: cfg.RequestTimeout,
+		ResponseHeaderTimeout: cfg.pullTimeout(),
 		ExpectContinueTimeout: time.Second,
 	}
-	// Each call also carries its own deadline; this is the backstop for one that does not.
-	return &http.Client{Transport: t, Timeout: cfg.RequestTimeout}
+	// Each call carries its own deadline (a long poll's is longer than an ack's); this is the
+	// backstop for one that does not.
+	return &http.Client{Transport: t, Timeout: cfg.pullTimeout()}
 }
 
-// Event is one inbox entry as a processor sees it. The payload is the producer's JSON, kept raw;
-// the worker never logs it.
+// Event is one leased event as a processor sees it. The payload is the producer's JSON, kept
+// raw; the worker never logs it.
 type Event struct {
 	TenantID      string
 	ID            string
@@ -48,21 +53,28 @@ type Event struct {
 	DeliveryCount int
 }
 
-type inboxPageDTO struct {
-	Events     []inboxEventDTO `json:"events"`
-	NextCursor string          `json:"next_cursor"`
+type pullRequestDTO struct {
+	MaxEvents                int `json:"max_events"`
+	VisibilityTimeoutSeconds int `json:"visibility_timeout_seconds"`
+	WaitSeconds              int `json:"wait_seconds"`
 }
 
-type inboxEventDTO struct {
-	EventID       string          `json:"event_id"`
-	EventType     string          `json:"event_type"`
-	Payload       json.RawMessage `json:"payload"`
-	Timestamp     int64           `json:"timestamp"`
-	ReceivedAt    int64           `json:"received_at"`
-	DeliveryCount int             `json:"delivery_count"`
+type pullAnswerDTO struct {
+	Events []leasedEventDTO `json:"events"`
 }
 
-func (d inboxEventDTO) toEvent(tenantID string) Event {
+type leasedEventDTO struct {
+	EventID        string          `json:"event_id"`
+	EventType      string          `json:"event_type"`
+	Payload        json.RawMessage `json:"payload"`
+	Timestamp      int64           `json:"timestamp"`
+	ReceivedAt     int64           `json:"received_at"`
+	DeliveryCount  int             `json:"delivery_count"`
+	LeaseID        string          `json:"lease_id"`
+	LeaseExpiresAt int64           `json:"lease_expires_at"`
+}
+
+func (d leasedEventDTO) toEvent(tenantID string) Event {
 	return Event{
 		TenantID:      tenantID,
 		ID:            d.EventID,
@@ -81,17 +93,53 @@ func fromMillis(ms int64) time.Time {
 	return time.UnixMilli(ms)
 }
 
-type ackDTO struct {
+// leaseRef names one event under the lease the worker holds it by.
+type leaseRef struct {
 	EventID string `json:"event_id"`
+	LeaseID string `json:"lease_id"`
+}
+
+type ackRequestDTO struct {
+	Leases []leaseRef `json:"leases"`
+}
+
+type extendRequestDTO struct {
+	Leases                   []leaseRef `json:"leases"`
+	VisibilityTimeoutSeconds int        `json:"visibility_timeout_seconds"`
+}
+
+type nackRequestDTO struct {
+	Leases       []leaseRef `json:"leases"`
+	DelaySeconds int        `json:"delay_seconds"`
+}
+
+// settleAnswerDTO is the answer of every batch call: one result per item, in order.
+type settleAnswerDTO struct {
+	Results []settleResultDTO `json:"results"`
+}
+
+type settleResultDTO struct {
+	EventID        string     `json:"event_id"`
+	Status         string     `json:"status"`
+	LeaseExpiresAt int64      `json:"lease_expires_at"`
+	Error          *errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
 }
 
 type errorEnvelopeDTO struct {
-	Error struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
-	} `json:"error"`
+	Error errorBody `json:"error"`
 }
+
+// Per-item error codes the worker acts on.
+const (
+	codeLeaseLost = "lease_lost"
+	codeNotFound  = "not_found"
+)
 
 // StatusError is an answer of the inbox API other than the one expected. It carries what the
 // envelope says, never the request's credentials.
@@ -118,53 +166,90 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// inboxAPI speaks the two calls the worker needs. It is safe for concurrent use.
+// inboxAPI speaks the consumer calls of the inbox API. It is safe for concurrent use.
 type inboxAPI struct {
-	http  *http.Client
-	inbox string
-	ack   string
+	http                    *http.Client
+	pullURL, extendURL      string
+	ackURL, nackURL         string
+	visibility, waitSeconds int
 }
 
-func newInboxAPI(client *http.Client, base string) (*inboxAPI, error) {
-	inbox, err := url.JoinPath(base, "inbox")
-	if err != nil {
-		return nil, fmt.Errorf("inbox url: %w", err)
+func newInboxAPI(client *http.Client, cfg Config) (*inboxAPI, error) {
+	a := &inboxAPI{http: client, visibility: cfg.visibilitySeconds(), waitSeconds: cfg.WaitSeconds}
+	for _, u := range []struct {
+		dst  *string
+		path []string
+	}{
+		{&a.pullURL, []string{"inbox", "pull"}},
+		{&a.extendURL, []string{"inbox", "extend"}},
+		{&a.ackURL, []string{"ack"}},
+		{&a.nackURL, []string{"nack"}},
+	} {
+		joined, err := url.JoinPath(cfg.InboxURL, u.path...)
+		if err != nil {
+			return nil, fmt.Errorf("inbox url: %w", err)
+		}
+		*u.dst = joined
 	}
-	ack, err := url.JoinPath(base, "ack")
-	if err != nil {
-		return nil, fmt.Errorf("ack url: %w", err)
-	}
-	return &inboxAPI{http: client, inbox: inbox, ack: ack}, nil
+	return a, nil
 }
 
-// read fetches the oldest undelivered events, at most limit of them.
-func (a *inboxAPI) read(ctx context.Context, key string, limit int) ([]inboxEventDTO, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.inbox+"?limit="+strconv.Itoa(limit), nil)
-	if err != nil {
-		return nil, err
-	}
-	var page inboxPageDTO
-	if err := a.do(req, key, "read inbox", http.StatusOK, &page); err != nil {
-		return nil, err
-	}
-	return page.Events, nil
+// pull leases up to max events, long-polling as configured.
+func (a *inboxAPI) pull(ctx context.Context, key string, max int) ([]leasedEventDTO, error) {
+	var out pullAnswerDTO
+	err := a.post(ctx, key, "pull", a.pullURL, pullRequestDTO{
+		MaxEvents: max, VisibilityTimeoutSeconds: a.visibility, WaitSeconds: a.waitSeconds,
+	}, maxPageBytes, &out)
+	return out.Events, err
 }
 
-// acknowledge marks one event delivered.
-func (a *inboxAPI) acknowledge(ctx context.Context, key, eventID string) error {
-	body, err := json.Marshal(ackDTO{EventID: eventID})
+// ack acknowledges events under their leases; each item's outcome is in the results.
+func (a *inboxAPI) ack(ctx context.Context, key string, leases []leaseRef) ([]settleResultDTO, error) {
+	var out settleAnswerDTO
+	err := a.post(ctx, key, "ack", a.ackURL, ackRequestDTO{Leases: leases}, maxSettleBytes, &out)
+	return out.Results, checkResults("ack", err, out.Results, leases)
+}
+
+// extend moves the leases' expiry to the configured visibility timeout from now.
+func (a *inboxAPI) extend(ctx context.Context, key string, leases []leaseRef) ([]settleResultDTO, error) {
+	var out settleAnswerDTO
+	err := a.post(ctx, key, "extend", a.extendURL, extendRequestDTO{Leases: leases, VisibilityTimeoutSeconds: a.visibility}, maxSettleBytes, &out)
+	return out.Results, checkResults("extend", err, out.Results, leases)
+}
+
+// nack hands events back, visible again after delay seconds.
+func (a *inboxAPI) nack(ctx context.Context, key string, leases []leaseRef, delay int) ([]settleResultDTO, error) {
+	var out settleAnswerDTO
+	err := a.post(ctx, key, "nack", a.nackURL, nackRequestDTO{Leases: leases, DelaySeconds: delay}, maxSettleBytes, &out)
+	return out.Results, checkResults("nack", err, out.Results, leases)
+}
+
+// checkResults insists on one result per item, in order, since the caller pairs them up.
+func checkResults(op string, err error, results []settleResultDTO, sent []leaseRef) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.ack, bytes.NewReader(body))
+	if len(results) != len(sent) {
+		return fmt.Errorf("%s: %d results for %d items", op, len(results), len(sent))
+	}
+	for i, r := range results {
+		if r.EventID != sent[i].EventID {
+			return fmt.Errorf("%s: result %d names %q, want %q", op, i+1, r.EventID, sent[i].EventID)
+		}
+	}
+	return nil
+}
+
+func (a *inboxAPI) post(ctx context.Context, key, op, u string, body any, limit int64, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return a.do(req, key, "ack", http.StatusOK, nil)
-}
-
-func (a *inboxAPI) do(req *http.Request, key, op string, want int, out any) error {
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "trigger-worker")
@@ -177,14 +262,10 @@ func (a *inboxAPI) do(req *http.Request, key, op string, want int, out any) erro
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 	}()
-	if resp.StatusCode != want {
+	if resp.StatusCode != http.StatusOK {
 		return statusError(op, resp)
 	}
-	if out == nil {
-		return nil
-	}
-	dec := json.NewDecoder(io.LimitReader(resp.Body, maxPageBytes))
-	if err := dec.Decode(out); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(out); err != nil {
 		return fmt.Errorf("%s: decode answer: %w", op, err)
 	}
 	return nil
@@ -205,32 +286,15 @@ func statusError(op string, resp *http.Response) *StatusError {
 	return e
 }
 
-// failure is what the loop does about an error.
-type failure int
-
-const (
-	// transient: the API or the network is struggling; retry with a growing pause.
-	transient failure = iota
-	// refused: the API will not serve this key (401, 403) or this request; retrying soon
-	// cannot help, so pause long.
-	refused
-	// gone: the event does not exist for this tenant; nothing is left to do for it.
-	gone
-)
-
-func classify(err error) failure {
+// transient reports whether err is worth retrying soon: the API or the network is struggling
+// (5xx, 429, 408, no answer). Anything else is a refusal of the key or the request, which
+// retrying soon cannot fix.
+func transient(err error) bool {
 	var se *StatusError
 	if !errors.As(err, &se) {
-		return transient
+		return true
 	}
-	switch {
-	case se.Status >= 500, se.Status == http.StatusTooManyRequests, se.Status == http.StatusRequestTimeout:
-		return transient
-	case se.Status == http.StatusNotFound:
-		return gone
-	default:
-		return refused
-	}
+	return se.Status >= 500 || se.Status == http.StatusTooManyRequests || se.Status == http.StatusRequestTimeout
 }
 
 func retryAfter(err error) time.Duration {

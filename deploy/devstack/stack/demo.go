@@ -233,14 +233,17 @@ func pause(ctx context.Context, d time.Duration) error {
 
 // runWorker runs the real worker binary for the two demo keys until both inboxes are empty,
 // then stops it with SIGTERM as Kubernetes would, and checks it exited cleanly and logged
-// each event as processed.
+// each event as processed. An empty inbox may still mean leased and not yet acknowledged;
+// the worker sends its pending acks before it exits, so the next step sees both delivered.
 func runWorker(ctx context.Context, out io.Writer, quiet *caller, env Env, keyA, keyB string, want []string) ([]string, error) {
 	var logs bytes.Buffer
 	cmd := exec.Command(env.WorkerBin)
+	// The worker's defaults: long polls, so it takes each event as soon as it is visible.
 	cmd.Env = append(childEnviron(),
 		"TRIGGER_INBOX_URL="+env.GatewayURL,
 		"TRIGGER_API_KEYS="+keyA+","+keyB,
-		"TRIGGER_POLL_INTERVAL="+demoPollInterval.String(),
+		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
+		"TRIGGER_REQUEST_TIMEOUT="+workerRequestTimeout,
 	)
 	w := io.MultiWriter(&logs, &prefixWriter{prefix: "  worker | ", out: out})
 	cmd.Stdout, cmd.Stderr = w, w

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -19,6 +20,8 @@ type proc struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error // how it ended; read only after done is closed
+	// stopping is set once it was asked to stop, so its end is not reported as a failure.
+	stopping atomic.Bool
 }
 
 // spawn starts bin with env, its output going to its own log file and, when stream is not nil,
@@ -62,6 +65,7 @@ func (p *proc) stop(grace time.Duration) error {
 		return p.err
 	default:
 	}
+	p.stopping.Store(true)
 	// The child leads its own process group, so this reaches anything it started too.
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	t := time.NewTimer(grace)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ const (
 	// childShutdown is each service's own drain time; below stopGrace, so a clean stop is
 	// never cut short by the supervisor's kill.
 	childShutdown = "5s"
+	// workerRequestTimeout bounds the worker's calls; its last acks and nacks after
+	// childShutdown take at most this, which keeps the worker's stop within stopGrace too.
+	workerRequestTimeout = "5s"
 )
 
 // DefaultTenants are the tenants `make run` creates.
@@ -69,10 +73,9 @@ type Options struct {
 	Tenants     []string // created with one key each; empty: DefaultTenants
 	// DynamoDBEndpoint uses a DynamoDB that is already running (tables get TablePrefix);
 	// empty starts DynamoDB Local in memory.
-	DynamoDBEndpoint   string
-	TablePrefix        string
-	WorkerPollInterval time.Duration // 0: the worker's default
-	LogLevel           string        // the children's; empty: info
+	DynamoDBEndpoint string
+	TablePrefix      string
+	LogLevel         string // the children's; empty: info
 	// Stream receives the children's log lines, prefixed with the component's name, besides
 	// their log files; nil: files only. StreamOnly limits it to the named components.
 	Stream     io.Writer
@@ -99,6 +102,10 @@ type Stack struct {
 	gateway  *http.Server
 	services []*proc
 	worker   *proc
+	common   []string // the environment every child shares
+
+	mu      sync.Mutex
+	workers []*proc // started by StartWorker
 
 	stopping atomic.Bool
 	failOnce sync.Once
@@ -159,6 +166,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
 	)
 	adminEnv := append(slices.Clone(common), "TRIGGER_ADMIN_TOKENS="+strings.Join(opts.AdminTokens, ","))
+	s.common = common
 
 	s.progress("creating tables")
 	if err := s.ensureTables(ctx, adminEnv); err != nil {
@@ -174,7 +182,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	admin := newCaller(s.GatewayURL, nil)
 	for _, t := range opts.Tenants {
-		key, err := admin.createTenantWithKey(ctx, s.AdminToken, t, strings.ToUpper(t[:1])+t[1:])
+		key, err := admin.createTenantWithKey(ctx, s.AdminToken, t, displayName(t))
 		if err != nil {
 			return nil, err
 		}
@@ -182,9 +190,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	s.progress("tenants %s created, one key each", strings.Join(opts.Tenants, ", "))
 
-	if err := s.startWorker(common); err != nil {
+	keys := make([]string, 0, len(s.Tenants))
+	for _, t := range s.Tenants {
+		keys = append(keys, s.Keys[t])
+	}
+	if s.worker, err = s.spawnWorker(Worker, keys, nil); err != nil {
 		return nil, err
 	}
+	s.progress("worker consuming %s, log %s", strings.Join(s.Tenants, ", "), s.worker.logPath)
 	s.EnvFile = filepath.Join(opts.StateDir, "env")
 	if err := WriteEnvFile(s.EnvFile, s.Env()); err != nil {
 		return nil, fmt.Errorf("write %s: %w", s.EnvFile, err)
@@ -346,7 +359,7 @@ func (s *Stack) streamFor(name string) io.Writer {
 // exited is told of every child's end; one that ends before Stop began is a failure of the
 // whole stack.
 func (s *Stack) exited(p *proc) {
-	if s.stopping.Load() {
+	if s.stopping.Load() || p.stopping.Load() {
 		return
 	}
 	s.fail(fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15)))
@@ -480,23 +493,58 @@ func (s *Stack) startGateway() error {
 	return nil
 }
 
-func (s *Stack) startWorker(common []string) error {
-	keys := make([]string, 0, len(s.Tenants))
-	for _, t := range s.Tenants {
-		keys = append(keys, s.Keys[t])
-	}
-	env := append(slices.Clone(common), "TRIGGER_INBOX_URL="+s.GatewayURL, "TRIGGER_API_KEYS="+strings.Join(keys, ","))
-	if d := s.opts.WorkerPollInterval; d > 0 {
-		env = append(env, "TRIGGER_POLL_INTERVAL="+d.String())
-	}
-	p, err := spawn(Worker, s.bin(Worker), nil, env, s.LogDir, s.streamFor(Worker), s.exited)
-	if err != nil {
-		return err
-	}
-	s.worker = p
-	s.progress("worker consuming %s, log %s", strings.Join(s.Tenants, ", "), p.logPath)
-	return nil
+// workerName keeps a worker's name usable as a log file's name.
+var workerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func displayName(tenantID string) string { return strings.ToUpper(tenantID[:1]) + tenantID[1:] }
+
+// CreateTenant creates a tenant through the admin API and returns a key for it. The stack's
+// own worker does not consume it, so a caller decides which workers do.
+func (s *Stack) CreateTenant(ctx context.Context, tenantID string) (string, error) {
+	return newCaller(s.GatewayURL, nil).createTenantWithKey(ctx, s.AdminToken, tenantID, displayName(tenantID))
 }
+
+// StartWorker runs one more worker, named name (its log is <name>.log), consuming keys
+// through the gateway; env adds or overrides TRIGGER_* settings. Several calls with the same
+// keys are replicas side by side, as a Deployment scaled up would run them. The stack stops it
+// with everything else unless the caller stops it first.
+func (s *Stack) StartWorker(name string, keys []string, env ...string) (*WorkerProc, error) {
+	if !workerName.MatchString(name) || slices.Contains(names(), name) || name == "gateway" {
+		return nil, fmt.Errorf("worker name %q: want lower-case letters, digits and dashes, not a component's name", name)
+	}
+	p, err := s.spawnWorker(name, keys, env)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.workers = append(s.workers, p)
+	s.mu.Unlock()
+	return &WorkerProc{p: p}, nil
+}
+
+func (s *Stack) spawnWorker(name string, keys, extra []string) (*proc, error) {
+	env := append(slices.Clone(s.common),
+		"TRIGGER_INBOX_URL="+s.GatewayURL,
+		"TRIGGER_API_KEYS="+strings.Join(keys, ","),
+		"TRIGGER_REQUEST_TIMEOUT="+workerRequestTimeout,
+	)
+	// Later entries win in a child's environment, so extra overrides the defaults above.
+	env = append(env, extra...)
+	return spawn(name, s.bin(Worker), nil, env, s.LogDir, s.streamFor(Worker), s.exited)
+}
+
+// WorkerProc is a worker started by StartWorker.
+type WorkerProc struct{ p *proc }
+
+// LogPath is the file its JSON log lines go to.
+func (w *WorkerProc) LogPath() string { return w.p.logPath }
+
+// Stop sends SIGTERM, as Kubernetes does, and waits for the worker to exit: nil for a clean
+// exit 0, an error for any other end or if it had to be killed.
+func (w *WorkerProc) Stop() error { return w.p.stop(stopGrace) }
+
+// Done is closed once the worker has exited, for whatever reason.
+func (w *WorkerProc) Done() <-chan struct{} { return w.p.done }
 
 // Env is what a client of this stack needs; it is also what the env file holds.
 func (s *Stack) Env() Env {
@@ -510,7 +558,10 @@ func (s *Stack) Env() Env {
 // PIDs are the process ids of the children the stack supervises (DynamoDB Local excepted).
 func (s *Stack) PIDs() map[string]int {
 	out := map[string]int{}
-	for _, p := range append(slices.Clone(s.services), s.worker) {
+	s.mu.Lock()
+	all := append(append(slices.Clone(s.services), s.worker), s.workers...)
+	s.mu.Unlock()
+	for _, p := range all {
 		if p != nil {
 			out[p.name] = p.cmd.Process.Pid
 		}
@@ -529,17 +580,25 @@ func (s *Stack) Wait(ctx context.Context) error {
 	}
 }
 
-// Stop ends everything in order: the worker first, so it can finish and acknowledge the event
-// in hand through a gateway and inbox still up; then the services, the gateway and DynamoDB
-// Local. It waits for each and is safe to call more than once.
+// Stop ends everything in order: the workers first, so they can finish and acknowledge the
+// events in hand through a gateway and inbox still up; then the services, the gateway and
+// DynamoDB Local. It waits for each and is safe to call more than once.
 func (s *Stack) Stop() error {
 	s.stopOnce.Do(func() {
 		s.stopping.Store(true)
-		var errs []error
+		s.mu.Lock()
+		workers := slices.Clone(s.workers)
+		s.mu.Unlock()
 		if s.worker != nil {
-			errs = append(errs, s.stopChild(s.worker))
+			workers = append(workers, s.worker)
 		}
+		workerErrs := make([]error, len(workers))
 		var wg sync.WaitGroup
+		for i, p := range workers {
+			wg.Go(func() { workerErrs[i] = s.stopChild(p) })
+		}
+		wg.Wait()
+		errs := workerErrs
 		serviceErrs := make([]error, len(s.services))
 		for i, p := range s.services {
 			wg.Go(func() { serviceErrs[i] = s.stopChild(p) })
