@@ -15,6 +15,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
@@ -48,6 +49,7 @@ func NewRouter(d Deps) *gin.Engine {
 	r.POST("/inbox/redrive", settle, h.redrive)
 	r.POST("/ack", settle, h.ack)
 	r.POST("/nack", settle, h.nack)
+	r.GET("/openapi.json", openapi.Handler("inbox"))
 	return r
 }
 

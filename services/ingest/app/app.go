@@ -15,6 +15,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
@@ -43,6 +44,7 @@ func NewRouter(d Deps) *gin.Engine {
 	r.POST("/events", write, h.ingest)
 	r.POST("/events/batch", write, h.batch)
 	r.GET("/events/:event_id", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite, tenant.ScopeInboxRead), h.get)
+	r.GET("/openapi.json", openapi.Handler("ingest"))
 	return r
 }
 

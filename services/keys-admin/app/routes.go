@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -27,5 +28,6 @@ func NewRouter(log *zap.Logger, store tenant.Store, tokens httpx.AdminTokens, re
 	admin.GET("/tenants/:tenant_id/keys", h.listKeys)
 	admin.DELETE("/tenants/:tenant_id/keys/:key_id", h.revokeKey)
 	admin.POST("/tenants/:tenant_id/keys/:key_id/roll", h.rollKey)
+	r.GET("/openapi.json", openapi.Handler("keys-admin"))
 	return r
 }
