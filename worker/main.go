@@ -5,35 +5,18 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/trigger-api/trigger-api/pkg/config"
-	"github.com/trigger-api/trigger-api/pkg/logging"
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/service"
 	"github.com/trigger-api/trigger-api/worker/app"
 )
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("worker", serve) }
+
+func serve(ctx context.Context, log *zap.Logger, cfg app.Config) error { return app.Run(ctx, log, cfg) }
 
 func run(args []string, stdout io.Writer) error {
-	var cfg app.Config
-	if help, err := config.Load(&cfg, args, stdout); help || err != nil {
-		return err
-	}
-	log, err := logging.New("worker", cfg.Level)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return app.Run(ctx, log, cfg)
+	return service.Run[app.Config](context.Background(), "worker", args, stdout, serve)
 }

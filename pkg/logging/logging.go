@@ -30,3 +30,6 @@ func New(service, level string) (*zap.Logger, error) {
 	}
 	return log.With(zap.String("service", service)), nil
 }
+
+// LogLevel lets start-up code read the level of any configuration that embeds Options.
+func (o Options) LogLevel() string { return o.Level }

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apikey"
-	"github.com/trigger-api/trigger-api/pkg/config"
 )
 
 // Causes of a processor's context ending; context.Cause tells them apart.
@@ -67,7 +66,6 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	log.Info("starting", config.Effective(&cfg)...)
 	keys, err := parseKeys(cfg.APIKeys)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)

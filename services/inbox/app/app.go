@@ -4,20 +4,16 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
-	"github.com/trigger-api/trigger-api/pkg/config"
-	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
-	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
+	"github.com/trigger-api/trigger-api/pkg/service"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
-	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
 
 // Deps is what the router needs.
@@ -55,19 +51,13 @@ func NewRouter(d Deps) *gin.Engine {
 
 // Run serves the inbox API until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	log.Info("starting", config.Effective(&cfg)...)
-	client, err := ddb.NewClient(ctx, cfg.Settings)
+	b, err := service.OpenBackend(ctx, cfg.Settings, cfg.AuthConfig)
 	if err != nil {
-		return fmt.Errorf("dynamodb client: %w", err)
+		return err
 	}
-	tables := ddb.TableNames(cfg.TablePrefix)
-	store := eventsdb.New(client, tables)
 	router := NewRouter(Deps{
-		Log:    log,
-		Events: store,
-		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), cfg.AuthConfig, nil),
-		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
-		Watch:  NewWatcher(store, log, time.Now, cfg.LongPollMinInterval, cfg.LongPollMaxInterval),
+		Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready,
+		Watch: NewWatcher(b.Events, log, time.Now, cfg.LongPollMinInterval, cfg.LongPollMaxInterval),
 	})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
 }

@@ -3,21 +3,17 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
-	"github.com/trigger-api/trigger-api/pkg/config"
-	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
-	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
+	"github.com/trigger-api/trigger-api/pkg/service"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
-	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
 
 // writeTimeout bounds a store write that must finish even if the client has gone: a write
@@ -50,18 +46,11 @@ func NewRouter(d Deps) *gin.Engine {
 
 // Run serves the ingest API until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	log.Info("starting", config.Effective(&cfg)...)
-	client, err := ddb.NewClient(ctx, cfg.Settings)
+	b, err := service.OpenBackend(ctx, cfg.Settings, cfg.AuthConfig)
 	if err != nil {
-		return fmt.Errorf("dynamodb client: %w", err)
+		return err
 	}
-	tables := ddb.TableNames(cfg.TablePrefix)
-	router := NewRouter(Deps{
-		Log:    log,
-		Events: eventsdb.New(client, tables),
-		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), cfg.AuthConfig, nil),
-		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
-	})
+	router := NewRouter(Deps{Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
 }
 
