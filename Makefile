@@ -31,7 +31,7 @@ lint:
 build:
 	go build -o bin/ ./services/ingest ./services/inbox ./services/keys-admin ./worker
 
-## bench: ingest throughput and latency against a bare PutItem loop, in one run
+## bench: ingest vs a bare PutItem loop, delivery latency (long poll vs 2 s polling) and drain throughput, in one run
 bench: dynamodb-local
 	go run ./deploy/bench
 

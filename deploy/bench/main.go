@@ -1,17 +1,22 @@
-// Command bench measures POST /events through the real ingest binary against a bare
-// aws-sdk-go-v2 PutItem loop writing the same item to the same table, on one DynamoDB Local
-// at one concurrency, and reports both and their ratio. It measures and reports: the figures
-// never make it fail, only a run too broken to measure does.
+// Command bench measures Trigger API's real binaries on one DynamoDB Local, in two suites
+// that run one after the other (-suite picks one):
 //
-// Everything shares the machine's cores (the load generator, the service, DynamoDB Local and
-// whatever else runs), so the CPU each process used in each phase is reported next to the
-// rates: on a small machine it is what explains the ratio.
+//   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
+//     writing the same item to the same table at one concurrency, and their ratio.
+//   - delivery: how long an event takes from POST /events returning to the worker binary
+//     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
+//     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.
+//
+// It measures and reports: the figures never make it fail, only a run too broken to measure
+// does. Everything shares the machine's cores (the load generator, the services, the workers,
+// DynamoDB Local and whatever else runs), so the CPU each process used in each phase is
+// reported next to the rates: on a small machine it is what explains them.
 //
 // Run it from the repository as `make bench` or `go run ./deploy/bench [flags]` (-help lists
-// them). It needs what `make test` needs: Go, Java 17+ and `make dynamodb-local`. It prints a
-// table, then the summary as one line of JSON (the last line of stdout), and writes the same
-// summary with every phase to .cache/bench/ingest.json. The service's log and DynamoDB Local's
-// go to .cache/bench too. Everything listens on 127.0.0.1 only.
+// them). It needs what `make test` needs: Go, Java 17+ and `make dynamodb-local`. Each suite
+// prints a table, then its summary as one line of JSON, and writes its full report to
+// .cache/bench/ingest.json or .cache/bench/delivery.json. The binaries' logs and DynamoDB
+// Local's go to .cache/bench too. Everything listens on 127.0.0.1 only.
 package main
 
 import (
@@ -32,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 )
@@ -49,7 +56,16 @@ const goal = 0.85
 // failures rather than throughput, and the run is reported as invalid.
 const maxErrorRate = 0.01
 
+// Suites: -suite picks one, or all in this order, so the delivery figures are compared with
+// an ingest rate measured minutes earlier on the same DynamoDB Local.
+const (
+	suiteAll      = "all"
+	suiteIngest   = "ingest"
+	suiteDelivery = "delivery"
+)
+
 type options struct {
+	suite       string
 	duration    time.Duration
 	warmup      time.Duration
 	concurrency int
@@ -58,20 +74,34 @@ type options struct {
 	out         string
 	logLevel    string
 	bodyBytes   int
+	delivery    deliveryOptions
 }
+
+func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite == suite }
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 15*time.Second, "length of each measured phase")
+	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), delivery (latency to the worker, drain throughput) or all")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")
 	// On a busy 2-core machine DynamoDB Local's CPU per write kept falling for about a minute
 	// of load; a shorter warm-up makes the first phase pay for it, whatever the order.
-	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "unmeasured load of each kind, alternating, before the first phase: DynamoDB Local's JIT, caches, connections")
-	flag.IntVar(&o.concurrency, "concurrency", 32, "operations in flight, the same for both kinds")
-	flag.StringVar(&o.order, "order", "ABBA", "phase sequence: A is POST /events via the service, B is bare PutItem; ABBA cancels a linear drift")
+	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "ingest: unmeasured load of each kind, alternating, before the first phase: DynamoDB Local's JIT, caches, connections")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "ingest: operations in flight, the same for both kinds")
+	flag.StringVar(&o.order, "order", "ABBA", "ingest: phase sequence: A is POST /events via the service, B is bare PutItem; ABBA cancels a linear drift")
 	flag.StringVar(&o.endpoint, "endpoint", "", "a running DynamoDB Local on loopback (http://127.0.0.1:PORT); empty starts one in memory")
-	flag.StringVar(&o.out, "out", ".cache/bench/ingest.json", "where the full JSON report goes; a relative path is taken from the workspace root")
-	flag.StringVar(&o.logLevel, "log-level", "info", "the service's TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for")
+	flag.StringVar(&o.out, "out", ".cache/bench/ingest.json", "ingest: where the full JSON report goes; a relative path is taken from the workspace root")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
 	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
+	d := &o.delivery
+	flag.Float64Var(&d.rate, "rate", 25, "delivery: events per second sent to POST /events while latency is measured, at a steady pace")
+	flag.DurationVar(&d.latency, "latency-duration", 20*time.Second, "delivery: how long latency is measured for each worker kind")
+	flag.DurationVar(&d.lead, "latency-lead", 5*time.Second, "delivery: events sent before the measurement starts and not counted: the worker's start, first pulls, key caches")
+	flag.IntVar(&d.drainEvents, "drain-events", 5000, "delivery: events loaded before each drain")
+	flag.StringVar(&d.replicas, "drain-replicas", "1,4", "delivery: worker replicas of each drain, comma-separated; each drain gets fresh events")
+	flag.DurationVar(&d.drainTimeout, "drain-timeout", 2*time.Minute, "delivery: longest a drain may take before it is reported incomplete")
+	flag.IntVar(&d.concurrency, "worker-concurrency", 0, "delivery: the workers' TRIGGER_CONCURRENCY; 0 keeps the worker's default")
+	flag.IntVar(&d.batchSize, "worker-batch-size", 0, "delivery: the workers' TRIGGER_BATCH_SIZE; 0 keeps the worker's default")
+	flag.StringVar(&d.out, "delivery-out", ".cache/bench/delivery.json", "delivery: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -83,32 +113,43 @@ func main() {
 	}
 }
 
+// rig is what every suite shares: one DynamoDB Local, one set of tables, the built binaries
+// and the ingest service.
+type rig struct {
+	root, cacheDir, binDir string
+	endpoint               string
+	ddbDesc                string
+	ddbPID                 int
+	client                 *dynamodb.Client
+	prefix                 string
+	tables                 ddb.Tables
+	ingest                 *child
+	logf                   func(format string, args ...any)
+}
+
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := validateOptions(o); err != nil {
 		return err
 	}
-	logf := func(format string, args ...any) {
+	r := &rig{}
+	r.logf = func(format string, args ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
 	root, err := workspaceRoot()
 	if err != nil {
 		return err
 	}
-	cacheDir := filepath.Join(root, ".cache", "bench")
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+	r.root = root
+	r.cacheDir = filepath.Join(root, ".cache", "bench")
+	r.binDir = filepath.Join(r.cacheDir, "bin")
+	if err := os.MkdirAll(r.cacheDir, 0o755); err != nil {
 		return err
 	}
-	rep := report{
-		Bench: "ingest-vs-putitem", Concurrency: o.concurrency, PhaseSeconds: o.duration.Seconds(),
-		WarmupSeconds: o.warmup.Seconds(), Order: o.order, Goal: goal, CPUs: runtime.NumCPU(),
-		Go: runtime.Version(), Started: time.Now().UTC().Format(time.RFC3339),
-		LoadAvg1: loadPair{Start: loadAvg1()},
-	}
 
-	endpoint := o.endpoint
-	if endpoint == "" {
-		logf("starting DynamoDB Local (in memory)")
-		logFile, err := os.Create(filepath.Join(cacheDir, "dynamodb-local.log"))
+	r.endpoint = o.endpoint
+	if r.endpoint == "" {
+		r.logf("starting DynamoDB Local (in memory)")
+		logFile, err := os.Create(filepath.Join(r.cacheDir, "dynamodb-local.log"))
 		if err != nil {
 			return err
 		}
@@ -118,123 +159,170 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("dynamodb local: %w", err)
 		}
 		defer srv.Stop()
-		endpoint = srv.Endpoint
-		rep.DynamoDB = "DynamoDB Local, in memory, started by the bench"
+		r.endpoint = srv.Endpoint
+		r.ddbDesc = "DynamoDB Local, in memory, started by the bench"
 	} else {
-		rep.DynamoDB = "DynamoDB Local at " + endpoint
+		r.ddbDesc = "DynamoDB Local at " + r.endpoint
 	}
-	ddbPID := 0
-	if port, err := endpointPort(endpoint); err == nil {
-		if ddbPID, err = listenerPID(port); err != nil {
-			logf("DynamoDB Local's CPU will not be reported: %v", err)
+	if port, err := endpointPort(r.endpoint); err == nil {
+		if r.ddbPID, err = listenerPID(port); err != nil {
+			r.logf("DynamoDB Local's CPU will not be reported: %v", err)
 		}
 	}
 
-	client, err := ddblocal.Client(ctx, endpoint)
-	if err != nil {
+	if r.client, err = ddblocal.Client(ctx, r.endpoint); err != nil {
 		return err
 	}
-	prefix := randomPrefix()
-	tables := ddb.TableNames(prefix)
-	if err := ddb.EnsureTables(ctx, client, tables); err != nil {
+	r.prefix = randomPrefix()
+	r.tables = ddb.TableNames(r.prefix)
+	if err := ddb.EnsureTables(ctx, r.client, r.tables); err != nil {
 		return fmt.Errorf("ensure tables: %w", err)
 	}
-	defer deleteTables(context.WithoutCancel(ctx), client, tables)
-	key, err := seed(ctx, client, tables)
-	if err != nil {
-		return err
-	}
+	defer deleteTables(context.WithoutCancel(ctx), r.client, r.tables)
 
-	logf("building ./services/ingest")
-	bin := filepath.Join(cacheDir, "ingest")
-	if err := buildIngest(ctx, root, bin); err != nil {
+	pkgs := []string{"./services/ingest"}
+	if o.runs(suiteDelivery) {
+		pkgs = append(pkgs, "./services/inbox", "./worker")
+	}
+	r.logf("building %s into %s", strings.Join(pkgs, " "), r.binDir)
+	if err := buildBinaries(ctx, r.root, r.binDir, pkgs...); err != nil {
 		return err
 	}
-	svc, err := startIngest(ctx, bin, endpoint, prefix, o.logLevel, filepath.Join(cacheDir, "ingest.log"))
+	if r.ingest, err = startService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log")); err != nil {
+		return err
+	}
+	defer r.ingest.stop()
+	r.logf("ingest listening on %s (log: %s)", r.ingest.url, r.ingest.log)
+
+	// A suite whose figures are not a measurement does not stop the next one: its error is
+	// returned once everything has been reported.
+	var errs []error
+	var ingestRate *ingestFigure
+	if o.runs(suiteIngest) {
+		rep, err := runIngest(ctx, o, r, stdout)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if rep != nil {
+			ingestRate = &ingestFigure{EventsPerS: rep.Ingest.EventsPerS, Valid: rep.Valid, Concurrency: o.concurrency}
+		}
+		errs = append(errs, err)
+	}
+	if o.runs(suiteDelivery) {
+		errs = append(errs, runDelivery(ctx, o, r, ingestRate, stdout))
+	}
+	return errors.Join(errs...)
+}
+
+// runIngest is the ingest suite: POST /events through the service against bare PutItem.
+// It returns the report whenever the phases ran, with an error if they do not measure.
+func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*report, error) {
+	logf := r.logf
+	rep := report{
+		Bench: "ingest-vs-putitem", Concurrency: o.concurrency, PhaseSeconds: o.duration.Seconds(),
+		WarmupSeconds: o.warmup.Seconds(), Order: o.order, Goal: goal, CPUs: runtime.NumCPU(),
+		Go: runtime.Version(), Started: time.Now().UTC().Format(time.RFC3339),
+		LoadAvg1: loadPair{Start: loadAvg1()}, DynamoDB: r.ddbDesc,
+	}
+	key, err := seed(ctx, r.client, r.tables, benchTenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer svc.stop()
-	logf("ingest listening on %s (log: %s)", svc.url, svc.log)
 
 	body := eventBody(o.bodyBytes)
 	rep.BodyBytes = len(body)
 	httpClient := loadClient(o.concurrency)
 	defer httpClient.CloseIdleConnections()
-	ops := map[string]op{modeIngest: ingestPost(httpClient, svc.url, key, body)}
+	ops := map[string]op{modeIngest: ingestPost(httpClient, r.ingest.url, key, body)}
 
 	// One event first: it proves the service accepts the key and body, and the item it stores
 	// is the template of the bare writes.
 	if err := ops[modeIngest](ctx); err != nil {
-		return fmt.Errorf("first event through the service (see %s): %w", svc.log, err)
+		return nil, fmt.Errorf("first event through the service (see %s): %w", r.ingest.log, err)
 	}
-	tmpl, err := templateItem(ctx, client, tables.Events)
+	tmpl, err := templateItem(ctx, r.client, r.tables.Events)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep.ItemBytes = itemBytes(tmpl)
-	ops[modePutItem] = barePut(client, tables.Events, tmpl)
+	ops[modePutItem] = barePut(r.client, r.tables.Events, tmpl)
 	logf("warm-up: %v of each kind, alternating", o.warmup)
 	if err := warmUp(ctx, o, ops, logf); err != nil {
-		return fmt.Errorf("warm-up: %w", err)
+		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 
-	pids := processes{bench: os.Getpid(), ingest: svc.cmd.Process.Pid, ddb: ddbPID}
+	pids := processes{bench: os.Getpid(), ingest: r.ingest.pid(), ddb: r.ddbPID}
 	samples := map[string][]time.Duration{}
 	for i, letter := range o.order {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		mode := modeIngest
 		if letter == 'B' {
 			mode = modePutItem
 		}
 		before := pids.snapshot()
-		r := closedLoop(ctx, o.concurrency, o.duration, ops[mode])
+		res := closedLoop(ctx, o.concurrency, o.duration, ops[mode])
 		after := pids.snapshot()
 		p := phaseReport{
-			N: i + 1, Mode: mode, Seconds: round(r.wall.Seconds(), 3), Events: len(r.latencies),
-			Errors: r.errors, EventsPerS: round(float64(len(r.latencies))/r.wall.Seconds(), 1),
+			N: i + 1, Mode: mode, Seconds: round(res.wall.Seconds(), 3), Events: len(res.latencies),
+			Errors: res.errors, EventsPerS: round(float64(len(res.latencies))/res.wall.Seconds(), 1),
 			CPUSeconds: after.sub(before), LoadAvg1: loadAvg1(),
 		}
-		if r.firstErr != nil {
-			p.FirstError = r.firstErr.Error()
+		if res.firstErr != nil {
+			p.FirstError = res.firstErr.Error()
 		}
-		samples[mode] = append(samples[mode], r.latencies...)
-		p.Latency = summarise(r.latencies)
+		samples[mode] = append(samples[mode], res.latencies...)
+		p.Latency = summarise(res.latencies)
 		rep.Phases = append(rep.Phases, p)
 		logf("phase %d %-7s %8.1f events/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", p.N, mode, p.EventsPerS, p.Latency.P50, p.Latency.P99, p.Errors)
 	}
 	rep.LoadAvg1.End = loadAvg1()
 	rep.finish(samples)
 
-	out := o.out
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := writeReport(out, rep); err != nil {
-		return err
+	if err := writeReport(r.path(o.out), rep); err != nil {
+		return nil, err
 	}
 	printTable(stdout, rep)
 	line := rep
 	line.Phases = nil
 	b, err := json.Marshal(line)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(stdout, "%s\n", b)
 	if !rep.Valid {
-		return fmt.Errorf("more than %.0f%% of the operations of a phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, svc.log)
+		return &rep, fmt.Errorf("more than %.0f%% of the operations of an ingest phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, r.ingest.log)
 	}
-	return nil
+	return &rep, nil
+}
+
+// path resolves a report path: a relative one is taken from the workspace root.
+func (r *rig) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(r.root, p)
 }
 
 func validateOptions(o options) error {
-	if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 {
-		return errors.New("-duration and -concurrency must be positive, -warmup not negative")
+	switch o.suite {
+	case suiteAll, suiteIngest, suiteDelivery:
+	default:
+		return fmt.Errorf("-suite %q: want %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteDelivery)
 	}
-	if strings.Trim(o.order, "AB") != "" || !strings.Contains(o.order, "A") || !strings.Contains(o.order, "B") {
-		return fmt.Errorf("-order %q: use the letters A and B, each at least once", o.order)
+	if o.runs(suiteIngest) {
+		if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 {
+			return errors.New("-duration and -concurrency must be positive, -warmup not negative")
+		}
+		if strings.Trim(o.order, "AB") != "" || !strings.Contains(o.order, "A") || !strings.Contains(o.order, "B") {
+			return fmt.Errorf("-order %q: use the letters A and B, each at least once", o.order)
+		}
+	}
+	if o.runs(suiteDelivery) {
+		if err := o.delivery.validate(); err != nil {
+			return err
+		}
 	}
 	if o.endpoint != "" {
 		u, err := url.Parse(o.endpoint)

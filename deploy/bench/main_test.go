@@ -20,23 +20,50 @@ func TestEventBodyPadsToSize(t *testing.T) {
 }
 
 func TestValidateOptions(t *testing.T) {
-	ok := options{duration: time.Second, concurrency: 1, order: "ABBA"}
-	for name, o := range map[string]options{
-		"order-one-kind":    {duration: time.Second, concurrency: 1, order: "AA"},
-		"order-bad-letter":  {duration: time.Second, concurrency: 1, order: "ABC"},
-		"remote-endpoint":   {duration: time.Second, concurrency: 1, order: "AB", endpoint: "http://10.0.0.5:8000"},
-		"zero-concurrency":  {duration: time.Second, order: "AB"},
-		"negative-duration": {duration: -time.Second, concurrency: 1, order: "AB"},
+	base := func() options {
+		return options{
+			suite: suiteAll, duration: time.Second, concurrency: 1, order: "ABBA",
+			delivery: deliveryOptions{rate: 25, latency: time.Second, drainEvents: 10, replicas: "1,4", drainTimeout: time.Second},
+		}
+	}
+	for name, change := range map[string]func(*options){
+		"suite-unknown":          func(o *options) { o.suite = "latency" },
+		"order-one-kind":         func(o *options) { o.order = "AA" },
+		"order-bad-letter":       func(o *options) { o.order = "ABC" },
+		"remote-endpoint":        func(o *options) { o.endpoint = "http://10.0.0.5:8000" },
+		"zero-concurrency":       func(o *options) { o.concurrency = 0 },
+		"negative-duration":      func(o *options) { o.duration = -time.Second },
+		"zero-rate":              func(o *options) { o.delivery.rate = 0 },
+		"negative-lead":          func(o *options) { o.delivery.lead = -time.Second },
+		"zero-drain-events":      func(o *options) { o.delivery.drainEvents = 0 },
+		"replicas-zero":          func(o *options) { o.delivery.replicas = "0,4" },
+		"replicas-not-a-number":  func(o *options) { o.delivery.replicas = "1,four" },
+		"replicas-too-many":      func(o *options) { o.delivery.replicas = "17" },
+		"delivery-bad-with-only": func(o *options) { o.suite, o.delivery.rate = suiteDelivery, -1 },
 	} {
+		o := base()
+		change(&o)
 		if validateOptions(o) == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := validateOptions(ok); err != nil {
-		t.Fatal(err)
+	for name, change := range map[string]func(*options){
+		"defaults":                    func(*options) {},
+		"loopback-endpoint":           func(o *options) { o.endpoint = "http://127.0.0.1:8000" },
+		"ingest-only-ignores-rate":    func(o *options) { o.suite, o.delivery.rate = suiteIngest, 0 },
+		"delivery-only-ignores-order": func(o *options) { o.suite, o.order = suiteDelivery, "" },
+	} {
+		o := base()
+		change(&o)
+		if err := validateOptions(o); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
-	ok.endpoint = "http://127.0.0.1:8000"
-	if err := validateOptions(ok); err != nil {
-		t.Fatal(err)
+}
+
+func TestParseReplicas(t *testing.T) {
+	got, err := parseReplicas(" 1, 4 ")
+	if err != nil || len(got) != 2 || got[0] != 1 || got[1] != 4 {
+		t.Fatalf("got %v, %v", got, err)
 	}
 }

@@ -213,7 +213,7 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
-func writeReport(path string, r report) error {
+func writeReport(path string, r any) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

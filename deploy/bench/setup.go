@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,25 +59,25 @@ func randomPrefix() string {
 	return "bench" + hex.EncodeToString(b[:]) + "_"
 }
 
-// seed creates the bench tenant and a key for it straight in the tables, as the admin API
-// would, and returns the key.
-func seed(ctx context.Context, client *dynamodb.Client, tables ddb.Tables) (string, error) {
+// seed creates a tenant and a key for it straight in the tables, as the admin API would,
+// and returns the key.
+func seed(ctx context.Context, client *dynamodb.Client, tables ddb.Tables, tenantID string) (string, error) {
 	store := tenantdb.New(client, tables)
 	now := time.Now().UTC()
 	err := store.CreateTenant(ctx, tenant.Tenant{
-		ID: benchTenant, Name: benchTenant, Status: tenant.StatusActive, Partitions: 1,
+		ID: tenantID, Name: tenantID, Status: tenant.StatusActive, Partitions: 1,
 		MaxDeliveries: tenant.DefaultMaxDeliveries, RetentionDays: tenant.DefaultRetentionDays,
 		CreatedAt: now, UpdatedAt: now,
 	})
 	if err != nil {
 		return "", fmt.Errorf("create tenant: %w", err)
 	}
-	k, err := apikey.New(benchTenant)
+	k, err := apikey.New(tenantID)
 	if err != nil {
 		return "", err
 	}
 	err = store.CreateKey(ctx, tenant.APIKey{
-		ID: "key_" + k.Hash()[:24], TenantID: benchTenant, Hash: k.Hash(), Prefix: k.Prefix(),
+		ID: "key_" + k.Hash()[:24], TenantID: tenantID, Hash: k.Hash(), Prefix: k.Prefix(),
 		Scopes: tenant.AllScopes, Status: tenant.KeyActive, CreatedAt: now,
 	})
 	if err != nil {
@@ -91,44 +92,50 @@ func deleteTables(ctx context.Context, client *dynamodb.Client, tables ddb.Table
 	}
 }
 
-// buildIngest compiles the real service binary. Building first, rather than `go run`, keeps
-// the compiler out of the CPU accounting and gives the process a pid that is the service.
-func buildIngest(ctx context.Context, root, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./services/ingest")
+// buildBinaries compiles the real binaries into binDir in one go invocation, so shared
+// packages compile once. Building first, rather than `go run`, keeps the compiler out of the
+// CPU accounting and gives each process a pid that is the binary itself.
+func buildBinaries(ctx context.Context, root, binDir string, pkgs ...string) error {
+	args := append([]string{"build", "-o", binDir + string(filepath.Separator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./services/ingest: %w", err)
+		return fmt.Errorf("go build %s: %w", strings.Join(pkgs, " "), err)
 	}
 	return nil
 }
 
-// service is the running ingest binary.
-type service struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{}
-	log  string
-}
-
-// startIngest runs the binary on a free loopback port against the bench's tables and waits
-// until /readyz answers 200. Only TRIGGER_*, AWS_* and OTEL_* variables of the caller's
-// environment are dropped, so a developer's shell settings cannot point the service elsewhere.
-func startIngest(ctx context.Context, bin, endpoint, prefix, logLevel, logPath string) (*service, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+// childEnv is the caller's environment less its TRIGGER_*, AWS_* and OTEL_* variables, so a
+// developer's shell settings cannot point a child elsewhere, plus extra.
+func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TRIGGER_") && !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "OTEL_") {
 			env = append(env, kv)
 		}
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	env = append(env, ddblocal.EnvFor(endpoint)...)
-	env = append(env, "TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel)
+	return append(env, extra...)
+}
 
+// serviceEnv is what a service binary needs to serve on addr from the bench's tables.
+func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
+	return childEnv(append(ddblocal.EnvFor(endpoint),
+		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel)...)
+}
+
+// child is one binary the bench started: a service, whose url is set, or a worker.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{}
+	log  string
+}
+
+// spawn starts bin with env, its output going to logPath. When onLine is set it also sees
+// every line of output, with the time the bench read it.
+func spawn(name, bin string, env []string, logPath string, onLine func(line []byte, read time.Time)) (*child, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -136,27 +143,53 @@ func startIngest(ctx context.Context, bin, endpoint, prefix, logLevel, logPath s
 	cmd := exec.Command(bin)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if onLine != nil {
+		// One writer value for both streams: os/exec then calls its Write from one goroutine
+		// at a time, so lines from stdout and stderr never interleave mid-line.
+		w := &lineTee{out: logFile, onLine: onLine}
+		cmd.Stdout, cmd.Stderr = w, w
+		// Bounds how long Wait waits for the copying goroutine if a grandchild kept the pipe.
+		cmd.WaitDelay = 3 * time.Second
+	}
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
-		return nil, fmt.Errorf("start ingest: %w", err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &service{cmd: cmd, url: "http://" + addr, done: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(s.done) }()
-	if err := s.waitReady(ctx); err != nil {
-		s.stop()
-		return nil, err
-	}
-	return s, nil
+	c := &child{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(c.done) }()
+	return c, nil
 }
 
-func (s *service) waitReady(ctx context.Context) error {
+// startService runs a service binary on a free loopback port and waits until /readyz
+// answers 200.
+func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c, err := spawn(name, bin, serviceEnv(endpoint, prefix, addr, logLevel), logPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.url = "http://" + addr
+	if err := c.waitReady(ctx); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/readyz", nil)
 		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)
@@ -166,29 +199,46 @@ func (s *service) waitReady(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("ingest exited during start-up; see %s", s.log)
+		case <-c.done:
+			return fmt.Errorf("%s exited during start-up; see %s", c.name, c.log)
 		case <-ctx.Done():
-			return fmt.Errorf("ingest not ready (see %s): %w", s.log, ctx.Err())
+			return fmt.Errorf("%s not ready (see %s): %w", c.name, c.log, ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-// stop sends SIGTERM for a graceful shutdown and kills the process if it lingers.
-func (s *service) stop() {
+// exited reports whether the process has ended.
+func (c *child) exited() bool {
 	select {
-	case <-s.done:
-		return
+	case <-c.done:
+		return true
 	default:
+		return false
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// stop sends SIGTERM for a graceful shutdown and kills the process if it lingers.
+func (c *child) stop() {
+	if c.exited() {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case <-c.done:
 	case <-time.After(25 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+		_ = c.cmd.Process.Kill()
+		<-c.done
 	}
+}
+
+// stopAll stops children in parallel, so replicas' shutdowns overlap.
+func stopAll(cs []*child) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(c.stop)
+	}
+	wg.Wait()
 }
 
 func freePort() (int, error) {
