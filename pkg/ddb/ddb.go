@@ -14,8 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 
 	"github.com/trigger-api/trigger-api/pkg/storage"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 // Settings selects the DynamoDB endpoint and tables. Credentials always come from the default
@@ -26,7 +28,8 @@ type Settings struct {
 	TablePrefix string `envconfig:"TABLE_PREFIX" desc:"prefix prepended to every table name"`
 }
 
-// NewClient builds a DynamoDB client from the default AWS configuration chain.
+// NewClient builds a DynamoDB client from the default AWS configuration chain. When ctx carries
+// telemetry (service.Run puts it there), every call is a client span under the caller's span.
 func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptions) error) (*dynamodb.Client, error) {
 	// The SDK's default keeps 10 idle connections per host; a busy service would then open and
 	// close connections under load, so keep enough for a few hundred requests in flight.
@@ -42,6 +45,9 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	if err != nil {
 		return nil, fmt.Errorf("load aws config: %w", err)
 	}
+	if telemetry.Enabled(ctx) {
+		otelaws.AppendMiddlewares(&awsCfg.APIOptions, tracingOptions(telemetry.FromContext(ctx))...)
+	}
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -50,6 +56,16 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 			o.DisableValidateResponseChecksum = true
 		}
 	}), nil
+}
+
+func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
+	return []otelaws.Option{otelaws.WithTracerProvider(tel.TracerProvider), otelaws.WithTextMapPropagator(tel.Propagator)}
+}
+
+// WithTracing makes every call of a client built with this option a client span, for clients
+// not built by NewClient (tests derive theirs from a shared one).
+func WithTracing(tel *telemetry.Telemetry) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) { otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...) }
 }
 
 // throttled are the error codes DynamoDB uses when it cannot serve a request right now.

@@ -7,7 +7,8 @@ import (
 
 // AppendJSON writes e as the API shows it. The payload is the producer's bytes exactly as
 // received (encoding/json would compact and re-escape them, and consumers that verify a digest
-// of the payload need the original); it was validated as JSON on the way in. timestamp repeats
+// of the payload need the original); it was validated as JSON on the way in. trace_context lets
+// a consumer continue the event's trace. timestamp repeats
 // received_at under the seed's name. withLease adds the lease, for answers to a pull only.
 func AppendJSON(b []byte, e Event, withLease bool) []byte {
 	b = append(b, `{"event_id":`...)
@@ -31,6 +32,11 @@ func AppendJSON(b []byte, e Event, withLease bool) []byte {
 	if !e.DeadAt.IsZero() {
 		b = append(b, `,"dead_at":`...)
 		b = strconv.AppendInt(b, e.DeadAt.UnixMilli(), 10)
+	}
+	if e.Traceparent != "" {
+		b = append(b, `,"trace_context":{"traceparent":`...)
+		b = appendString(b, e.Traceparent)
+		b = append(b, '}')
 	}
 	if withLease {
 		b = append(b, `,"lease_id":`...)

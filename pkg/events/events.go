@@ -53,6 +53,9 @@ type Event struct {
 	DeadAt        time.Time
 	Partition     int
 	LeaseID       string // set while leased, and kept on the acknowledgement it led to
+	// Traceparent is the W3C context of the span that published the event: every later step
+	// of its life joins that trace. Empty when tracing was off.
+	Traceparent string
 }
 
 // New builds an undelivered event with a fresh id, placed on one of the tenant's partitions.
@@ -134,6 +137,8 @@ type LeaseQuery struct {
 	Visibility    time.Duration // how long the lease hides the event
 	MaxDeliveries int           // an event leased this often already becomes dead instead
 	Now           time.Time
+	// Buried, if set, is called for each event this lease moved to the dead letters.
+	Buried func(ctx context.Context, eventID string)
 }
 
 // DeadQuery pages through a tenant's dead events, oldest death first.

@@ -37,6 +37,7 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 			return
 		}
 		c.Set(ctxPrincipal, p)
+		tagTenant(c, p.TenantID)
 		if !slices.ContainsFunc(scopes, p.Can) {
 			Fail(c, tenant.ErrForbidden)
 			return

@@ -55,7 +55,7 @@ func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
 
-	r.Use(requestID(log), accessLog(log), recovery(log), renderErrors(log))
+	r.Use(routeSpan, requestID(log), accessLog(log), recovery(log), renderErrors(log))
 	r.NoRoute(func(c *gin.Context) { WriteError(c, NewError(http.StatusNotFound, "not_found", "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
 		WriteError(c, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
@@ -72,7 +72,7 @@ func requestID(log *zap.Logger) gin.HandlerFunc {
 			id = "req_" + hex.EncodeToString(b[:])
 		}
 		c.Set(ctxRequestID, id)
-		c.Set(ctxLogger, log.With(zap.String("request_id", id)))
+		c.Set(ctxLogger, log.With(append([]zap.Field{zap.String("request_id", id)}, traceFields(c)...)...))
 		c.Header(requestIDHeader, id)
 		c.Next()
 	}
@@ -100,9 +100,7 @@ func accessLog(log *zap.Logger) gin.HandlerFunc {
 			zap.Int("bytes", c.Writer.Size()),
 			zap.Duration("duration", time.Since(start)),
 		}
-		if p, ok := principal(c); ok {
-			fields = append(fields, zap.String("tenant_id", p.TenantID))
-		}
+		// The request logger carries request, trace and tenant ids already.
 		Logger(c, log).Info("request", fields...)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"go.uber.org/zap"
@@ -17,6 +19,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
@@ -39,7 +42,8 @@ func Main[C any, P Config[C]](name string, run func(context.Context, *zap.Logger
 }
 
 // Run loads the configuration (--help prints the settings to stdout), builds the logger at the
-// configured level, logs the effective settings with secrets as set/unset, and calls run.
+// configured level, logs the effective settings with secrets as set/unset, sets up telemetry
+// (telemetry.FromContext(ctx) inside run) and calls run. Telemetry is flushed when run returns.
 func Run[C any, P Config[C]](ctx context.Context, name string, args []string, stdout io.Writer, run func(context.Context, *zap.Logger, C) error) error {
 	var cfg C
 	if help, err := config.Load(P(&cfg), args, stdout); help || err != nil {
@@ -51,7 +55,27 @@ func Run[C any, P Config[C]](ctx context.Context, name string, args []string, st
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", config.Effective(P(&cfg))...)
-	return run(ctx, log, cfg)
+	tel, shutdown, err := telemetry.Setup(ctx, name, version())
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		// ctx is over by now; the flush gets its own short budget.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("telemetry flush", zap.Error(err))
+		}
+	}()
+	return run(telemetry.NewContext(ctx, tel), log, cfg)
+}
+
+// version is the main module's version as the toolchain recorded it.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
 }
 
 // Backend is what ingest and inbox stand on: one DynamoDB client, the event store and the key

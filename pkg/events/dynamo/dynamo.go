@@ -50,6 +50,9 @@ func toItem(e events.Event) ddb.Item {
 		"visible_at":     ddb.N(e.VisibleAt.UnixMilli()),
 		"partition":      ddb.N(int64(e.Partition)),
 	}
+	if e.Traceparent != "" {
+		it["traceparent"] = ddb.S(e.Traceparent)
+	}
 	if len(e.Payload) > 0 { // DynamoDB refuses empty binary values
 		it["payload"] = ddb.B(e.Payload)
 	}
@@ -79,6 +82,7 @@ func fromItem(it ddb.Item) events.Event {
 		e.DeadAt = time.UnixMilli(ms).UTC()
 	}
 	e.LeaseID = ddb.GetS(it, "lease_id")
+	e.Traceparent = ddb.GetS(it, "traceparent")
 	return e
 }
 
@@ -120,6 +124,14 @@ func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time
 // Ack marks an event delivered and takes it out of the indexes. The lease it was acknowledged
 // under stays on the item, so a repeated ack under the same lease is recognised.
 func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (bool, error) {
+	_, already, err := s.AckEvent(ctx, tenantID, eventID, leaseID, now, expiresAt)
+	return already, err
+}
+
+// AckEvent is Ack that also returns what the acknowledgement needs to be measured and traced:
+// the event's id, type and received_at (the rest of e is unset). The self-assignments make
+// UPDATED_OLD return those attributes without the payload.
+func (s *Store) AckEvent(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (e events.Event, already bool, err error) {
 	cond := "attribute_exists(event_id) AND #status <> :delivered"
 	vals := ddb.Item{
 		":delivered": ddb.S(string(events.StatusDelivered)),
@@ -130,27 +142,33 @@ func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now,
 		cond += " AND lease_id = :lease"
 		vals[":lease"] = ddb.S(leaseID)
 	}
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(tenantID, eventID),
-		UpdateExpression:                    aws.String("SET #status = :delivered, delivered_at = :now, expires_at = :exp REMOVE inbox_pk, inbox_sk, dead_pk, dead_sk"),
+		UpdateExpression:                    aws.String("SET #status = :delivered, delivered_at = :now, expires_at = :exp, received_at = received_at, event_type = event_type REMOVE inbox_pk, inbox_sk, dead_pk, dead_sk"),
 		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            statusName,
 		ExpressionAttributeValues:           vals,
+		ReturnValues:                        types.ReturnValueUpdatedOld,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
-		return false, nil
+		return events.Event{
+			TenantID:   tenantID,
+			ID:         eventID,
+			Type:       ddb.GetS(out.Attributes, "event_type"),
+			ReceivedAt: time.UnixMilli(ddb.GetN(out.Attributes, "received_at")).UTC(),
+		}, false, nil
 	}
 	old, err := failedItem(err, now)
 	if err != nil {
-		return false, fmt.Errorf("ack event: %w", err)
+		return events.Event{}, false, fmt.Errorf("ack event: %w", err)
 	}
 	if events.Status(ddb.GetS(old, "status")) == events.StatusDelivered &&
 		(leaseID == "" || ddb.GetS(old, "lease_id") == leaseID) {
-		return true, nil
+		return fromItem(old), true, nil
 	}
-	return false, events.ErrLeaseLost
+	return events.Event{}, false, events.ErrLeaseLost
 }
 
 var statusName = map[string]string{"#status": "status"}

@@ -157,14 +157,21 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 	}
 	if events.Status(ddb.GetS(old, "status")) == events.StatusUndelivered && ddb.GetS(old, "inbox_sk") == pos.SortKey() &&
 		ddb.GetN(old, "delivery_count") >= int64(q.MaxDeliveries) {
-		return nil, s.bury(ctx, q.TenantID, pos, q.Now)
+		buried, err := s.bury(ctx, q.TenantID, pos, q.Now)
+		if err != nil {
+			return nil, err
+		}
+		if buried && q.Buried != nil {
+			q.Buried(ctx, pos.EventID)
+		}
 	}
 	return nil, nil
 }
 
 // bury moves an event that has used up its deliveries from the inbox to the dead letters.
-func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, now time.Time) error {
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+// buried is false when another caller moved or changed it first.
+func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, now time.Time) (buried bool, err error) {
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(tenantID, pos.EventID),
 		UpdateExpression:         aws.String("SET #status = :dead, dead_at = :now, dead_pk = :tenant, dead_sk = :deadsk REMOVE inbox_pk, inbox_sk, lease_id"),
@@ -179,10 +186,13 @@ func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, 
 			":oldsk":       ddb.S(pos.SortKey()),
 		},
 	})
-	if err != nil && !ddb.IsConditionFailed(err) {
-		return fmt.Errorf("bury event: %w", ddb.Translate(err))
+	if ddb.IsConditionFailed(err) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("bury event: %w", ddb.Translate(err))
+	}
+	return true, nil
 }
 
 // Extend moves the lease's expiry; only the lease that holds the event may.

@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -13,6 +14,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/pkg/service"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -23,18 +25,23 @@ type Deps struct {
 	Auth   *tenant.Authenticator
 	Ready  func(context.Context) error
 	Now    func() time.Time
-	Watch  *Watcher // nil: one with the default intervals
+	Watch  *Watcher             // nil: one with the default intervals
+	Tel    *telemetry.Telemetry // nil: record nothing
 }
 
-// NewRouter is the inbox route table.
+// NewRouter is the inbox route table. Serve it through NewHandler, which adds tracing and
+// /metrics.
 func NewRouter(d Deps) *gin.Engine {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Tel == nil {
+		d.Tel = telemetry.Nop()
+	}
 	if d.Watch == nil {
 		d.Watch = NewWatcher(d.Events, d.Log, d.Now, 25*time.Millisecond, 250*time.Millisecond)
 	}
-	h := handlers{Deps: d}
+	h := handlers{Deps: d, obs: newObs(d.Tel, d.Auth)}
 	read := httpx.RequireKey(d.Auth, tenant.ScopeInboxRead)
 	settle := httpx.RequireKey(d.Auth, tenant.ScopeInboxAck)
 	r := httpx.NewEngine(d.Log, d.Ready)
@@ -55,11 +62,18 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	router := NewRouter(Deps{
+	h := NewHandler(Deps{
 		Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready,
 		Watch: NewWatcher(b.Events, log, time.Now, cfg.LongPollMinInterval, cfg.LongPollMaxInterval),
+		Tel:   telemetry.FromContext(ctx),
 	})
-	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
+	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }
 
-type handlers struct{ Deps }
+// NewHandler is the router behind tracing, request metrics and /metrics.
+func NewHandler(d Deps) http.Handler { return httpx.Instrument(NewRouter(d), d.Tel) }
+
+type handlers struct {
+	Deps
+	obs obs
+}

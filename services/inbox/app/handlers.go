@@ -13,6 +13,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 const (
@@ -127,8 +128,31 @@ func (h handlers) ackEvent(ctx context.Context, c *gin.Context, r leaseRef) erro
 	p := httpx.Principal(c)
 	now := h.Now()
 	expires := now.Add(time.Duration(orDefault(p.RetentionDays, defaultRetentionDays)) * 24 * time.Hour)
-	_, err := h.Events.Ack(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
+	ctx, span := h.obs.settle(ctx, p.TenantID, r.EventID, "ack")
+	acker, ok := h.Events.(eventAcker)
+	if !ok {
+		_, err := h.Events.Ack(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
+		if err == nil {
+			h.obs.acked.Add(ctx, 1)
+		}
+		endSettle(span, err)
+		return err
+	}
+	e, already, err := acker.AckEvent(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
+	if err == nil {
+		span.SetAttributes(telemetry.AttrEventType.String(e.Type))
+		if !already { // a repeated ack settles nothing new
+			h.obs.acked.Add(ctx, 1)
+			h.obs.timeInInbox.Record(ctx, now.Sub(e.ReceivedAt).Seconds())
+		}
+	}
+	endSettle(span, err)
 	return err
+}
+
+// eventAcker is a store that can tell what an ack settled, so that time in inbox can be measured.
+type eventAcker interface {
+	AckEvent(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (events.Event, bool, error)
 }
 
 func writeContext(c *gin.Context) (context.Context, context.CancelFunc) {

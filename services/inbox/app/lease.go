@@ -74,11 +74,19 @@ func (h handlers) lease(c *gin.Context, maxEvents int, vis, wait time.Duration) 
 	p := httpx.Principal(c)
 	ctx := c.Request.Context()
 	deadline := h.Now().Add(wait)
+	if wait > 0 {
+		// The wall clock, not h.Now: this measures real waiting.
+		start := time.Now()
+		defer func() { h.obs.longPoll.Record(ctx, time.Since(start).Seconds()) }()
+	}
 	for {
-		got, err := h.Events.Lease(ctx, events.LeaseQuery{
+		lctx, span := h.obs.receive(ctx, p.TenantID)
+		got, err := h.Events.Lease(lctx, events.LeaseQuery{
 			TenantID: p.TenantID, Partitions: p.Partitions, Max: maxEvents, Visibility: vis,
 			MaxDeliveries: orDefault(p.MaxDeliveries, defaultMaxDeliveries), Now: h.Now(),
+			Buried: h.obs.buried,
 		})
+		h.obs.received(lctx, span, got, err)
 		if err != nil {
 			httpx.Fail(c, err)
 			return
@@ -230,6 +238,12 @@ func (h handlers) nack(c *gin.Context) {
 	now := h.Now()
 	visible := now.Add(time.Duration(delay) * time.Second)
 	c.JSON(http.StatusOK, settle(c, items, "nacked", func(ctx context.Context, r leaseRef) (map[string]any, error) {
-		return map[string]any{"visible_at": visible.UnixMilli()}, h.Events.Nack(ctx, p.TenantID, r.EventID, r.LeaseID, visible, now)
+		ctx, span := h.obs.settle(ctx, p.TenantID, r.EventID, "nack")
+		err := h.Events.Nack(ctx, p.TenantID, r.EventID, r.LeaseID, visible, now)
+		if err == nil {
+			h.obs.nacked.Add(ctx, 1)
+		}
+		endSettle(span, err)
+		return map[string]any{"visible_at": visible.UnixMilli()}, err
 	}))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/pkg/service"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -27,14 +28,19 @@ type Deps struct {
 	Auth   *tenant.Authenticator
 	Ready  func(context.Context) error
 	Now    func() time.Time
+	Tel    *telemetry.Telemetry // nil: record nothing
 }
 
-// NewRouter is the ingest route table.
+// NewRouter is the ingest route table. Serve it through NewHandler, which adds tracing and
+// /metrics.
 func NewRouter(d Deps) *gin.Engine {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	h := handlers{Deps: d}
+	if d.Tel == nil {
+		d.Tel = telemetry.Nop()
+	}
+	h := handlers{Deps: d, obs: newObs(d.Tel, d.Auth)}
 	r := httpx.NewEngine(d.Log, d.Ready)
 	write := httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite)
 	r.POST("/events", write, h.ingest)
@@ -50,11 +56,18 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	router := NewRouter(Deps{Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready})
-	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
+	tel := telemetry.FromContext(ctx)
+	h := NewHandler(Deps{Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready, Tel: tel})
+	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }
 
-type handlers struct{ Deps }
+// NewHandler is the router behind tracing, request metrics and /metrics.
+func NewHandler(d Deps) http.Handler { return httpx.Instrument(NewRouter(d), d.Tel) }
+
+type handlers struct {
+	Deps
+	obs obs
+}
 
 type acceptedDTO struct {
 	EventID    string `json:"event_id"`
@@ -83,6 +96,8 @@ func (h handlers) ingest(c *gin.Context) {
 	e := events.New(p.TenantID, eventType, body, p.Partitions, now)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), writeTimeout)
 	defer cancel()
+	ctx, span := h.obs.publish(ctx, &e)
+	defer span.End()
 	status := http.StatusAccepted
 	if hasKey {
 		var replayed bool
@@ -94,6 +109,7 @@ func (h handlers) ingest(c *gin.Context) {
 	} else {
 		err = h.Events.Put(ctx, e)
 	}
+	h.obs.published(ctx, span, e, replayedStatus(status), err)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -101,6 +117,8 @@ func (h handlers) ingest(c *gin.Context) {
 	c.Header("Location", "/events/"+e.ID)
 	c.JSON(status, acceptedDTO{EventID: e.ID, ReceivedAt: e.ReceivedAt.UnixMilli(), Status: "accepted"})
 }
+
+func replayedStatus(status int) bool { return status == http.StatusOK }
 
 func (h handlers) get(c *gin.Context) {
 	id := c.Param("event_id")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
@@ -107,6 +108,7 @@ func (h handlers) batch(c *gin.Context) {
 		idem events.Idempotency
 	}
 	var withKey []keyed
+	spans := make([]trace.Span, len(req.Events))
 	for i, raw := range req.Events {
 		eventType, key, err := validateItem(raw)
 		if err != nil {
@@ -115,6 +117,8 @@ func (h handlers) batch(c *gin.Context) {
 		}
 		// The decoder's RawMessage aliases body; the stored payload gets its own copy.
 		e := events.New(p.TenantID, eventType, bytes.Clone(raw), p.Partitions, now)
+		// Each event its own publish span and so its own context, ended once its write is known.
+		_, spans[i] = h.obs.publish(c.Request.Context(), &e)
 		if key == "" {
 			plain, plainAt = append(plain, e), append(plainAt, i)
 		} else {
@@ -133,6 +137,7 @@ func (h handlers) batch(c *gin.Context) {
 		}
 		for j, err := range h.Events.PutMany(ctx, plain) {
 			out.Results[plainAt[j]] = accepted(plain[j], false, err)
+			h.obs.published(ctx, spans[plainAt[j]], plain[j], false, err)
 		}
 	}()
 	sem := make(chan struct{}, batchParallelism)
@@ -141,11 +146,18 @@ func (h handlers) batch(c *gin.Context) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			e, replayed, err := h.Events.PutOnce(ctx, k.e, k.idem, now)
+			wctx := trace.ContextWithSpan(ctx, spans[k.at])
+			e, replayed, err := h.Events.PutOnce(wctx, k.e, k.idem, now)
 			out.Results[k.at] = accepted(e, replayed, err)
+			h.obs.published(wctx, spans[k.at], e, replayed, err)
 		}()
 	}
 	wg.Wait()
+	for _, s := range spans {
+		if s != nil {
+			s.End()
+		}
+	}
 	for _, r := range out.Results {
 		if r.Error != nil {
 			out.FailedCount++

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
 
@@ -49,7 +50,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	tables := ddb.TableNames(cfg.TablePrefix)
 	ready := func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.Tenants, tables.APIKeys) }
 	router := NewRouter(log, dynamo.New(client, tables), tokens, ready, time.Now)
-	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, router)
+	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, httpx.Instrument(router, telemetry.FromContext(ctx)))
 }
 
 // EnsureTables creates whichever tables are missing and waits until they are active. Running
