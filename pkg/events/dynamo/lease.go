@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -77,6 +78,10 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event,
 	}
 	slices.SortFunc(candidates, func(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) })
 
+	rank := make(map[string]int, len(candidates))
+	for i, c := range candidates {
+		rank[c.EventID] = i
+	}
 	var leased []events.Event
 	for len(candidates) > 0 && len(leased) < q.Max {
 		wave := candidates[:min(len(candidates), q.Max-len(leased))]
@@ -86,11 +91,20 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event,
 		if err != nil {
 			if len(leased) > 0 {
 				// Hand out what is held rather than strand it until its lease lapses.
-				return leased, nil
+				break
 			}
 			return nil, err
 		}
+		if len(got) < len(wave) && len(candidates) > 1 {
+			// Other pullers took part of this wave: they are working down the same oldest
+			// entries. Jumping to a random place among the rest stops the pullers from
+			// colliding on every following candidate too. A lone puller only gets here when it
+			// buries an event, so it otherwise keeps strict oldest-first order.
+			n := rand.IntN(len(candidates))
+			candidates = append(candidates[n:], candidates[:n]...)
+		}
 	}
+	slices.SortFunc(leased, func(a, b events.Event) int { return rank[a.ID] - rank[b.ID] })
 	return leased, nil
 }
 
