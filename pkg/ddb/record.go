@@ -62,6 +62,18 @@ func (r *Recorder) Reset() {
 	r.ops = nil
 }
 
+// Outside returns the recorded operations that component's grant does not permit, sorted.
+func (r *Recorder) Outside(component string) []string {
+	allowed := Allowed(component)
+	var out []string
+	for _, op := range r.Operations() {
+		if !allowed[op] {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
 // Allowed returns the API operations a component's grant permits on some table: its actions,
 // and the operations whose required actions it holds.
 func Allowed(component string) map[string]bool {

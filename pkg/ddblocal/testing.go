@@ -69,6 +69,12 @@ func (s *Shared) Tables(t testing.TB) ddb.Tables {
 	return tables
 }
 
+// RecordingClient is a client of this DynamoDB Local that records the operations it performs.
+func (s *Shared) RecordingClient() (*dynamodb.Client, *ddb.Recorder) {
+	rec := &ddb.Recorder{}
+	return dynamodb.New(s.Client.Options(), rec.Option), rec
+}
+
 // Env is the environment a service binary needs to reach this DynamoDB Local.
 func (s *Shared) Env() []string {
 	return EnvFor(s.Endpoint)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
@@ -35,8 +34,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	tables := shared.Tables(t)
-	rec := &ddb.Recorder{}
-	client := dynamodb.New(shared.Client.Options(), rec.Option)
+	client, rec := shared.RecordingClient()
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = app.NewRouter(app.Deps{
 		Log:    zap.NewNop(),
@@ -45,11 +43,8 @@ func newFixture(t *testing.T) *fixture {
 		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
 	})
 	t.Cleanup(func() {
-		allowed := ddb.Allowed(ddb.ComponentInbox)
-		for _, op := range rec.Operations() {
-			if !allowed[op] {
-				t.Errorf("inbox called %s, which its IAM grant does not allow", op)
-			}
+		for _, op := range rec.Outside(ddb.ComponentInbox) {
+			t.Errorf("inbox called %s, which its IAM grant does not allow", op)
 		}
 	})
 	return f

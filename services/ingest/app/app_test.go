@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
@@ -39,8 +38,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	tables := shared.Tables(t)
-	rec := &ddb.Recorder{}
-	client := dynamodb.New(shared.Client.Options(), rec.Option)
+	client, rec := shared.RecordingClient()
 	f := &fixture{
 		tenants: tenantdb.New(shared.Client, tables),
 		events:  eventsdb.New(shared.Client, tables),
@@ -53,11 +51,8 @@ func newFixture(t *testing.T) *fixture {
 		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
 	})
 	t.Cleanup(func() {
-		allowed := ddb.Allowed(ddb.ComponentIngest)
-		for _, op := range rec.Operations() {
-			if !allowed[op] {
-				t.Errorf("ingest called %s, which its IAM grant does not allow", op)
-			}
+		for _, op := range rec.Outside(ddb.ComponentIngest) {
+			t.Errorf("ingest called %s, which its IAM grant does not allow", op)
 		}
 	})
 	return f
