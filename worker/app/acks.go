@@ -124,7 +124,9 @@ func (a *acker) flush(batch []leaseRef) {
 	log := a.c.log
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.settle), a.c.cfg.RequestTimeout)
+		ctx, span := a.c.obs.settle(ctx, a.c.tenant, "ack", batch)
 		results, err := a.c.api.ack(ctx, a.c.key, batch)
+		endSpan(span, err)
 		cancel()
 		if err == nil {
 			a.report(results)

@@ -12,6 +12,10 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 // maxPageBytes bounds what one pull answer may hold: 100 events of at most 256 KiB each and
@@ -72,6 +76,19 @@ type leasedEventDTO struct {
 	DeliveryCount  int             `json:"delivery_count"`
 	LeaseID        string          `json:"lease_id"`
 	LeaseExpiresAt int64           `json:"lease_expires_at"`
+	TraceContext   *traceContext   `json:"trace_context"`
+}
+
+// traceContext is a W3C trace context as the inbox API carries it in bodies.
+type traceContext struct {
+	Traceparent string `json:"traceparent"`
+}
+
+func (d leasedEventDTO) traceparent() string {
+	if d.TraceContext == nil {
+		return ""
+	}
+	return d.TraceContext.Traceparent
 }
 
 func (d leasedEventDTO) toEvent(tenantID string) Event {
@@ -97,6 +114,24 @@ func fromMillis(ms int64) time.Time {
 type leaseRef struct {
 	EventID string `json:"event_id"`
 	LeaseID string `json:"lease_id"`
+	// TraceContext, sent with acks and nacks, is the processing span's: the inbox settles the
+	// event inside the event's own trace even when the call carries several events.
+	TraceContext *traceContext `json:"trace_context,omitempty"`
+}
+
+// traced returns r carrying the context of the span in ctx, if any.
+func (r leaseRef) traced(ctx context.Context) leaseRef {
+	if tp := telemetry.Traceparent(ctx); tp != "" {
+		r.TraceContext = &traceContext{Traceparent: tp}
+	}
+	return r
+}
+
+func (r leaseRef) spanContext() trace.SpanContext {
+	if r.TraceContext == nil {
+		return trace.SpanContext{}
+	}
+	return telemetry.SpanContextOf(r.TraceContext.Traceparent)
 }
 
 type ackRequestDTO struct {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apikey"
@@ -19,6 +20,7 @@ type consumer struct {
 	api    *inboxAPI
 	cfg    Config
 	o      *options
+	obs    obs
 	log    *zap.Logger
 
 	// slots holds a token per event in hand; its capacity is Concurrency.
@@ -31,9 +33,9 @@ type consumer struct {
 	refusals     int // consecutive refused pulls
 }
 
-func newConsumer(k apikey.Key, api *inboxAPI, cfg Config, o *options, log *zap.Logger) *consumer {
+func newConsumer(k apikey.Key, api *inboxAPI, cfg Config, o *options, ob obs, log *zap.Logger) *consumer {
 	return &consumer{
-		key: k.String(), tenant: k.TenantID, api: api, cfg: cfg, o: o, log: log,
+		key: k.String(), tenant: k.TenantID, api: api, cfg: cfg, o: o, obs: ob, log: log,
 		slots: make(chan struct{}, cfg.Concurrency),
 	}
 }
@@ -62,8 +64,8 @@ func (c *consumer) pullLoop(ctx context.Context) {
 			return
 		}
 		start := time.Now()
-		page, err := c.pull(ctx, n)
-		used := c.dispatch(ctx, page)
+		page, pulled, err := c.pull(ctx, n)
+		used := c.dispatch(ctx, page, pulled)
 		for range n - used {
 			<-c.slots
 		}
@@ -108,12 +110,15 @@ func (c *consumer) reserve(ctx context.Context) (int, bool) {
 	return n, true
 }
 
-func (c *consumer) pull(ctx context.Context, n int) ([]leasedEventDTO, error) {
+// pull leases up to n events; pulled is the pull's span, which each event's processing links.
+func (c *consumer) pull(ctx context.Context, n int) (page []leasedEventDTO, pulled trace.SpanContext, err error) {
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.pullTimeout())
 	defer cancel()
-	page, err := c.api.pull(pctx, c.key, n)
+	pctx, span := c.obs.receive(pctx, c.tenant, n)
+	page, err = c.api.pull(pctx, c.key, n)
+	c.obs.received(span, len(page), err)
 	if err != nil {
-		return nil, err
+		return nil, trace.SpanContext{}, err
 	}
 	c.pullFailures, c.refusals = 0, 0
 	if len(page) > n {
@@ -124,12 +129,12 @@ func (c *consumer) pull(ctx context.Context, n int) ([]leasedEventDTO, error) {
 		page = page[:n]
 	}
 	c.log.Debug("pulled", zap.Int("events", len(page)))
-	return page, nil
+	return page, span.SpanContext(), nil
 }
 
 // dispatch starts an event goroutine for each leased event and returns how many slots they
 // took. Events that arrive once shutdown has begun are handed back at once rather than started.
-func (c *consumer) dispatch(ctx context.Context, page []leasedEventDTO) (used int) {
+func (c *consumer) dispatch(ctx context.Context, page []leasedEventDTO, pulled trace.SpanContext) (used int) {
 	received := time.Now()
 	var late []leasedEventDTO
 	for _, dto := range page {
@@ -144,7 +149,7 @@ func (c *consumer) dispatch(ctx context.Context, page []leasedEventDTO) (used in
 		used++
 		h := c.leases.hold(leaseRef{EventID: dto.EventID, LeaseID: dto.LeaseID}, received)
 		c.inFlight.Add(1)
-		go c.handle(h, dto.toEvent(c.tenant))
+		go c.handle(h, dto.toEvent(c.tenant), dto.traceparent(), pulled)
 	}
 	if len(late) > 0 {
 		c.handBack(late, "pulled during shutdown")
@@ -154,17 +159,24 @@ func (c *consumer) dispatch(ctx context.Context, page []leasedEventDTO) (used in
 
 // handle is the life of one event in hand: processed, then acknowledged or nacked, unless its
 // lease was lost or the shutdown timeout handed it back meanwhile.
-func (c *consumer) handle(h *heldLease, ev Event) {
+func (c *consumer) handle(h *heldLease, ev Event, traceparent string, pulled trace.SpanContext) {
 	defer func() {
 		<-c.slots
 		c.inFlight.Done()
 	}()
+	ctx, span := c.obs.process(h.ctx, c.tenant, ev, traceparent, pulled)
 	log := c.log.With(zap.String("event_id", ev.ID), zap.String("event_type", ev.Type))
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With(zap.String("trace_id", sc.TraceID().String()), zap.String("span_id", sc.SpanID().String()))
+	}
 	log.Info("processing event", zap.Int("delivery_count", ev.DeliveryCount), zap.Int("payload_bytes", len(ev.Payload)))
 	var err error
 	if c.o.process != nil {
-		err = c.o.process(h.ctx, ev)
+		err = c.o.process(ctx, ev)
 	}
+	processed(span, err)
+	// The settle call continues the processing span's trace; ctx itself may be cancelled.
+	ref := h.ref.traced(ctx)
 	switch c.leases.release(h) {
 	case leaseLost:
 		log.Warn("lease lost while processing; not settled, the inbox will redeliver the event", zap.NamedError("processor_error", err))
@@ -173,10 +185,10 @@ func (c *consumer) handle(h *heldLease, ev Event) {
 	default:
 		if err != nil {
 			log.Warn("processing failed; nacking the event", zap.Error(err), zap.Duration("delay", c.cfg.NackDelay))
-			c.nack([]leaseRef{h.ref}, c.cfg.nackDelaySeconds(), "processing failed")
+			c.nack([]leaseRef{ref}, c.cfg.nackDelaySeconds(), "processing failed")
 			return
 		}
-		if !c.acks.add(h.ref) {
+		if !c.acks.add(ref) {
 			log.Warn("processed after the acks were flushed for shutdown; the inbox will redeliver the event")
 		}
 	}
@@ -221,7 +233,9 @@ func (c *consumer) nack(refs []leaseRef, delay int, why string) {
 	for start := 0; start < len(refs); start += MaxBatchSize {
 		chunk := refs[start:min(start+MaxBatchSize, len(refs))]
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+		ctx, span := c.obs.settle(ctx, c.tenant, "nack", chunk)
 		results, err := c.api.nack(ctx, c.key, chunk, delay)
+		endSpan(span, err)
 		cancel()
 		if err != nil {
 			c.log.Warn("nack failed; the inbox offers the events again when their leases expire",

@@ -39,6 +39,7 @@ type fakeEvent struct {
 	state           string // visible, leased, acked, delayed
 	lease           string
 	deliveries      int
+	traceparent     string // sent as trace_context when set
 }
 
 // fakeCall is one request as the fake understood it.
@@ -53,6 +54,8 @@ type fakeCall struct {
 	// results are the answer's per-item outcomes: a status or an error code, by event id.
 	results map[string]string
 	served  []lease // leases a pull granted
+	// traceparent is the request's header: the context the worker's client span sent.
+	traceparent string
 }
 
 type pullBody struct {
@@ -62,8 +65,13 @@ type pullBody struct {
 }
 
 type lease struct {
-	EventID string `json:"event_id"`
-	LeaseID string `json:"lease_id"`
+	EventID      string        `json:"event_id"`
+	LeaseID      string        `json:"lease_id"`
+	TraceContext *traceContext `json:"trace_context,omitempty"`
+}
+
+type traceContext struct {
+	Traceparent string `json:"traceparent"`
 }
 
 func newFakeInbox() *fakeInbox {
@@ -124,7 +132,7 @@ func (f *fakeInbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.envelope(w, http.StatusNotFound, "not_found")
 		return
 	}
-	c := fakeCall{path: r.URL.Path, tenant: tenant, results: map[string]string{}}
+	c := fakeCall{path: r.URL.Path, tenant: tenant, results: map[string]string{}, traceparent: r.Header.Get("Traceparent")}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	switch r.URL.Path {
@@ -256,12 +264,16 @@ func (f *fakeInbox) pull(w http.ResponseWriter, r *http.Request, c fakeCall) {
 		f.leases++
 		ev.state, ev.lease = "leased", fmt.Sprintf("lease_%04d", f.leases)
 		ev.deliveries++
-		c.served = append(c.served, lease{ev.id, ev.lease})
-		out = append(out, map[string]any{
+		c.served = append(c.served, lease{EventID: ev.id, LeaseID: ev.lease})
+		item := map[string]any{
 			"event_id": ev.id, "event_type": ev.typ, "timestamp": 1732140249123, "received_at": 1732140249123,
 			"status": "undelivered", "delivery_count": ev.deliveries, "lease_id": ev.lease, "lease_expires_at": 1732140279123,
 			"payload": map[string]string{"event_type": ev.typ, "secret": "PAYLOAD-" + ev.id},
-		})
+		}
+		if ev.traceparent != "" {
+			item["trace_context"] = traceContext{Traceparent: ev.traceparent}
+		}
+		out = append(out, item)
 	}
 	c.at = time.Now()
 	f.calls = append(f.calls, c)

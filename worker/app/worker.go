@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 // Causes of a processor's context ending; context.Cause tells them apart.
@@ -77,7 +78,8 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 	if o.client == nil {
 		o.client = NewHTTPClient(cfg, len(keys))
 	}
-	api, err := newInboxAPI(o.client, cfg)
+	tel := telemetry.FromContext(ctx)
+	api, err := newInboxAPI(tracedClient(o.client, tel), cfg)
 	if err != nil {
 		return err
 	}
@@ -105,7 +107,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 
 	var wg sync.WaitGroup
 	for _, k := range keys {
-		c := newConsumer(k, api, cfg, &o,
+		c := newConsumer(k, api, cfg, &o, newObs(tel),
 			// The prefix is the part of a key that may be shown; it tells two keys of one
 			// tenant apart in the logs.
 			log.With(zap.String("tenant_id", k.TenantID), zap.String("key_prefix", k.Prefix())))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/worker/app"
 )
 
@@ -42,6 +43,7 @@ type harness struct {
 	runs    []*run
 	// logged holds a channel per awaited log message, closed when a worker first writes it.
 	logged map[string]chan struct{}
+	tel    *telemetry.Telemetry // the workers' telemetry; nil: none
 }
 
 // run is one worker: one Run call, as one replica would make.
@@ -121,7 +123,11 @@ func (h *harness) start(t *testing.T, keys []string, opts ...app.Option) *run {
 	t.Helper()
 	cfg := h.cfg
 	cfg.APIKeys = keys
-	ctx, cancel := context.WithCancel(context.Background())
+	base := context.Background()
+	if h.tel != nil {
+		base = telemetry.NewContext(base, h.tel)
+	}
+	ctx, cancel := context.WithCancel(base)
 	t.Cleanup(cancel)
 	r := &run{cancel: cancel, done: make(chan error, 1)}
 	h.runs = append(h.runs, r)
@@ -342,7 +348,7 @@ func TestRunNacksAFailedEventWithTheDelay(t *testing.T) {
 	nacks := h.fake.callsTo("/nack")
 	granted := h.fake.granted()["evt_acme_01"]
 	if len(nacks) != 1 || len(granted) != 1 ||
-		!slices.Equal(nacks[0].leases, []lease{{"evt_acme_01", granted[0]}}) || nacks[0].delay != 10 {
+		!slices.Equal(nacks[0].leases, []lease{{EventID: "evt_acme_01", LeaseID: granted[0]}}) || nacks[0].delay != 10 {
 		t.Fatalf("nack calls %+v, want one for evt_acme_01 under %v with a 10s delay", nacks, granted)
 	}
 	if state, _ := h.fake.state("evt_acme_01"); state != "delayed" {
@@ -439,7 +445,7 @@ func TestRunHandsBackEventsStillRunningAtTheShutdownTimeout(t *testing.T) {
 	}
 	granted := h.fake.granted()["evt_acme_01"]
 	nacks := h.fake.callsTo("/nack")
-	if len(nacks) != 1 || !slices.Equal(nacks[0].leases, []lease{{"evt_acme_01", granted[0]}}) || nacks[0].delay != 0 {
+	if len(nacks) != 1 || !slices.Equal(nacks[0].leases, []lease{{EventID: "evt_acme_01", LeaseID: granted[0]}}) || nacks[0].delay != 0 {
 		t.Fatalf("nack calls %+v, want evt_acme_01 handed back under %v without delay", nacks, granted)
 	}
 	if state, _ := h.fake.state("evt_acme_01"); state != "visible" {

@@ -128,7 +128,7 @@ func (h handlers) ackEvent(ctx context.Context, c *gin.Context, r leaseRef) erro
 	p := httpx.Principal(c)
 	now := h.Now()
 	expires := now.Add(time.Duration(orDefault(p.RetentionDays, defaultRetentionDays)) * 24 * time.Hour)
-	ctx, span := h.obs.settle(ctx, p.TenantID, r.EventID, "ack")
+	ctx, span := h.obs.settle(ctx, p.TenantID, r, "ack")
 	acker, ok := h.Events.(eventAcker)
 	if !ok {
 		_, err := h.Events.Ack(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)

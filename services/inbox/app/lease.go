@@ -12,6 +12,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -135,6 +136,20 @@ func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string)
 type leaseRef struct {
 	EventID string `json:"event_id"`
 	LeaseID string `json:"lease_id"`
+	// TraceContext is the consumer's processing span for this event: its settle span goes
+	// there, into the event's own trace, whatever trace the batch call itself is in.
+	TraceContext *traceContext `json:"trace_context"`
+}
+
+type traceContext struct {
+	Traceparent string `json:"traceparent"`
+}
+
+func (r leaseRef) traceparent() string {
+	if r.TraceContext == nil {
+		return ""
+	}
+	return r.TraceContext.Traceparent
 }
 
 // refs validates a list of per-event references: 1 to 100, no event twice, lease ids well
@@ -169,6 +184,9 @@ func refs(field string, ids []string, leases []leaseRef, needLease bool) ([]leas
 		seen[r.EventID] = true
 		if (field == "leases" || needLease) && !events.ValidLeaseID(r.LeaseID) {
 			return nil, httpx.BadRequest("every lease needs an event_id and a well-formed lease_id")
+		}
+		if r.TraceContext != nil && !telemetry.SpanContextOf(r.TraceContext.Traceparent).IsValid() {
+			return nil, httpx.BadRequest("trace_context.traceparent of event " + strconv.Quote(r.EventID) + " is not a W3C traceparent")
 		}
 	}
 	return out, nil
@@ -238,7 +256,7 @@ func (h handlers) nack(c *gin.Context) {
 	now := h.Now()
 	visible := now.Add(time.Duration(delay) * time.Second)
 	c.JSON(http.StatusOK, settle(c, items, "nacked", func(ctx context.Context, r leaseRef) (map[string]any, error) {
-		ctx, span := h.obs.settle(ctx, p.TenantID, r.EventID, "nack")
+		ctx, span := h.obs.settle(ctx, p.TenantID, r, "nack")
 		err := h.Events.Nack(ctx, p.TenantID, r.EventID, r.LeaseID, visible, now)
 		if err == nil {
 			h.obs.nacked.Add(ctx, 1)

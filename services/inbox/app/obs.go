@@ -89,10 +89,20 @@ func (o obs) buried(ctx context.Context, eventID string) {
 	o.dead.Add(ctx, 1)
 }
 
-// settle starts one event's settle span; outcome is ack or nack.
-func (o obs) settle(ctx context.Context, tenantID, eventID, outcome string) (context.Context, trace.Span) {
-	return o.tracer.Start(ctx, telemetry.SpanSettle, trace.WithAttributes(append(telemetry.MessagingAttrs("settle", tenantID),
-		telemetry.MessageID(eventID), attribute.String("trigger.settle.outcome", outcome))...))
+// settle starts one event's settle span; outcome is ack or nack. When the item names a trace
+// context of another trace than the call's (one call settling several events), the span goes
+// into that trace and links the call's span instead.
+func (o obs) settle(ctx context.Context, tenantID string, r leaseRef, outcome string) (context.Context, trace.Span) {
+	opts := []trace.SpanStartOption{trace.WithAttributes(append(telemetry.MessagingAttrs("settle", tenantID),
+		telemetry.MessageID(r.EventID), attribute.String("trigger.settle.outcome", outcome))...)}
+	call := trace.SpanContextFromContext(ctx)
+	if sc := telemetry.SpanContextOf(r.traceparent()); sc.IsValid() && sc.TraceID() != call.TraceID() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		if call.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: call}))
+		}
+	}
+	return o.tracer.Start(ctx, telemetry.SpanSettle, opts...)
 }
 
 func endSettle(span trace.Span, err error) {

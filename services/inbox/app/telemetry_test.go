@@ -173,6 +173,75 @@ func TestLifecycleIsOneTrace(t *testing.T) {
 	}
 }
 
+// TestBatchAckSettlesEachEventInItsOwnTrace: one ack call for events of two traces puts each
+// event's settle span and write into that event's trace, linked to the call's span.
+func TestBatchAckSettlesEachEventInItsOwnTrace(t *testing.T) {
+	t.Parallel()
+	tr := newTraced(t)
+	apitest.SeedTenant(t, tr.tenants, "acme", 1)
+	key := apitest.SeedKey(t, tr.tenants, "acme", apitest.KeyOptions{})
+	published := map[string]trace.SpanContext{}
+	for i := range 2 {
+		e, sc := tr.publish(t, "acme", time.Now().Add(-time.Minute+time.Duration(i)*time.Millisecond))
+		published[e.ID] = sc
+	}
+	res := apitest.Do(t, tr.h, apitest.Request{Method: "POST", Path: "/inbox/pull", Key: key, Body: `{"max_events":2}`})
+	var p pullAnswer
+	if err := json.Unmarshal(res.Body, &p); err != nil || len(p.Events) != 2 {
+		t.Fatalf("pull: %v %s", err, res.Body)
+	}
+	// The worker's side: a processing span per event, and one batch call of its own.
+	processing := map[string]trace.SpanContext{}
+	var items []string
+	for _, ev := range p.Events {
+		ctx := trace.ContextWithRemoteSpanContext(context.Background(), telemetry.SpanContextOf(ev.TraceContext.Traceparent))
+		ctx, span := tr.tracer.Start(ctx, "trigger process")
+		span.End()
+		processing[ev.EventID] = span.SpanContext()
+		items = append(items, fmt.Sprintf(`{"event_id":%q,"lease_id":%q,"trace_context":{"traceparent":%q}}`, ev.EventID, ev.LeaseID, telemetry.Traceparent(ctx)))
+	}
+	bctx, batch := tr.tracer.Start(context.Background(), "worker settle batch")
+	ack := apitest.Do(t, tr.h, apitest.Request{Method: "POST", Path: "/ack", Key: key, Body: `{"leases":[` + strings.Join(items, ",") + `]}`,
+		Header: http.Header{"Traceparent": {telemetry.Traceparent(bctx)}}})
+	batch.End()
+	if ack.Status != http.StatusOK || !strings.Contains(string(ack.Body), `"succeeded_count":2`) {
+		t.Fatalf("ack: %d %s", ack.Status, ack.Body)
+	}
+
+	server := tr.one(t, "POST /ack")
+	if server.SpanContext().TraceID() != batch.SpanContext().TraceID() {
+		t.Fatal("the call's server span is not in the batch's trace")
+	}
+	settles := tr.ended(telemetry.SpanSettle)
+	if len(settles) != 2 {
+		t.Fatalf("%d settle spans, want 2", len(settles))
+	}
+	for _, s := range settles {
+		var id string
+		for _, a := range s.Attributes() {
+			if a.Key == "messaging.message.id" {
+				id = a.Value.AsString()
+			}
+		}
+		want, ok := processing[id]
+		switch {
+		case !ok:
+			t.Fatalf("settle span for unknown event %q", id)
+		case s.Parent().SpanID() != want.SpanID() || s.SpanContext().TraceID() != published[id].TraceID():
+			t.Errorf("%s: settle span is not under its processing span in the event's trace", id)
+		case len(s.Links()) != 1 || s.Links()[0].SpanContext.SpanID() != server.SpanContext().SpanID():
+			t.Errorf("%s: settle span links %v, want the call's server span", id, s.Links())
+		}
+		var write bool
+		for _, u := range tr.ended("DynamoDB.UpdateItem") {
+			write = write || (u.Parent().SpanID() == s.SpanContext().SpanID() && u.SpanContext().TraceID() == published[id].TraceID())
+		}
+		if !write {
+			t.Errorf("%s: no UpdateItem under its settle span", id)
+		}
+	}
+}
+
 func TestInboxMetricsCountExactly(t *testing.T) {
 	t.Parallel()
 	tr := newTraced(t)
