@@ -19,7 +19,7 @@ const Prefix = "TRIGGER"
 // out and returns help=true; the caller then exits 0.
 func Load(spec any, args []string, out io.Writer) (help bool, err error) {
 	for _, a := range args {
-		if a == "--help" || a == "-help" || a == "-h" {
+		if IsHelpFlag(a) {
 			return true, envconfig.Usagef(Prefix, spec, out, envconfig.DefaultTableFormat)
 		}
 	}
@@ -36,6 +36,9 @@ func Load(spec any, args []string, out io.Writer) (help bool, err error) {
 	}
 	return false, nil
 }
+
+// IsHelpFlag reports whether arg asks for the settings instead of a run.
+func IsHelpFlag(arg string) bool { return arg == "--help" || arg == "-help" || arg == "-h" }
 
 // Field describes one setting.
 type Field struct {

@@ -46,16 +46,25 @@ func Propagator() propagation.TextMapPropagator {
 }
 
 // Setup builds the providers for one binary and returns the shutdown that flushes them. With
-// no OTLP endpoint configured, or OTEL_SDK_DISABLED=true, spans are still created (so logs
-// carry trace ids) but nothing is exported.
+// no OTLP endpoint configured, or OTEL_TRACES_EXPORTER=none, spans are still created (so logs
+// carry trace ids) but nothing is exported. OTEL_SDK_DISABLED=true turns tracing off
+// altogether; /metrics is served either way.
 func Setup(ctx context.Context, serviceName, version string) (*Telemetry, func(context.Context) error, error) {
 	res, err := resource.New(ctx,
-		resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
 		resource.WithTelemetrySDK(),
 		resource.WithAttributes(resourceAttributes(serviceName, version)...),
+		// Last, so an operator's OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES wins.
+		resource.WithFromEnv(),
 	)
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+	// The one global: instrumentation that cannot be handed a propagator (the AWS SDK's, say)
+	// still speaks the same format.
+	otel.SetTextMapPropagator(Propagator())
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		tel, shutdownMetrics, err := build(tracenoop.NewTracerProvider(), res)
+		return tel, shutdownMetrics, err
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	exp, err := newExporter(ctx)
@@ -66,9 +75,6 @@ func Setup(ctx context.Context, serviceName, version string) (*Telemetry, func(c
 		opts = append(opts, sdktrace.WithBatcher(exp))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	// The one global: instrumentation that cannot be handed a propagator (the AWS SDK's, say)
-	// still speaks the same format.
-	otel.SetTextMapPropagator(Propagator())
 	tel, shutdownMetrics, err := build(tp, res)
 	if err != nil {
 		_ = tp.Shutdown(ctx)
@@ -133,7 +139,7 @@ func resourceAttributes(serviceName, version string) []attribute.KeyValue {
 // newExporter picks the OTLP transport from the standard variables; the exporters read the
 // endpoint, headers, timeout and TLS settings themselves. nil means export nothing.
 func newExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
-	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") || os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
+	if os.Getenv("OTEL_TRACES_EXPORTER") == "none" {
 		return nil, nil
 	}
 	endpoint := firstEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")

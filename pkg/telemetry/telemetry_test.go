@@ -16,7 +16,7 @@ import (
 func clearEnv(t *testing.T) {
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 		"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
-		"POD_NAME", "POD_NAMESPACE"} {
+		"POD_NAME", "POD_NAMESPACE", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"} {
 		t.Setenv(k, "")
 	}
 }
@@ -75,8 +75,13 @@ func TestSetupRefusesBadSettings(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4317")
 	t.Setenv("OTEL_SDK_DISABLED", "true")
-	if _, _, err := telemetry.Setup(context.Background(), "svc", "v1"); err != nil {
+	tel, _, err := telemetry.Setup(context.Background(), "svc", "v1")
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Off means off: no span, so nothing to carry or store.
+	if _, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op"); span.SpanContext().IsValid() || span.IsRecording() {
+		t.Error("OTEL_SDK_DISABLED=true still makes spans")
 	}
 }
 
@@ -95,6 +100,27 @@ func TestResourceNamesServiceAndPod(t *testing.T) {
 	tel.Metrics.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	b, _ := io.ReadAll(w.Body)
 	for _, want := range []string{`service_name="ingest"`, `service_version="v1.2.3"`, `k8s_pod_name="ingest-7c9"`, `k8s_namespace_name="trigger"`, "probe_count_total{", "go_goroutines"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestOperatorServiceNameWins(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("OTEL_SERVICE_NAME", "ingest-canary")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
+	tel, shutdown, err := telemetry.Setup(context.Background(), "ingest", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
+	c, _ := tel.MeterProvider.Meter("t").Int64Counter("probe.count")
+	c.Add(context.Background(), 1)
+	w := httptest.NewRecorder()
+	tel.Metrics.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(w.Body)
+	for _, want := range []string{`service_name="ingest-canary"`, `deployment_environment_name="staging"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)
 		}

@@ -8,23 +8,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/config"
 	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/service"
 	"github.com/trigger-api/trigger-api/services/keys-admin/app"
 )
 
-const service = "keys-admin"
+const name = "keys-admin"
 
 func main() {
 	// This logger only reports why the program stopped; run builds the service's own logger
 	// once the configuration, and with it the level, is known.
-	log, err := logging.New(service, "info")
+	log, err := logging.New(name, "info")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, service+":", err)
+		fmt.Fprintln(os.Stderr, name+":", err)
 		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,22 +48,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		return fmt.Errorf("unknown command %q; the only command is ensure-tables", args[0])
 	}
-	var cfg app.Config
-	help, err := config.Load(&cfg, args, stdout)
-	if help {
-		fmt.Fprintf(stdout, "\nUsage:\n  %[1]s                 serve the admin API\n  %[1]s ensure-tables   create the DynamoDB tables and exit (settings: %[1]s ensure-tables --help)\n", service)
-		return err
+	// The serving path shares every binary's start-up, telemetry included.
+	err := service.Run[app.Config](ctx, name, args, stdout, app.Run)
+	if slices.ContainsFunc(args, config.IsHelpFlag) {
+		fmt.Fprintf(stdout, "\nUsage:\n  %[1]s                 serve the admin API\n  %[1]s ensure-tables   create the DynamoDB tables and exit (settings: %[1]s ensure-tables --help)\n", name)
 	}
-	if err != nil {
-		return err
-	}
-	log, err := logging.New(service, cfg.Level)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	log.Info("starting", config.Effective(&cfg)...)
-	return app.Run(ctx, log, cfg)
+	return err
 }
 
 func ensureTables(ctx context.Context, args []string, stdout io.Writer) error {
@@ -70,7 +62,7 @@ func ensureTables(ctx context.Context, args []string, stdout io.Writer) error {
 	if help || err != nil {
 		return err
 	}
-	log, err := logging.New(service, cfg.Level)
+	log, err := logging.New(name, cfg.Level)
 	if err != nil {
 		return err
 	}
