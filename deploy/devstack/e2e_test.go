@@ -533,20 +533,7 @@ func childrenOf(t *testing.T, pid int) []string {
 	return out
 }
 
-func dumpLogs(t *testing.T, dir string) {
-	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		if len(lines) > 30 {
-			lines = lines[len(lines)-30:]
-		}
-		t.Logf("--- %s (last %d lines)\n%s", filepath.Base(p), len(lines), strings.Join(lines, "\n"))
-	}
-}
+func dumpLogs(t *testing.T, dir string) { t.Log(stack.LogTails(dir, 30)) }
 
 // testLog sends the stack's progress lines to the test log.
 type testLog struct{ t *testing.T }

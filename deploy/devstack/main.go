@@ -2,6 +2,7 @@
 //
 //	go run ./deploy/devstack run    # make run: DynamoDB Local, services, gateway, worker; Ctrl-C stops
 //	go run ./deploy/devstack demo   # make demo: the demo sequence against the running stack
+//	go run ./deploy/devstack trace EVENT_ID  # make trace: an event's lifecycle from Jaeger
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/trigger-api/trigger-api/deploy/devstack/stack"
 )
@@ -37,6 +39,10 @@ const usage = `usage: go run ./deploy/devstack <command> [flags]
 commands:
   run    start DynamoDB Local, ingest, inbox, keys-admin, a gateway and the worker; Ctrl-C stops all
   demo   replay the seed's demo sequence through the gateway of the stack that run started
+  trace  print an event's lifecycle trace from Jaeger as a timeline (needs TRACING=jaeger make run)
+
+TRACING=jaeger makes run start Jaeger (built by make jaeger) on 127.0.0.1 (OTLP 4317/4318, query
+API 16686) and send every binary's spans to it.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStack(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "trace":
+		return runTrace(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -69,6 +77,13 @@ func runStack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := stack.Options{GatewayAddr: *addr, Stream: stdout, StreamOnly: []string{stack.Worker, "gateway"}, Progress: stdout}
 	if *verbose {
 		opts.StreamOnly = nil
+	}
+	switch tracing := os.Getenv("TRACING"); tracing {
+	case "":
+	case "jaeger":
+		opts.Tracing, opts.JaegerAddrs = true, stack.DefaultJaegerAddrs
+	default:
+		return fmt.Errorf("TRACING=%q: the one choice is jaeger", tracing)
 	}
 	for _, tok := range strings.Split(os.Getenv("TRIGGER_ADMIN_TOKENS"), ",") {
 		if tok = strings.TrimSpace(tok); tok != "" {
@@ -109,6 +124,44 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
+func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jaeger := fs.String("jaeger", "", "Jaeger's query API (default: the running stack's, else http://"+stack.DefaultJaegerAddrs.Query+")")
+	wait := fs.Duration("wait", 5*time.Second, "how long to wait for the event's spans to reach Jaeger")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || !strings.HasPrefix(fs.Arg(0), "evt_") {
+		return errors.New("usage: go run ./deploy/devstack trace [-jaeger URL] EVENT_ID (make trace EVENT=evt_...)")
+	}
+	if *jaeger == "" {
+		*jaeger = stack.DefaultJaegerAddrs.QueryURL()
+		if root, err := stack.FindRoot(); err == nil {
+			if env, err := stack.ReadEnvFile(filepath.Join(root, ".cache", "devstack", "env")); err == nil && env.JaegerURL != "" {
+				*jaeger = env.JaegerURL
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	for {
+		tr, err := stack.EventTrace(ctx, *jaeger, fs.Arg(0))
+		if err == nil {
+			return tr.Timeline(stdout)
+		}
+		if !errors.Is(err, stack.ErrNoTrace) {
+			return err
+		}
+		// Spans are exported in batches about a second apart; an event just posted may not be there yet.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (was the stack started with TRACING=jaeger?)", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 func printBanner(w io.Writer, st *stack.Stack) {
 	gw := st.GatewayURL
 	fmt.Fprintf(w, "\nTrigger API dev stack is up.\n\n")
@@ -120,6 +173,9 @@ func printBanner(w io.Writer, st *stack.Stack) {
 	}
 	for _, t := range st.Tenants {
 		fmt.Fprintf(w, "  %-12s %s\n", t, st.Keys[t])
+	}
+	if st.JaegerURL != "" {
+		fmt.Fprintf(w, "  jaeger       %s   (make trace EVENT=evt_... prints an event's lifecycle)\n", st.JaegerURL)
 	}
 	fmt.Fprintf(w, "  logs         %s/*.log\n", st.LogDir)
 	fmt.Fprintf(w, "  env file     %s   (set -a; . %s; set +a  gives $GATEWAY_URL, $ADMIN_TOKEN, $API_KEY_ACME ...)\n", st.EnvFile, st.EnvFile)

@@ -18,6 +18,7 @@ type Env struct {
 	GatewayURL string
 	AdminToken string
 	WorkerBin  string
+	JaegerURL  string            // Jaeger's query API; empty when the stack runs without it
 	Keys       map[string]string // tenant id → API key
 }
 
@@ -27,6 +28,7 @@ const (
 	envGateway   = "GATEWAY_URL"
 	envAdmin     = "ADMIN_TOKEN"
 	envWorkerBin = "WORKER_BIN"
+	envJaeger    = "JAEGER_URL"
 	envKeyPrefix = "API_KEY_"
 )
 
@@ -44,6 +46,9 @@ func WriteEnvFile(path string, env Env) error {
 	line(envGateway, env.GatewayURL)
 	line(envAdmin, env.AdminToken)
 	line(envWorkerBin, env.WorkerBin)
+	if env.JaegerURL != "" {
+		line(envJaeger, env.JaegerURL)
+	}
 	tenants := make([]string, 0, len(env.Keys))
 	for t := range env.Keys {
 		tenants = append(tenants, t)
@@ -103,6 +108,8 @@ func ReadEnvFile(path string) (Env, error) {
 			env.AdminToken = v
 		case k == envWorkerBin:
 			env.WorkerBin = v
+		case k == envJaeger:
+			env.JaegerURL = v
 		case strings.HasPrefix(k, envKeyPrefix):
 			// The tenant id is in the key itself; the variable name is only for shells.
 			key, err := apikey.Parse(v)

@@ -17,6 +17,7 @@ func TestEnvFileRoundTripsAndIsPrivate(t *testing.T) {
 		GatewayURL: "http://127.0.0.1:8080",
 		AdminToken: `it's "quoted" $HOME \ and spaced`,
 		WorkerBin:  "/tmp/bin dir/worker",
+		JaegerURL:  "http://127.0.0.1:16686",
 		Keys:       map[string]string{"acme": acme.String(), "demo-globex-x1y2": globex.String()},
 	}
 	path := filepath.Join(t.TempDir(), "env")
@@ -34,7 +35,7 @@ func TestEnvFileRoundTripsAndIsPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GatewayURL != want.GatewayURL || got.AdminToken != want.AdminToken || got.WorkerBin != want.WorkerBin ||
+	if got.GatewayURL != want.GatewayURL || got.AdminToken != want.AdminToken || got.WorkerBin != want.WorkerBin || got.JaegerURL != want.JaegerURL ||
 		len(got.Keys) != 2 || got.Keys["acme"] != acme.String() || got.Keys["demo-globex-x1y2"] != globex.String() {
 		t.Errorf("read back %+v, want %+v", got, want)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,6 +149,24 @@ func tail(path string, n int) string {
 	var b bytes.Buffer
 	for _, l := range lines {
 		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}
+
+// LogTails renders the last n lines of every log in dir, for a failed test to show.
+func LogTails(dir string, n int) string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	var b strings.Builder
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", filepath.Base(p), len(lines), strings.Join(lines, "\n"))
 	}
 	return b.String()
 }

@@ -81,6 +81,11 @@ type Options struct {
 	Stream     io.Writer
 	StreamOnly []string
 	Progress   io.Writer // one line per start-up step; nil: silent
+	// Tracing starts Jaeger (JaegerBin; empty: DefaultJaegerBin) at JaegerAddrs (zero: free
+	// ports) and points every binary's OTLP exporter at it.
+	Tracing     bool
+	JaegerBin   string
+	JaegerAddrs JaegerAddrs
 }
 
 // Stack is a running local deployment.
@@ -95,6 +100,7 @@ type Stack struct {
 	BinDir              string
 	LogDir              string
 	EnvFile             string // written once the stack is up; removed by Stop
+	JaegerURL           string // Jaeger's query API when Options.Tracing is set
 
 	opts     Options
 	stream   io.Writer
@@ -102,6 +108,7 @@ type Stack struct {
 	gateway  *http.Server
 	services []*proc
 	worker   *proc
+	jaeger   *proc
 	common   []string // the environment every child shares
 
 	mu      sync.Mutex
@@ -160,6 +167,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.DynamoDBEndpoint = endpoint
 	s.AdminToken = opts.AdminTokens[0]
 	common := append(childEnviron(), ddblocal.EnvFor(endpoint)...)
+	if opts.Tracing {
+		otel, err := s.startJaeger(ctx)
+		if err != nil {
+			return nil, err
+		}
+		common = append(common, otel...)
+	}
 	common = append(common,
 		"TRIGGER_TABLE_PREFIX="+opts.TablePrefix,
 		"TRIGGER_LOG_LEVEL="+opts.LogLevel,
@@ -247,6 +261,21 @@ func (o *Options) complete() error {
 	}
 	if len(o.Tenants) == 0 {
 		o.Tenants = DefaultTenants
+	}
+	if o.Tracing {
+		if o.JaegerBin == "" {
+			o.JaegerBin = DefaultJaegerBin(o.Root)
+		}
+		if o.JaegerAddrs == (JaegerAddrs{}) {
+			addrs, err := freeJaegerAddrs()
+			if err != nil {
+				return err
+			}
+			o.JaegerAddrs = addrs
+		}
+		if err := o.JaegerAddrs.validate(); err != nil {
+			return err
+		}
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
@@ -421,34 +450,7 @@ func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) er
 
 // waitReady polls /readyz until it answers 200, the process ends, or the deadline passes.
 func waitReady(ctx context.Context, p *proc, base string) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := client.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited during start-up (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15))
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s/readyz (last: %s): %w; log %s", p.name, base, last, ctx.Err(), p.logPath)
-		case <-tick.C:
-		}
-	}
+	return waitHTTP(ctx, p, base+"/readyz")
 }
 
 func (s *Stack) startGateway() error {
@@ -552,7 +554,7 @@ func (s *Stack) Env() Env {
 	for t, k := range s.Keys {
 		keys[t] = k
 	}
-	return Env{GatewayURL: s.GatewayURL, AdminToken: s.AdminToken, WorkerBin: s.bin(Worker), Keys: keys}
+	return Env{GatewayURL: s.GatewayURL, AdminToken: s.AdminToken, WorkerBin: s.bin(Worker), JaegerURL: s.JaegerURL, Keys: keys}
 }
 
 // PIDs are the process ids of the children the stack supervises (DynamoDB Local excepted).
@@ -609,6 +611,10 @@ func (s *Stack) Stop() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, s.gateway.Shutdown(ctx))
 			cancel()
+		}
+		// After the services, which flush their last spans to it as they stop.
+		if s.jaeger != nil {
+			errs = append(errs, s.stopChild(s.jaeger))
 		}
 		if s.ddb != nil {
 			s.ddb.Stop()
