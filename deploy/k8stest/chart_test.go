@@ -60,8 +60,9 @@ var binaries = map[string]binary{
 var serviceComponents = []string{"ingest", "inbox", "keys-admin", "worker"}
 
 // readByOthers are variables the chart may set although no envconfig struct declares them,
-// because another reader owns them: the Go runtime and the OpenTelemetry SDK (OTEL_* by prefix).
-var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true}
+// because another reader owns them: the Go runtime, pkg/telemetry (the pod's name and namespace)
+// and the OpenTelemetry SDK (OTEL_* by prefix).
+var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true, "POD_NAME": true, "POD_NAMESPACE": true}
 
 // devOnlyAWS are the static credentials DynamoDB Local needs to sign requests with; outside
 // development the default AWS chain (IRSA) must provide credentials, so they may appear only
@@ -292,6 +293,8 @@ func (m *manifest) resolveEnv(t *testing.T, w workload) map[string]string {
 			env[e.Name] = m.secretValue(t, describe(w), e.ValueFrom.SecretKeyRef)
 		case e.ValueFrom.ResourceFieldRef != nil:
 			env[e.Name] = "1" // the kubelet fills in the container's limit
+		case e.ValueFrom.FieldRef != nil:
+			env[e.Name] = "filled-in-from-" + e.ValueFrom.FieldRef.FieldPath
 		default:
 			t.Fatalf("%s: %s has a source this test does not resolve", describe(w), e.Name)
 		}
@@ -596,7 +599,8 @@ func TestChartSelectorsAreReleaseScoped(t *testing.T) {
 }
 
 // TestChartProductionShape pins what the production-like set promises: IRSA, HPA for ingest and
-// inbox, PDBs, NetworkPolicies that keep keys-admin internal, and no chart-made Secret.
+// inbox, PDBs, NetworkPolicies that keep keys-admin internal but let Prometheus scrape, and no
+// chart-made Secret.
 func TestChartProductionShape(t *testing.T) {
 	vs := valueSet{name: "production", file: chartDir + "/ci/production-values.yaml"}
 	m := render(t, testRelease, testNamespace, vs.values(t))
@@ -628,9 +632,9 @@ func TestChartProductionShape(t *testing.T) {
 		want = append(want, map[string]any{"podSelector": map[string]any{}})
 		switch c {
 		case "keys-admin":
-			want = append(want, m.value("networkPolicy.keysAdminFrom"))
+			want = append(want, m.value("networkPolicy.keysAdminFrom"), m.value("networkPolicy.metricsFrom"))
 		case "ingest", "inbox":
-			want = append(want, m.value("networkPolicy.publicFrom"))
+			want = append(want, m.value("networkPolicy.publicFrom"), m.value("networkPolicy.metricsFrom"))
 		case "worker":
 			want = nil
 		}
@@ -716,6 +720,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"shutdown-exceeds-grace", `shutdown: {preStopSeconds: 10, timeoutSeconds: 30, terminationGracePeriodSeconds: 30}`, "terminationGracePeriodSeconds"},
 		{"worker-without-keys", `components: {worker: {enabled: true}}`, "worker needs tenant API keys"},
 		{"demo-without-token", `demo: {enabled: true}`, "adminTokens"},
+		{"unknown-dashboard-key", `grafana: {dashboard: {uid: x}}`, "additional properties"},
+		{"dashboard-label-value-unquoted", `grafana: {dashboard: {labelValue: 1}}`, "labelValue"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -98,8 +98,12 @@ The names are checked against each binary's envconfig struct in deploy/k8stest.
 {{- end }}
 {{- if ne .component "tables" }}
 {{- $otel := include "trigger-api.otelEndpoint" $root }}
-{{- $_ := set $cfg "OTEL_SERVICE_NAME" (printf "trigger-api-%s" .component) }}
-{{- $_ := set $cfg "OTEL_RESOURCE_ATTRIBUTES" (printf "service.namespace=%s,k8s.namespace.name=%s" (include "trigger-api.fullname" $root) $root.Release.Namespace) }}
+{{- /*
+No OTEL_SERVICE_NAME: service.name stays the binary's own ("ingest", ...), which the dashboard and
+trace searches select on. service.namespace tells releases apart; the pod and its namespace come
+from the downward API (POD_NAME, POD_NAMESPACE in the pod template).
+*/}}
+{{- $_ := set $cfg "OTEL_RESOURCE_ATTRIBUTES" (printf "service.namespace=%s" (include "trigger-api.fullname" $root)) }}
 {{- if $otel }}
 {{- $_ := set $cfg "OTEL_EXPORTER_OTLP_ENDPOINT" $otel }}
 {{- $_ := set $cfg "OTEL_EXPORTER_OTLP_PROTOCOL" $root.Values.otel.protocol }}
@@ -167,7 +171,8 @@ seccompProfile:
 {{/*
 The one pod template every workload renders. Takes a dict:
   root, component, image, resources (required)
-  command, args, port (or ports), httpProbes (bool), probes (object), env (list), configMap (name), preStopSeconds,
+  command, args, port (or ports), httpProbes (bool), probes (object), env (list), podIdentity (bool: the
+  project's binaries, which name their pod in telemetry), configMap (name), preStopSeconds,
   terminationGracePeriodSeconds, restartPolicy, annotations, automountToken, notGo (no GOMAXPROCS/GOMEMLIMIT), runAsUser, scheduling (values with
   nodeSelector/tolerations/affinity/topologySpreadConstraints), extraVolumeMounts, extraVolumes
 */}}
@@ -223,10 +228,21 @@ spec:
         - configMapRef:
             name: {{ .configMap }}
       {{- end }}
-      {{- if or .env (not .notGo) }}
+      {{- if or .env (not .notGo) .podIdentity }}
       env:
         {{- with .env }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- if .podIdentity }}
+        # pkg/telemetry puts these on every span and metric as k8s.pod.name and k8s.namespace.name.
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
         {{- end }}
         {{- if not .notGo }}
         # The Go runtime sizes itself from the container's limits, not the node's.
