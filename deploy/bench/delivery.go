@@ -222,7 +222,7 @@ func (d *deliveryRig) startWorkers(phase string, n int, key string, k workerKind
 	var out []*child
 	for i := range n {
 		logPath := filepath.Join(d.cacheDir, fmt.Sprintf("worker-%s-%d.log", phase, i+1))
-		c, err := spawn("worker", filepath.Join(d.binDir, "worker"), env, logPath, rec.observe)
+		c, err := spawn("worker", filepath.Join(d.binDir, "worker"), nil, env, logPath, rec.observe)
 		if err != nil {
 			stopAll(out)
 			return nil, err

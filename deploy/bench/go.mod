@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
+	github.com/trigger-api/trigger-api/deploy/devstack v0.0.0
 	github.com/trigger-api/trigger-api/pkg v0.0.0
 )
 
@@ -64,4 +65,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/trigger-api/trigger-api/pkg => ../../pkg
+replace (
+	github.com/trigger-api/trigger-api/deploy/devstack => ../devstack
+	github.com/trigger-api/trigger-api/pkg => ../../pkg
+)

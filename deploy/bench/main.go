@@ -1,8 +1,10 @@
-// Command bench measures Trigger API's real binaries on one DynamoDB Local, in two suites
+// Command bench measures Trigger API's real binaries on one DynamoDB Local, in three suites
 // that run one after the other (-suite picks one):
 //
 //   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
 //     writing the same item to the same table at one concurrency, and their ratio.
+//   - tracing: POST /events through an ingest binary with tracing off and one exporting every
+//     span to a Jaeger the bench starts (make jaeger builds it), and their ratio.
 //   - delivery: how long an event takes from POST /events returning to the worker binary
 //     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
 //     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.
@@ -61,6 +63,7 @@ const maxErrorRate = 0.01
 const (
 	suiteAll      = "all"
 	suiteIngest   = "ingest"
+	suiteTracing  = "tracing"
 	suiteDelivery = "delivery"
 )
 
@@ -72,6 +75,7 @@ type options struct {
 	order       string
 	endpoint    string
 	out         string
+	tracingOut  string
 	logLevel    string
 	bodyBytes   int
 	delivery    deliveryOptions
@@ -81,7 +85,7 @@ func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite
 
 func main() {
 	var o options
-	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), delivery (latency to the worker, drain throughput) or all")
+	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput) or all")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")
 	// On a busy 2-core machine DynamoDB Local's CPU per write kept falling for about a minute
 	// of load; a shorter warm-up makes the first phase pay for it, whatever the order.
@@ -91,6 +95,7 @@ func main() {
 	flag.StringVar(&o.endpoint, "endpoint", "", "a running DynamoDB Local on loopback (http://127.0.0.1:PORT); empty starts one in memory")
 	flag.StringVar(&o.out, "out", ".cache/bench/ingest.json", "ingest: where the full JSON report goes; a relative path is taken from the workspace root")
 	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
+	flag.StringVar(&o.tracingOut, "tracing-out", ".cache/bench/tracing.json", "tracing: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
 	d := &o.delivery
 	flag.Float64Var(&d.rate, "rate", 25, "delivery: events per second sent to POST /events while latency is measured, at a steady pace")
@@ -208,6 +213,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		errs = append(errs, err)
 	}
+	if o.runs(suiteTracing) {
+		errs = append(errs, runTracing(ctx, o, r, stdout))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 	if o.runs(suiteDelivery) {
 		errs = append(errs, runDelivery(ctx, o, r, ingestRate, stdout))
 	}
@@ -307,11 +318,11 @@ func (r *rig) path(p string) string {
 
 func validateOptions(o options) error {
 	switch o.suite {
-	case suiteAll, suiteIngest, suiteDelivery:
+	case suiteAll, suiteIngest, suiteTracing, suiteDelivery:
 	default:
-		return fmt.Errorf("-suite %q: want %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteDelivery)
+		return fmt.Errorf("-suite %q: want %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery)
 	}
-	if o.runs(suiteIngest) {
+	if o.runs(suiteIngest) || o.runs(suiteTracing) {
 		if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 {
 			return errors.New("-duration and -concurrency must be positive, -warmup not negative")
 		}

@@ -135,12 +135,12 @@ type child struct {
 
 // spawn starts bin with env, its output going to logPath. When onLine is set it also sees
 // every line of output, with the time the bench read it.
-func spawn(name, bin string, env []string, logPath string, onLine func(line []byte, read time.Time)) (*child, error) {
+func spawn(name, bin string, args, env []string, logPath string, onLine func(line []byte, read time.Time)) (*child, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if onLine != nil {
@@ -161,20 +161,20 @@ func spawn(name, bin string, env []string, logPath string, onLine func(line []by
 	return c, nil
 }
 
-// startService runs a service binary on a free loopback port and waits until /readyz
-// answers 200.
-func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string) (*child, error) {
+// startService runs a service binary on a free loopback port, with extra added to its
+// environment, and waits until /readyz answers 200.
+func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string, extra ...string) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c, err := spawn(name, bin, serviceEnv(endpoint, prefix, addr, logLevel), logPath, nil)
+	c, err := spawn(name, bin, nil, append(serviceEnv(endpoint, prefix, addr, logLevel), extra...), logPath, nil)
 	if err != nil {
 		return nil, err
 	}
 	c.url = "http://" + addr
-	if err := c.waitReady(ctx); err != nil {
+	if err := c.waitReady(ctx, "/readyz"); err != nil {
 		c.stop()
 		return nil, err
 	}
@@ -183,13 +183,14 @@ func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, lo
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
-func (c *child) waitReady(ctx context.Context) error {
+// waitReady polls path under c.url until it answers 200.
+func (c *child) waitReady(ctx context.Context, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+path, nil)
 		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)
