@@ -118,10 +118,13 @@ func childEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// serviceEnv is what a service binary needs to serve on addr from the bench's tables.
+// serviceEnv is what a service binary needs to serve on addr from the bench's tables. The
+// tenant rate limit is set far above any rate reached here: the limiter still runs on every
+// request, but never refuses one, so the figures are capacity, not the default limit.
 func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
 	return childEnv(append(ddblocal.EnvFor(endpoint),
-		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel)...)
+		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel,
+		"TRIGGER_TENANT_RATE_LIMIT=10000000")...)
 }
 
 // child is one binary the bench started: a service, whose url is set, or a worker.

@@ -18,9 +18,9 @@ import (
 // TestContract checks every request and answer of a scripted run against the document: the
 // seed's demo (its worker included), every bad input of the lifecycle and delivery tables,
 // pulls, extends, nacks, dead letters, redrive, batches and idempotent replays on the real
-// stack, then the answers only a failing DynamoDB gives on the real routers. At the end every
-// answer the document describes must have been seen, so a documented answer that nothing
-// produces fails as surely as an answer that nothing documents.
+// stack, then the answers only a failing DynamoDB or a spent tenant rate gives on the real
+// routers. At the end every answer the document describes must have been seen, so a
+// documented answer that nothing produces fails as surely as an answer that nothing documents.
 func TestContract(t *testing.T) {
 	v := loadDocument(t)
 
@@ -69,6 +69,10 @@ func TestContract(t *testing.T) {
 
 	t.Run("fault-answers", func(t *testing.T) {
 		faultAnswers(t, func(h http.Handler) *client { return inProcess(v, h) })
+	})
+
+	t.Run("rate-limited-answers", func(t *testing.T) {
+		rateLimitedAnswers(t, func(h http.Handler) *client { return inProcess(v, h) })
 	})
 
 	t.Run("every-documented-answer-seen", func(t *testing.T) {

@@ -188,3 +188,43 @@ func faultAnswers(t *testing.T, c func(http.Handler) *client) {
 		})
 	}
 }
+
+// rateLimitedAnswers sends every tenant operation for a tenant whose rate is spent: each
+// answers 429 rate_limited with Retry-After, as the document says. The clock stands still, so
+// the one request the rate allows is the first and no token comes back.
+func rateLimitedAnswers(t *testing.T, c func(http.Handler) *client) {
+	log := zap.NewNop()
+	mem := tenanttest.NewMemory()
+	apitest.SeedTenant(t, mem, "acme", 1)
+	one := 1
+	if _, err := mem.UpdateTenant(t.Context(), "acme", tenant.Patch{RateLimit: &one}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	key := apitest.SeedKey(t, mem, "acme", apitest.KeyOptions{})
+	frozen := time.Now()
+	auth := tenant.NewAuthenticator(mem, tenant.AuthConfig{RateLimit: 1000}, func() time.Time { return frozen })
+	ready := func(context.Context) error { return nil }
+	store := failingEvents{err: errors.New("a rate-limited request reached the store")}
+	routers := map[string]http.Handler{
+		openapi.Ingest: ingest.NewRouter(ingest.Deps{Log: log, Events: store, Auth: auth, Ready: ready}),
+		openapi.Inbox:  inbox.NewRouter(inbox.Deps{Log: log, Events: store, Auth: auth, Ready: ready}),
+	}
+	if err := auth.Admit(tenant.Principal{TenantID: "acme", RateLimit: 1}); err != nil {
+		t.Fatalf("the tenant's one request a second: %v", err)
+	}
+	ops, err := openapi.Operations("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := sampleRequests(key, "")
+	for _, o := range ops {
+		if o.Service != openapi.Ingest && o.Service != openapi.Inbox {
+			continue
+		}
+		s := samples[o.ID]
+		s.name, s.status, s.code = o.ID+"-rate-limited", http.StatusTooManyRequests, "rate_limited"
+		if a := c(routers[o.Service]).do(t, s); a.Header.Get("Retry-After") != "1" {
+			t.Errorf("%s: Retry-After %q, want 1", s.name, a.Header.Get("Retry-After"))
+		}
+	}
+}

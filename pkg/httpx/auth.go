@@ -22,8 +22,9 @@ func bearer(c *gin.Context) (string, bool) {
 	return token, true
 }
 
-// RequireKey authenticates the tenant key and checks it grants one of scopes. The tenant comes
-// from the key and nothing else; handlers read it with Principal.
+// RequireKey authenticates the tenant key, checks it grants one of scopes and that its tenant
+// is within its request rate. The tenant comes from the key and nothing else; handlers read it
+// with Principal.
 func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearer(c)
@@ -40,6 +41,11 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 		tagTenant(c, p.TenantID)
 		if !slices.ContainsFunc(scopes, p.Can) {
 			Fail(c, tenant.ErrForbidden)
+			return
+		}
+		// After the scope check, so refused calls spend none of the tenant's rate.
+		if err := auth.Admit(p); err != nil {
+			Fail(c, err)
 			return
 		}
 		c.Next()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -19,6 +20,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the Retry-After of a 429 or 503, in seconds; 0 means 1.
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -52,6 +55,7 @@ func toHTTP(err error) (*Error, bool) {
 	var he *Error
 	var ev *events.ValidationError
 	var tv *tenant.ValidationError
+	var rl *tenant.RateLimitedError
 	switch {
 	case errors.As(err, &he):
 		return he, true
@@ -59,6 +63,10 @@ func toHTTP(err error) (*Error, bool) {
 		return NewError(http.StatusBadRequest, ev.Code, ev.Msg), true
 	case errors.As(err, &tv):
 		return BadRequest(tv.Msg), true
+	case errors.As(err, &rl):
+		he := NewError(http.StatusTooManyRequests, "rate_limited", "this tenant is over its request rate; retry after the Retry-After seconds")
+		he.RetryAfter = rl.RetryAfterSeconds()
+		return he, true
 	case errors.Is(err, tenant.ErrUnauthenticated):
 		return Unauthenticated, true
 	case errors.Is(err, tenant.ErrForbidden):
@@ -130,7 +138,7 @@ func renderErrors(log *zap.Logger) gin.HandlerFunc {
 func WriteError(c *gin.Context, he *Error) {
 	switch he.Status {
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		c.Header("Retry-After", "1")
+		c.Header("Retry-After", strconv.Itoa(max(he.RetryAfter, 1)))
 	case http.StatusUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="trigger-api"`)
 	}

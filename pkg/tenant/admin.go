@@ -82,6 +82,7 @@ type NewTenant struct {
 	// Nil means the default.
 	MaxDeliveries *int
 	RetentionDays *int
+	RateLimit     int // 0: the service's default
 }
 
 // KeyRequest is a request to issue a key. Nil scopes mean all of them; a zero ExpiresAt means
@@ -125,7 +126,7 @@ func (a *Admin) CreateTenant(ctx context.Context, in NewTenant) (Tenant, error) 
 	if in.RetentionDays != nil {
 		retentionDays = *in.RetentionDays
 	}
-	limits := Patch{Partitions: &in.Partitions, MaxDeliveries: &maxDeliveries, RetentionDays: &retentionDays}
+	limits := Patch{Partitions: &in.Partitions, MaxDeliveries: &maxDeliveries, RetentionDays: &retentionDays, RateLimit: &in.RateLimit}
 	if err := limits.Validate(); err != nil {
 		return Tenant{}, err
 	}
@@ -137,6 +138,7 @@ func (a *Admin) CreateTenant(ctx context.Context, in NewTenant) (Tenant, error) 
 		Partitions:    in.Partitions,
 		MaxDeliveries: maxDeliveries,
 		RetentionDays: retentionDays,
+		RateLimit:     in.RateLimit,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}

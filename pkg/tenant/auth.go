@@ -19,6 +19,7 @@ type Principal struct {
 	Partitions    int
 	MaxDeliveries int
 	RetentionDays int
+	RateLimit     int // the tenant's own; 0: the service's default
 	expiresAt     time.Time
 }
 
@@ -31,6 +32,8 @@ type AuthConfig struct {
 	PositiveTTL time.Duration `envconfig:"KEY_CACHE_TTL" default:"30s" desc:"how long a resolved key is trusted before it is read again (at most 30s)"`
 	NegativeTTL time.Duration `envconfig:"KEY_CACHE_NEGATIVE_TTL" default:"5s" desc:"how long a refused key is remembered, sparing the database from repeated bad keys"`
 	MaxEntries  int           `envconfig:"KEY_CACHE_MAX_ENTRIES" default:"100000" desc:"upper bound on cached keys"`
+	// RateLimit is per replica: a tenant's traffic spread over n replicas may reach n times it.
+	RateLimit int `envconfig:"TENANT_RATE_LIMIT" default:"1000" desc:"requests per second one tenant may make to this replica, bursts of up to a second's worth, unless the tenant has its own rate_limit; over it: 429 with Retry-After. 0 turns the default off"`
 }
 
 // CacheStats counts cache outcomes.
@@ -46,6 +49,7 @@ type Authenticator struct {
 	mu      sync.Mutex
 	entries map[string]cacheEntry
 	stats   CacheStats
+	limits  *limiter
 }
 
 type cacheEntry struct {
@@ -68,7 +72,19 @@ func NewAuthenticator(store Store, cfg AuthConfig, now func() time.Time) *Authen
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100000
 	}
-	return &Authenticator{store: store, cfg: cfg, now: now, entries: make(map[string]cacheEntry)}
+	return &Authenticator{store: store, cfg: cfg, now: now, entries: make(map[string]cacheEntry), limits: newLimiter(cfg.MaxEntries)}
+}
+
+// Admit spends one request of p's tenant's rate, or answers *RateLimitedError.
+func (a *Authenticator) Admit(p Principal) error {
+	rate := p.RateLimit
+	if rate == 0 {
+		rate = a.cfg.RateLimit
+	}
+	if wait, ok := a.limits.take(p.TenantID, rate, a.now()); !ok {
+		return &RateLimitedError{RetryAfter: wait}
+	}
+	return nil
 }
 
 // Stats returns the cache counters so far.
@@ -144,6 +160,7 @@ func (a *Authenticator) resolve(ctx context.Context, hash, tenantID string, now 
 		Partitions:    t.Partitions,
 		MaxDeliveries: t.MaxDeliveries,
 		RetentionDays: t.RetentionDays,
+		RateLimit:     t.RateLimit,
 		expiresAt:     k.ExpiresAt,
 	}, nil
 }

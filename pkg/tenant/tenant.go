@@ -61,8 +61,10 @@ type Tenant struct {
 	Partitions    int
 	MaxDeliveries int
 	RetentionDays int
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// RateLimit is requests per second per service replica; 0 leaves it to the service.
+	RateLimit int
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Limits on tenant settings.
@@ -77,6 +79,7 @@ type Patch struct {
 	Partitions    *int
 	MaxDeliveries *int
 	RetentionDays *int
+	RateLimit     *int
 }
 
 // StatusPatch changes only the status.
@@ -84,7 +87,7 @@ func StatusPatch(s Status) Patch { return Patch{Status: &s} }
 
 // Empty reports whether p changes nothing.
 func (p Patch) Empty() bool {
-	return p.Status == nil && p.Partitions == nil && p.MaxDeliveries == nil && p.RetentionDays == nil
+	return p.Status == nil && p.Partitions == nil && p.MaxDeliveries == nil && p.RetentionDays == nil && p.RateLimit == nil
 }
 
 // Validate checks every field p sets.
@@ -100,6 +103,9 @@ func (p Patch) Validate() error {
 	}
 	if p.RetentionDays != nil && (*p.RetentionDays < 1 || *p.RetentionDays > MaxRetentionDays) {
 		return invalid("retention_days must be between 1 and %d", MaxRetentionDays)
+	}
+	if p.RateLimit != nil && (*p.RateLimit < 0 || *p.RateLimit > MaxRateLimit) {
+		return invalid("rate_limit must be between 0 (the service's default) and %d", MaxRateLimit)
 	}
 	return nil
 }
@@ -120,6 +126,9 @@ func (p Patch) Apply(t Tenant, at time.Time) (Tenant, error) {
 	}
 	if p.RetentionDays != nil {
 		t.RetentionDays = *p.RetentionDays
+	}
+	if p.RateLimit != nil {
+		t.RateLimit = *p.RateLimit
 	}
 	t.UpdatedAt = at
 	return t, nil

@@ -47,6 +47,7 @@ func tenantToItem(t tenant.Tenant) ddb.Item {
 		"partitions":     ddb.N(int64(t.Partitions)),
 		"max_deliveries": ddb.N(int64(t.MaxDeliveries)),
 		"retention_days": ddb.N(int64(t.RetentionDays)),
+		"rate_limit":     ddb.N(int64(t.RateLimit)),
 		"created_at":     ddb.N(millis(t.CreatedAt)),
 		"updated_at":     ddb.N(millis(t.UpdatedAt)),
 	}
@@ -60,6 +61,7 @@ func tenantFromItem(it ddb.Item) tenant.Tenant {
 		Partitions:    int(ddb.GetN(it, "partitions")),
 		MaxDeliveries: int(ddb.GetN(it, "max_deliveries")),
 		RetentionDays: int(ddb.GetN(it, "retention_days")),
+		RateLimit:     int(ddb.GetN(it, "rate_limit")), // absent on older items: the default
 		CreatedAt:     fromMillis(ddb.GetN(it, "created_at")),
 		UpdatedAt:     fromMillis(ddb.GetN(it, "updated_at")),
 	}
@@ -197,6 +199,10 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, p tenant.Patch, at 
 	if p.RetentionDays != nil {
 		set = append(set, "retention_days = :retention_days")
 		vals[":retention_days"] = ddb.N(int64(*p.RetentionDays))
+	}
+	if p.RateLimit != nil {
+		set = append(set, "rate_limit = :rate_limit")
+		vals[":rate_limit"] = ddb.N(int64(*p.RateLimit))
 	}
 	in := &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.tables.Tenants),

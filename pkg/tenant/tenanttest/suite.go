@@ -59,6 +59,7 @@ func sampleTenant(id string) tenant.Tenant {
 		Partitions:    3,
 		MaxDeliveries: 7,
 		RetentionDays: 9,
+		RateLimit:     250,
 		CreatedAt:     base,
 		UpdatedAt:     base.Add(time.Second),
 	}
@@ -88,7 +89,7 @@ func sampleKey(t *testing.T, tenantID string) tenant.APIKey {
 func tenantDiff(got, want tenant.Tenant) string {
 	if got.ID != want.ID || got.Name != want.Name || got.Status != want.Status ||
 		got.Partitions != want.Partitions || got.MaxDeliveries != want.MaxDeliveries ||
-		got.RetentionDays != want.RetentionDays || !got.CreatedAt.Equal(want.CreatedAt) ||
+		got.RetentionDays != want.RetentionDays || got.RateLimit != want.RateLimit || !got.CreatedAt.Equal(want.CreatedAt) ||
 		!got.UpdatedAt.Equal(want.UpdatedAt) {
 		return fmt.Sprintf("got  %+v\nwant %+v", got, want)
 	}
@@ -439,14 +440,14 @@ func testTenantLimits(t *testing.T, s tenant.Store) {
 	ctx := context.Background()
 	tn := sampleTenant("acme")
 	mustCreateTenant(t, s, tn)
-	four, twenty, thirty := 4, 20, 30
+	four, twenty, thirty, zero := 4, 20, 30, 0
 	at := base.Add(time.Hour)
-	got, err := s.UpdateTenant(ctx, "acme", tenant.Patch{Partitions: &four, MaxDeliveries: &twenty, RetentionDays: &thirty}, at)
+	got, err := s.UpdateTenant(ctx, "acme", tenant.Patch{Partitions: &four, MaxDeliveries: &twenty, RetentionDays: &thirty, RateLimit: &zero}, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := tn
-	want.Partitions, want.MaxDeliveries, want.RetentionDays, want.UpdatedAt = 4, 20, 30, at
+	want.Partitions, want.MaxDeliveries, want.RetentionDays, want.RateLimit, want.UpdatedAt = 4, 20, 30, 0, at
 	if d := tenantDiff(got, want); d != "" {
 		t.Fatalf("update returned:\n%s", d)
 	}

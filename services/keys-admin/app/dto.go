@@ -16,6 +16,7 @@ type createTenantRequest struct {
 	Partitions    *int   `json:"partitions"`
 	MaxDeliveries *int   `json:"max_deliveries"`
 	RetentionDays *int   `json:"retention_days"`
+	RateLimit     *int   `json:"rate_limit"`
 }
 
 func (r createTenantRequest) toDomain() tenant.NewTenant {
@@ -24,8 +25,12 @@ func (r createTenantRequest) toDomain() tenant.NewTenant {
 	if r.Partitions != nil {
 		partitions = *r.Partitions
 	}
-	return tenant.NewTenant{ID: r.TenantID, Name: r.Name, Partitions: partitions,
+	t := tenant.NewTenant{ID: r.TenantID, Name: r.Name, Partitions: partitions,
 		MaxDeliveries: r.MaxDeliveries, RetentionDays: r.RetentionDays}
+	if r.RateLimit != nil {
+		t.RateLimit = *r.RateLimit
+	}
+	return t
 }
 
 type patchTenantRequest struct {
@@ -33,10 +38,11 @@ type patchTenantRequest struct {
 	Partitions    *int    `json:"partitions"`
 	MaxDeliveries *int    `json:"max_deliveries"`
 	RetentionDays *int    `json:"retention_days"`
+	RateLimit     *int    `json:"rate_limit"`
 }
 
 func (r patchTenantRequest) toDomain() tenant.Patch {
-	p := tenant.Patch{Partitions: r.Partitions, MaxDeliveries: r.MaxDeliveries, RetentionDays: r.RetentionDays}
+	p := tenant.Patch{Partitions: r.Partitions, MaxDeliveries: r.MaxDeliveries, RetentionDays: r.RetentionDays, RateLimit: r.RateLimit}
 	if r.Status != nil {
 		s := tenant.Status(*r.Status)
 		p.Status = &s
@@ -61,6 +67,7 @@ type tenantResponse struct {
 	Partitions    int    `json:"partitions"`
 	MaxDeliveries int    `json:"max_deliveries"`
 	RetentionDays int    `json:"retention_days"`
+	RateLimit     int    `json:"rate_limit"`
 	CreatedAt     string `json:"created_at"`
 	UpdatedAt     string `json:"updated_at"`
 }
@@ -125,6 +132,7 @@ func toTenantResponse(t tenant.Tenant) tenantResponse {
 		Partitions:    t.Partitions,
 		MaxDeliveries: t.MaxDeliveries,
 		RetentionDays: t.RetentionDays,
+		RateLimit:     t.RateLimit,
 		CreatedAt:     timestamp(t.CreatedAt),
 		UpdatedAt:     timestamp(t.UpdatedAt),
 	}

@@ -102,7 +102,8 @@ func (h *handlers) patchTenant(c *gin.Context) {
 		return
 	}
 	h.audit(c, "tenant updated", zap.String("tenant_id", t.ID), zap.String("status", string(t.Status)),
-		zap.Int("partitions", t.Partitions), zap.Int("max_deliveries", t.MaxDeliveries), zap.Int("retention_days", t.RetentionDays))
+		zap.Int("partitions", t.Partitions), zap.Int("max_deliveries", t.MaxDeliveries), zap.Int("retention_days", t.RetentionDays),
+		zap.Int("rate_limit", t.RateLimit))
 	c.JSON(http.StatusOK, toTenantResponse(t))
 }
 

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var tenantFields = []string{"tenant_id", "name", "status", "partitions", "max_deliveries", "retention_days", "created_at", "updated_at"}
+var tenantFields = []string{"tenant_id", "name", "status", "partitions", "max_deliveries", "retention_days", "rate_limit", "created_at", "updated_at"}
 
 func TestTenantRoutes(t *testing.T) {
 	t.Parallel()
@@ -22,7 +22,7 @@ func TestTenantRoutes(t *testing.T) {
 			m := object(t, res.body)
 			wantFields(t, m, tenantFields...)
 			if m["tenant_id"] != id || m["status"] != status || m["partitions"] != float64(partitions) ||
-				m["max_deliveries"] != float64(10) || m["retention_days"] != float64(7) ||
+				m["max_deliveries"] != float64(10) || m["retention_days"] != float64(7) || m["rate_limit"] != float64(0) ||
 				m["created_at"] != created {
 				t.Fatalf("tenant %s", res.body)
 			}
@@ -32,10 +32,11 @@ func TestTenantRoutes(t *testing.T) {
 		}
 	}
 
-	wantLimits := func(partitions, maxDeliveries, retentionDays int) func(*testing.T, response) {
+	wantLimits := func(partitions, maxDeliveries, retentionDays, rateLimit int) func(*testing.T, response) {
 		return func(t *testing.T, res response) {
 			m := object(t, res.body)
-			if m["partitions"] != float64(partitions) || m["max_deliveries"] != float64(maxDeliveries) || m["retention_days"] != float64(retentionDays) {
+			if m["partitions"] != float64(partitions) || m["max_deliveries"] != float64(maxDeliveries) || m["retention_days"] != float64(retentionDays) ||
+				m["rate_limit"] != float64(rateLimit) {
 				t.Fatalf("limits %s", res.body)
 			}
 		}
@@ -105,8 +106,8 @@ func TestTenantRoutes(t *testing.T) {
 			status: 404, code: "not_found"},
 		{name: "patch-400-bad-id", request: request{method: "PATCH", path: "/admin/tenants/Bad_Id", body: `{"status":"active"}`},
 			status: 400, code: "invalid_request"},
-		{name: "patch-200-limits", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":4,"max_deliveries":3,"retention_days":30}`},
-			status: 200, check: wantLimits(4, 3, 30)},
+		{name: "patch-200-limits", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":4,"max_deliveries":3,"retention_days":30,"rate_limit":50}`},
+			status: 200, check: wantLimits(4, 3, 30, 50)},
 		{name: "patch-409-partitions-shrink", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":2}`},
 			status: 409, code: "partitions_shrink"},
 		{name: "patch-400-partitions-over-64", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"partitions":65}`},
@@ -115,10 +116,16 @@ func TestTenantRoutes(t *testing.T) {
 			status: 400, code: "invalid_request"},
 		{name: "patch-400-retention-366", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"retention_days":366}`},
 			status: 400, code: "invalid_request"},
+		{name: "patch-400-rate-limit-negative", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"rate_limit":-1}`},
+			status: 400, code: "invalid_request"},
+		{name: "patch-400-rate-limit-over", request: request{method: "PATCH", path: "/admin/tenants/acme", body: `{"rate_limit":100001}`},
+			status: 400, code: "invalid_request"},
 		{name: "get-200-limits-kept", request: request{method: "GET", path: "/admin/tenants/acme"},
-			status: 200, check: wantLimits(4, 3, 30)},
-		{name: "create-201-limits", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"limited","name":"L","partitions":2,"max_deliveries":5,"retention_days":1}`},
-			status: 201, check: wantLimits(2, 5, 1)},
+			status: 200, check: wantLimits(4, 3, 30, 50)},
+		{name: "create-201-limits", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"limited","name":"L","partitions":2,"max_deliveries":5,"retention_days":1,"rate_limit":7}`},
+			status: 201, check: wantLimits(2, 5, 1, 7)},
+		{name: "create-400-rate-limit-float", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"limited3","name":"L","rate_limit":1.5}`},
+			status: 400, code: "invalid_request"},
 		{name: "create-400-retention-0", request: request{method: "POST", path: "/admin/tenants", body: `{"tenant_id":"limited2","name":"L","retention_days":0}`},
 			status: 400, code: "invalid_request"},
 		{name: "get-404-still-unknown-after-patch", request: request{method: "GET", path: "/admin/tenants/ghost"},

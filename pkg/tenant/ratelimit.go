@@ -1,0 +1,89 @@
+package tenant
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// MaxRateLimit bounds a tenant's own rate_limit.
+const MaxRateLimit = 100000
+
+// RateLimitedError says a tenant made requests faster than its rate; RetryAfter is when the
+// next one will be admitted.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limit exceeded; retry after %v", e.RetryAfter)
+}
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, as Retry-After carries it.
+func (e *RateLimitedError) RetryAfterSeconds() int {
+	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
+}
+
+// limiter keeps a token bucket per tenant: rate tokens a second, holding at most one second's
+// worth, so a tenant may burst up to its rate and then goes at its rate.
+type limiter struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	max     int
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(maxTenants int) *limiter {
+	return &limiter{buckets: map[string]*bucket{}, max: maxTenants}
+}
+
+// take spends one token of tenantID's bucket at rate per second; when none is left it says how
+// long until one is. A rate of 0 or less admits everything.
+func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration, bool) {
+	if rate <= 0 {
+		return 0, true
+	}
+	r := float64(rate)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[tenantID]
+	if !ok {
+		if len(l.buckets) >= l.max {
+			l.evictFull(now, r)
+		}
+		b = &bucket{tokens: r, last: now}
+		l.buckets[tenantID] = b
+	}
+	if now.After(b.last) {
+		b.tokens = min(r, b.tokens+now.Sub(b.last).Seconds()*r)
+		b.last = now
+	}
+	// A lowered rate takes effect at once rather than after the old burst.
+	b.tokens = min(b.tokens, r)
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	return time.Duration((1 - b.tokens) / r * float64(time.Second)), false
+}
+
+// evictFull drops buckets idle long enough to have refilled: a new bucket starts full, so
+// forgetting them changes no answer. If every tenant is busy, arbitrary ones go.
+func (l *limiter) evictFull(now time.Time, rate float64) {
+	for id, b := range l.buckets {
+		if now.Sub(b.last).Seconds()*rate+b.tokens >= rate || now.Sub(b.last) > time.Minute {
+			delete(l.buckets, id)
+		}
+	}
+	for id := range l.buckets {
+		if len(l.buckets) < l.max {
+			return
+		}
+		delete(l.buckets, id)
+	}
+}

@@ -1,0 +1,93 @@
+package tenant
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestLimiterBurstsThenPacesAtTheRate(t *testing.T) {
+	l := newLimiter(10)
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range 4 {
+		if _, ok := l.take("acme", 4, t0); !ok {
+			t.Fatalf("request %d of the first second's burst refused", i+1)
+		}
+	}
+	wait, ok := l.take("acme", 4, t0)
+	if ok || wait != 250*time.Millisecond {
+		t.Fatalf("fifth request: ok %v, wait %v; want refused for 250ms", ok, wait)
+	}
+	// Refused requests cost nothing: a quarter second later exactly one more gets in.
+	if _, ok := l.take("acme", 4, t0.Add(250*time.Millisecond)); !ok {
+		t.Fatal("the token that came back was not granted")
+	}
+	if _, ok := l.take("acme", 4, t0.Add(250*time.Millisecond)); ok {
+		t.Fatal("granted more than came back")
+	}
+	// Other tenants have buckets of their own, and rate 0 is no limit at all.
+	if _, ok := l.take("globex", 4, t0); !ok {
+		t.Fatal("globex paid for acme")
+	}
+	for range 100 {
+		if _, ok := l.take("initech", 0, t0); !ok {
+			t.Fatal("rate 0 refused a request")
+		}
+	}
+	// A bucket never holds more than one second's worth, however long it idled.
+	later := t0.Add(time.Hour)
+	for i := range 5 {
+		_, ok := l.take("acme", 4, later)
+		if ok != (i < 4) {
+			t.Fatalf("after an idle hour, request %d: ok %v", i+1, ok)
+		}
+	}
+	// A lowered rate holds at once.
+	later = later.Add(time.Hour)
+	if _, ok := l.take("acme", 1, later); !ok {
+		t.Fatal("first request at the lowered rate refused")
+	}
+	if wait, ok := l.take("acme", 1, later); ok || wait != time.Second {
+		t.Fatalf("second request at rate 1: ok %v wait %v", ok, wait)
+	}
+}
+
+func TestLimiterStaysBounded(t *testing.T) {
+	l := newLimiter(8)
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range 100 {
+		l.take(fmt.Sprintf("tenant-%03d", i), 10, t0.Add(time.Duration(i)*time.Millisecond))
+		if len(l.buckets) > 8 {
+			t.Fatalf("%d buckets after %d tenants, bound 8", len(l.buckets), i+1)
+		}
+	}
+}
+
+func TestAdmitUsesTheTenantsOwnRateOverTheDefault(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	a := NewAuthenticator(nil, AuthConfig{RateLimit: 2}, func() time.Time { return now })
+	own := Principal{TenantID: "acme", RateLimit: 1}
+	if err := a.Admit(own); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Admit(own)
+	rl, ok := err.(*RateLimitedError)
+	if !ok || rl.RetryAfterSeconds() != 1 {
+		t.Fatalf("second call at rate 1: %v", err)
+	}
+	def := Principal{TenantID: "globex"}
+	for i := range 2 {
+		if err := a.Admit(def); err != nil {
+			t.Fatalf("call %d at the default rate 2: %v", i+1, err)
+		}
+	}
+	if err := a.Admit(def); err == nil {
+		t.Fatal("third call at the default rate 2 admitted")
+	}
+	off := NewAuthenticator(nil, AuthConfig{}, func() time.Time { return now })
+	for range 50 {
+		if err := off.Admit(def); err != nil {
+			t.Fatalf("no default rate, yet refused: %v", err)
+		}
+	}
+}
