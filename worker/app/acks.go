@@ -128,15 +128,19 @@ func (a *acker) flush(batch []leaseRef) {
 		results, err := a.c.api.ack(ctx, a.c.key, batch)
 		endSpan(span, err)
 		cancel()
+		// Only final outcomes count: a retried attempt is not a failed ack.
 		if err == nil {
+			a.c.obs.countSettled(ctx, "ack", results, len(batch), nil)
 			a.report(results)
 			return
 		}
 		if !transient(err) {
+			a.c.obs.countSettled(ctx, "ack", nil, len(batch), err)
 			log.Error("ack refused; the inbox will redeliver these events", zap.Error(err), zap.Int("events", len(batch)))
 			return
 		}
 		if a.settle.Err() != nil {
+			a.c.obs.countSettled(ctx, "ack", nil, len(batch), err)
 			log.Warn("acks not confirmed before the shutdown timeout; the inbox will redeliver these events", zap.Error(err), zap.Int("events", len(batch)))
 			return
 		}

@@ -35,6 +35,7 @@ type Config struct {
 	PollInterval      time.Duration `envconfig:"POLL_INTERVAL" default:"1s" desc:"least time between the starts of two pulls that found nothing: the polling pace with TRIGGER_WAIT_SECONDS=0, a guard against a hot loop otherwise"`
 	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"after SIGTERM, how long events in hand may finish; those still running are then nacked. Keep it plus TRIGGER_REQUEST_TIMEOUT below the pod's grace period"`
 	RequestTimeout    time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"timeout of each call to the inbox API, on top of a pull's long-poll wait"`
+	MetricsAddr       string        `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of GET /metrics (Prometheus) and GET /livez; empty serves none"`
 }
 
 // Validate rejects settings the worker cannot work with. Its messages never contain a key.

@@ -171,9 +171,11 @@ func (c *consumer) handle(h *heldLease, ev Event, traceparent string, pulled tra
 	}
 	log.Info("processing event", zap.Int("delivery_count", ev.DeliveryCount), zap.Int("payload_bytes", len(ev.Payload)))
 	var err error
+	start := time.Now()
 	if c.o.process != nil {
 		err = c.o.process(ctx, ev)
 	}
+	c.obs.countProcessed(ctx, time.Since(start), err)
 	processed(span, err)
 	// The settle call continues the processing span's trace; ctx itself may be cancelled.
 	ref := h.ref.traced(ctx)
@@ -236,6 +238,7 @@ func (c *consumer) nack(refs []leaseRef, delay int, why string) {
 		ctx, span := c.obs.settle(ctx, c.tenant, "nack", chunk)
 		results, err := c.api.nack(ctx, c.key, chunk, delay)
 		endSpan(span, err)
+		c.obs.countSettled(ctx, "nack", results, len(chunk), err)
 		cancel()
 		if err != nil {
 			c.log.Warn("nack failed; the inbox offers the events again when their leases expire",

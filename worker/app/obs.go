@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
@@ -20,13 +22,56 @@ const (
 	spanSettle  = "trigger settle"
 )
 
-// obs is the worker's share of the event lifecycle.
+// obs is the worker's share of the event lifecycle: its spans and its counts. No instrument
+// has a tenant label: tenants are unbounded, the series would not be.
 type obs struct {
-	tracer trace.Tracer
+	tracer    trace.Tracer
+	processed metric.Int64Counter
+	duration  metric.Float64Histogram
+	settled   metric.Int64Counter
 }
 
 func newObs(tel *telemetry.Telemetry) obs {
-	return obs{tracer: tel.TracerProvider.Tracer(telemetry.ScopeName)}
+	m := tel.MeterProvider.Meter(telemetry.ScopeName)
+	// Instrument creation fails only on an invalid name; the names here are constants.
+	processed, _ := m.Int64Counter("trigger.worker.events.processed", metric.WithUnit("{event}"),
+		metric.WithDescription("events the processor finished, by outcome: ok or failed"))
+	duration, _ := m.Float64Histogram("trigger.worker.process.duration", metric.WithUnit("s"),
+		metric.WithDescription("how long the processor took per event"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+	settled, _ := m.Int64Counter("trigger.worker.events.settled", metric.WithUnit("{event}"),
+		metric.WithDescription("ack and nack outcomes per event, by operation and outcome: ok, lease_lost, not_found, failed"))
+	return obs{tracer: tel.TracerProvider.Tracer(telemetry.ScopeName), processed: processed, duration: duration, settled: settled}
+}
+
+// countProcessed records one finished processing.
+func (o obs) countProcessed(ctx context.Context, took time.Duration, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed"
+	}
+	o.processed.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	o.duration.Record(ctx, took.Seconds())
+}
+
+// countSettled records the outcome of each item of an ack or nack call; err is the call's own.
+func (o obs) countSettled(ctx context.Context, op string, results []settleResultDTO, items int, err error) {
+	if err != nil {
+		o.settled.Add(ctx, int64(items), metric.WithAttributes(attribute.String("operation", op), attribute.String("outcome", "failed")))
+		return
+	}
+	for _, r := range results {
+		outcome := "ok"
+		if r.Error != nil {
+			switch r.Error.Code {
+			case codeLeaseLost, codeNotFound:
+				outcome = r.Error.Code
+			default:
+				outcome = "failed"
+			}
+		}
+		o.settled.Add(ctx, 1, metric.WithAttributes(attribute.String("operation", op), attribute.String("outcome", outcome)))
+	}
 }
 
 // tracedClient returns c with its transport wrapped in otelhttp client spans that send the

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -83,6 +84,14 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 	if err != nil {
 		return err
 	}
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(cfg.MetricsAddr, tel, log)
+		if err != nil {
+			return err
+		}
+		// Deferred first, so it runs last: the final acks are counted before scraping stops.
+		defer stop()
+	}
 
 	// settle outlives ctx by ShutdownTimeout: it bounds the work that continues after SIGTERM
 	// (processing, lease extensions, ack retries).
@@ -117,6 +126,32 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves GET /metrics and GET /livez on addr until stop is called.
+func serveMetrics(addr string, tel *telemetry.Telemetry, log *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("TRIGGER_METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Metrics)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // parseKeys checks every key's format and checksum up front, so a typo fails the start-up
