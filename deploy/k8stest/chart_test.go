@@ -387,9 +387,8 @@ func checkGoRuntimeEnv(t *testing.T, w workload) {
 	}
 }
 
-// TestChartProbesAndGracefulShutdown: a binary with a listen address gets probes on that port
-// and drains within the grace period; a binary without one (the worker) serves nothing a probe
-// could ask, restarts by exiting, and so has neither ports nor probes.
+// TestChartProbesAndGracefulShutdown: a service gets probes on its API port and drains within the
+// grace period; the worker, which serves no API, declares and probes only its metrics port.
 func TestChartProbesAndGracefulShutdown(t *testing.T) {
 	for name, m := range renderSets(t) {
 		t.Run(name, func(t *testing.T) {
@@ -407,23 +406,17 @@ func TestChartProbesAndGracefulShutdown(t *testing.T) {
 					continue
 				}
 				env := m.resolveEnv(t, w)
-				addr, listens := fieldValue(bin.fields, env, "TRIGGER_HTTP_ADDR")
-				if !listens {
-					if len(c.Ports) > 0 || c.LivenessProbe != nil || c.ReadinessProbe != nil {
-						t.Errorf("%s: the binary opens no port, yet the pod declares ports or probes", describe(w))
-					}
+				addr, serves := fieldValue(bin.fields, env, "TRIGGER_HTTP_ADDR")
+				if !serves {
+					checkMetricsListener(t, w, bin, env)
 					continue
 				}
-				_, portStr, err := net.SplitHostPort(addr)
-				if err != nil {
-					t.Fatalf("%s: TRIGGER_HTTP_ADDR %q: %v", describe(w), addr, err)
-				}
-				port, _ := strconv.Atoi(portStr)
+				port := listenPort(t, describe(w), "TRIGGER_HTTP_ADDR", addr)
 				if len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port || c.Ports[0].Name != "http" {
 					t.Errorf("%s: container ports %+v do not match TRIGGER_HTTP_ADDR %s", describe(w), c.Ports, addr)
 				}
-				checkHTTPProbe(t, describe(w)+" liveness", c.LivenessProbe, "/livez")
-				checkHTTPProbe(t, describe(w)+" readiness", c.ReadinessProbe, "/readyz")
+				checkHTTPProbe(t, describe(w)+" liveness", c.LivenessProbe, "/livez", "http")
+				checkHTTPProbe(t, describe(w)+" readiness", c.ReadinessProbe, "/readyz", "http")
 
 				timeout, _ := fieldValue(bin.fields, env, "TRIGGER_SHUTDOWN_TIMEOUT")
 				drain, err := time.ParseDuration(timeout)
@@ -459,14 +452,50 @@ func fieldValue(fields []config.Field, env map[string]string, name string) (stri
 	return "", false
 }
 
-func checkHTTPProbe(t *testing.T, where string, p *corev1.Probe, path string) {
+// checkMetricsListener: a binary without an API (the worker) serves /metrics and /livez on
+// TRIGGER_METRICS_ADDR; the pod declares that port, named metrics, and probes its liveness there.
+// No readiness probe: no Service routes to it.
+func checkMetricsListener(t *testing.T, w workload, bin binary, env map[string]string) {
+	t.Helper()
+	addr, ok := fieldValue(bin.fields, env, "TRIGGER_METRICS_ADDR")
+	if !ok {
+		t.Errorf("%s: the binary has neither TRIGGER_HTTP_ADDR nor TRIGGER_METRICS_ADDR", describe(w))
+		return
+	}
+	if addr == "" {
+		t.Errorf("%s: TRIGGER_METRICS_ADDR is empty: the binary would serve neither /metrics nor /livez", describe(w))
+		return
+	}
+	c := w.pod.Spec.Containers[0]
+	port := listenPort(t, describe(w), "TRIGGER_METRICS_ADDR", addr)
+	if len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port || c.Ports[0].Name != "metrics" {
+		t.Errorf("%s: container ports %+v, want only metrics on TRIGGER_METRICS_ADDR %s", describe(w), c.Ports, addr)
+	}
+	checkHTTPProbe(t, describe(w)+" liveness", c.LivenessProbe, "/livez", "metrics")
+}
+
+// listenPort is the port of a host:port listen address.
+func listenPort(t *testing.T, where, name, addr string) int {
+	t.Helper()
+	_, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%s: %s %q: %v", where, name, addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		t.Fatalf("%s: %s %q: port is not a number", where, name, addr)
+	}
+	return port
+}
+
+func checkHTTPProbe(t *testing.T, where string, p *corev1.Probe, path, port string) {
 	t.Helper()
 	if p == nil || p.HTTPGet == nil {
 		t.Errorf("%s: want an HTTP probe on %s", where, path)
 		return
 	}
-	if p.HTTPGet.Path != path || p.HTTPGet.Port.String() != "http" {
-		t.Errorf("%s: probe %s on port %s, want %s on http", where, p.HTTPGet.Path, p.HTTPGet.Port.String(), path)
+	if p.HTTPGet.Path != path || p.HTTPGet.Port.String() != port {
+		t.Errorf("%s: probe %s on port %s, want %s on %s", where, p.HTTPGet.Path, p.HTTPGet.Port.String(), path, port)
 	}
 }
 
@@ -599,8 +628,8 @@ func TestChartSelectorsAreReleaseScoped(t *testing.T) {
 }
 
 // TestChartProductionShape pins what the production-like set promises: IRSA, HPA for ingest and
-// inbox, PDBs, NetworkPolicies that keep keys-admin internal but let Prometheus scrape, and no
-// chart-made Secret.
+// inbox, PDBs, NetworkPolicies that keep keys-admin internal but let Prometheus scrape every
+// binary (the worker on its metrics port only), and no chart-made Secret.
 func TestChartProductionShape(t *testing.T) {
 	vs := valueSet{name: "production", file: chartDir + "/ci/production-values.yaml"}
 	m := render(t, testRelease, testNamespace, vs.values(t))
@@ -622,10 +651,25 @@ func TestChartProductionShape(t *testing.T) {
 	for _, np := range m.netpols {
 		c := np.Spec.PodSelector.MatchLabels[labelComponent]
 		byComponent[c]++
+		port := "http"
+		if c == "worker" {
+			port = "metrics"
+		}
 		var peers []any
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.From {
 				peers = append(peers, p)
+			}
+			var opened []string
+			for _, p := range rule.Ports {
+				if p.Port == nil {
+					opened = append(opened, "every port")
+				} else {
+					opened = append(opened, p.Port.String())
+				}
+			}
+			if !slices.Equal(opened, []string{port}) {
+				t.Errorf("NetworkPolicy %s opens %q, want only port %s", np.Name, opened, port)
 			}
 		}
 		var want []any
@@ -636,7 +680,7 @@ func TestChartProductionShape(t *testing.T) {
 		case "ingest", "inbox":
 			want = append(want, m.value("networkPolicy.publicFrom"), m.value("networkPolicy.metricsFrom"))
 		case "worker":
-			want = nil
+			want = []any{m.value("networkPolicy.metricsFrom")}
 		}
 		if got, want := normalize(t, peers), normalize(t, flatten(want)); !reflect.DeepEqual(got, want) {
 			t.Errorf("NetworkPolicy %s admits %v, want %v", np.Name, got, want)
@@ -716,6 +760,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"latest-tag", `image: {tag: latest}`, "/image/tag"},
 		{"short-admin-token", `secrets: {adminTokens: [short]}`, "minLength"},
 		{"worker-role-arn", `components: {worker: {serviceAccount: {roleArn: "arn:aws:iam::123456789012:role/x"}}}`, "additional properties"},
+		{"worker-metrics-port-privileged", `components: {worker: {metricsPort: 80}}`, "metricsPort"},
 		{"env-outside-prefix", `components: {ingest: {env: {PATH: /tmp}}}`, "PATH"},
 		{"shutdown-exceeds-grace", `shutdown: {preStopSeconds: 10, timeoutSeconds: 30, terminationGracePeriodSeconds: 30}`, "terminationGracePeriodSeconds"},
 		{"worker-without-keys", `components: {worker: {enabled: true}}`, "worker needs tenant API keys"},

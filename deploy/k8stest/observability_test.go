@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
@@ -93,35 +95,34 @@ func resourceAttributes(s string) map[string]string {
 	return out
 }
 
-// TestChartScrapeAnnotations: each binary that serves /metrics is discoverable by annotation, on
-// the port and path it really serves; the worker, which serves nothing, is not.
+// TestChartScrapeAnnotations: each binary is discoverable by annotation, on the port and path it
+// really serves /metrics at: the services on their API port, the worker on its metrics port.
 func TestChartScrapeAnnotations(t *testing.T) {
 	if src := string(readFile(t, "pkg/httpx/telemetry.go")); !strings.Contains(src, `case "/metrics":`) {
 		t.Fatal(`pkg/httpx no longer serves "/metrics": update the chart's prometheus.io/path`)
 	}
+	if src := string(readFile(t, "worker/app/worker.go")); !strings.Contains(src, `"GET /metrics"`) {
+		t.Fatal(`the worker no longer serves "GET /metrics": update the chart's prometheus.io/path`)
+	}
+	annotated := map[string]bool{}
 	check := func(t *testing.T, m *manifest, enabled bool) {
 		t.Helper()
-		annotated := 0
 		for _, w := range m.workloads() {
-			if _, ours := binaries[w.component]; !ours || w.kind != "Deployment" {
+			bin, ours := binaries[w.component]
+			if !ours || w.kind != "Deployment" {
 				continue
 			}
 			ann := w.pod.Annotations
-			port := ""
-			for _, p := range w.pod.Spec.Containers[0].Ports {
-				if p.Name == "http" {
-					port = strconv.Itoa(int(p.ContainerPort))
-				}
-			}
-			if !enabled || port == "" {
+			if !enabled {
 				for k := range ann {
 					if strings.HasPrefix(k, "prometheus.io/") {
-						t.Errorf("%s: %s although nothing is to be scraped", describe(w), k)
+						t.Errorf("%s: %s although scrape annotations are off", describe(w), k)
 					}
 				}
 				continue
 			}
-			annotated++
+			port := metricsPort(t, m, w, bin)
+			annotated[w.component] = true
 			want := map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics"}
 			for k, v := range want {
 				if ann[k] != v {
@@ -129,15 +130,19 @@ func TestChartScrapeAnnotations(t *testing.T) {
 				}
 			}
 		}
-		if enabled && annotated == 0 {
-			t.Error("no Deployment is annotated for scraping")
-		}
 	}
 	for name, m := range renderSets(t) {
 		t.Run(name, func(t *testing.T) { check(t, m, m.value("metrics.scrapeAnnotations") == true) })
 	}
+	for _, c := range serviceComponents {
+		if !annotated[c] {
+			t.Errorf("no value set annotates %s for scraping", c)
+		}
+	}
 	t.Run("disabled", func(t *testing.T) {
-		check(t, render(t, testRelease, testNamespace, map[string]any{"metrics": map[string]any{"scrapeAnnotations": false}}), false)
+		check(t, render(t, testRelease, testNamespace, withWorker(map[string]any{
+			"metrics": map[string]any{"scrapeAnnotations": false},
+		})), false)
 	})
 	t.Run("pod-annotations-win", func(t *testing.T) {
 		m := render(t, testRelease, testNamespace, map[string]any{"components": map[string]any{"ingest": map[string]any{
@@ -148,6 +153,109 @@ func TestChartScrapeAnnotations(t *testing.T) {
 			t.Errorf("prometheus.io/scrape=%q, want the podAnnotations value", got)
 		}
 	})
+}
+
+// metricsPort is the port a binary serves /metrics on, from the settings it starts with: the
+// worker's TRIGGER_METRICS_ADDR, the services' TRIGGER_HTTP_ADDR. The pod must declare it.
+func metricsPort(t *testing.T, m *manifest, w workload, bin binary) string {
+	t.Helper()
+	env := m.resolveEnv(t, w)
+	name := "TRIGGER_HTTP_ADDR"
+	if _, ok := fieldValue(bin.fields, env, "TRIGGER_METRICS_ADDR"); ok {
+		name = "TRIGGER_METRICS_ADDR"
+	}
+	addr, _ := fieldValue(bin.fields, env, name)
+	if addr == "" {
+		t.Errorf("%s: %s is empty: /metrics is not served", describe(w), name)
+		return ""
+	}
+	port := listenPort(t, describe(w), name, addr)
+	if !slices.ContainsFunc(w.pod.Spec.Containers[0].Ports, func(p corev1.ContainerPort) bool { return int(p.ContainerPort) == port }) {
+		t.Errorf("%s: %s=%s is not a container port", describe(w), name, addr)
+	}
+	return strconv.Itoa(port)
+}
+
+// withWorker adds to vals what running the worker takes: a tenant key to poll with.
+func withWorker(vals map[string]any) map[string]any {
+	components, _ := vals["components"].(map[string]any)
+	if components == nil {
+		components = map[string]any{}
+		vals["components"] = components
+	}
+	wv, _ := components["worker"].(map[string]any)
+	if wv == nil {
+		wv = map[string]any{}
+		components["worker"] = wv
+	}
+	wv["enabled"] = true
+	vals["secrets"] = map[string]any{"workerApiKeys": []any{"tenant_acme_live_test"}}
+	return vals
+}
+
+// TestChartWorkerMetricsPortFollowsValues: components.worker.metricsPort is where the binary
+// listens, the pod's metrics port, its liveness probe and its scrape annotation.
+func TestChartWorkerMetricsPortFollowsValues(t *testing.T) {
+	m := render(t, testRelease, testNamespace, withWorker(map[string]any{
+		"components": map[string]any{"worker": map[string]any{"metricsPort": 9191}},
+	}))
+	w, ok := m.workload("worker")
+	if !ok {
+		t.Fatal("worker is not rendered")
+	}
+	c := w.pod.Spec.Containers[0]
+	if got := m.resolveEnv(t, w)["TRIGGER_METRICS_ADDR"]; got != ":9191" {
+		t.Errorf("TRIGGER_METRICS_ADDR=%q, want :9191", got)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9191 {
+		t.Errorf("container ports %+v, want metrics on 9191", c.Ports)
+	}
+	checkHTTPProbe(t, "worker liveness", c.LivenessProbe, "/livez", "metrics")
+	if got := w.pod.Annotations["prometheus.io/port"]; got != "9191" {
+		t.Errorf("prometheus.io/port=%q, want 9191", got)
+	}
+}
+
+// TestChartWorkerNetworkPolicyAdmitsOnlyScrapers: the worker serves no API, so its policy admits
+// networkPolicy.metricsFrom on the metrics port, and nobody when that list is empty.
+func TestChartWorkerNetworkPolicyAdmitsOnlyScrapers(t *testing.T) {
+	scraper := map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}
+	for _, tc := range []struct {
+		name  string
+		from  []any
+		rules int
+	}{
+		{"metrics-from", []any{scraper}, 1},
+		{"no-metrics-from", []any{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := render(t, testRelease, testNamespace, withWorker(map[string]any{
+				"networkPolicy": map[string]any{"enabled": true, "metricsFrom": tc.from},
+			}))
+			var np *networkingv1.NetworkPolicy
+			for _, p := range m.netpols {
+				if p.Spec.PodSelector.MatchLabels[labelComponent] == "worker" {
+					np = p
+				}
+			}
+			if np == nil {
+				t.Fatal("no NetworkPolicy for the worker")
+			}
+			if len(np.Spec.Ingress) != tc.rules {
+				t.Fatalf("%d ingress rules, want %d: %+v", len(np.Spec.Ingress), tc.rules, np.Spec.Ingress)
+			}
+			if tc.rules == 0 {
+				return
+			}
+			rule := np.Spec.Ingress[0]
+			if got, want := normalize(t, rule.From), normalize(t, tc.from); !reflect.DeepEqual(got, want) {
+				t.Errorf("admits %v, want %v", got, want)
+			}
+			if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || rule.Ports[0].Port.String() != "metrics" {
+				t.Errorf("opens %+v, want only the metrics port", rule.Ports)
+			}
+		})
+	}
 }
 
 // exposedMetric is a series the dashboard may query, named as Prometheus scrapes it.
@@ -170,6 +278,9 @@ var exposedMetrics = []exposedMetric{
 	{prom: "trigger_inbox_long_poll_duration_seconds", instrument: "trigger.inbox.long_poll.duration", histogram: true},
 	{prom: "trigger_auth_key_cache_hits_total", instrument: "trigger.auth.key_cache.hits"},
 	{prom: "trigger_auth_key_cache_misses_total", instrument: "trigger.auth.key_cache.misses"},
+	{prom: "trigger_worker_events_processed_total", instrument: "trigger.worker.events.processed"},
+	{prom: "trigger_worker_process_duration_seconds", instrument: "trigger.worker.process.duration", histogram: true},
+	{prom: "trigger_worker_events_settled_total", instrument: "trigger.worker.events.settled"},
 	// otelhttp's http.server.request.duration, which pkg/httpx wraps every service in.
 	{prom: "http_server_request_duration_seconds", histogram: true},
 	// The Prometheus exporter's resource series: service_name, service_namespace and

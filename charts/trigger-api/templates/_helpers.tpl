@@ -89,6 +89,9 @@ The names are checked against each binary's envconfig struct in deploy/k8stest.
 {{- $_ := set $cfg "TRIGGER_HTTP_ADDR" (printf ":%d" (int $v.port)) }}
 {{- $_ := set $cfg "TRIGGER_SHUTDOWN_TIMEOUT" (printf "%ds" (int $root.Values.shutdown.timeoutSeconds)) }}
 {{- end }}
+{{- if $v.metricsPort }}
+{{- $_ := set $cfg "TRIGGER_METRICS_ADDR" (printf ":%d" (int $v.metricsPort)) }}
+{{- end }}
 {{- if has .component (splitList " " (include "trigger-api.dynamoComponents" $root)) }}
 {{- $_ := mergeOverwrite $cfg (include "trigger-api.dynamoConfig" $root | fromYaml) }}
 {{- end }}
