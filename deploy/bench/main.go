@@ -3,8 +3,8 @@
 //
 //   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
 //     writing the same item to the same table at one concurrency, and their ratio.
-//   - tracing: POST /events through an ingest binary with tracing off and one exporting every
-//     span to a Jaeger the bench starts (make jaeger builds it), and their ratio.
+//   - tracing: POST /events through three ingest binaries: tracing off, no OTLP endpoint (the
+//     default), and exporting every span to a Jaeger the bench starts (make jaeger builds it).
 //   - delivery: how long an event takes from POST /events returning to the worker binary
 //     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
 //     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.

@@ -46,8 +46,8 @@ func Propagator() propagation.TextMapPropagator {
 }
 
 // Setup builds the providers for one binary and returns the shutdown that flushes them. With
-// no OTLP endpoint configured, or OTEL_TRACES_EXPORTER=none, spans are still created (so logs
-// carry trace ids) but nothing is exported. OTEL_SDK_DISABLED=true turns tracing off
+// no OTLP endpoint configured, or OTEL_TRACES_EXPORTER=none, spans still get ids (so logs carry
+// trace ids) but are neither recorded nor exported. OTEL_SDK_DISABLED=true turns tracing off
 // altogether; /metrics is served either way.
 func Setup(ctx context.Context, serviceName, version string) (*Telemetry, func(context.Context) error, error) {
 	res, err := resource.New(ctx,
@@ -73,6 +73,11 @@ func Setup(ctx context.Context, serviceName, version string) (*Telemetry, func(c
 	}
 	if exp != nil {
 		opts = append(opts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing would read them: spans keep their ids, for the logs and the stored
+		// traceparent, but record nothing. The traceparent says "not sampled", so services
+		// downstream that do export leave this event's trace out too.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	tel, shutdownMetrics, err := build(tp, res)
