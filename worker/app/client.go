@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
@@ -280,6 +282,11 @@ func (a *inboxAPI) post(ctx context.Context, key, op, u string, body any, limit 
 	if err != nil {
 		return err
 	}
+	// Every call is a POST to one host: the operation is what tells a 20 s long poll from an ack
+	// in the client's request-duration metric.
+	l := &otelhttp.Labeler{}
+	l.Add(attribute.String("trigger.operation", op))
+	ctx = otelhttp.ContextWithClientLabeler(ctx, l)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
 		return err

@@ -68,10 +68,15 @@ func TestRunServesMetricsThatCountEachOutcome(t *testing.T) {
 		{"trigger_worker_process_duration_seconds_count", nil, 4},
 		{"trigger_worker_events_settled_total", []string{`operation="ack"`, `outcome="ok"`}, 3},
 		{"trigger_worker_events_settled_total", []string{`operation="nack"`, `outcome="ok"`}, 1},
+		{"http_client_request_duration_seconds_count", []string{`trigger_operation="ack"`}, 1},
+		{"http_client_request_duration_seconds_count", []string{`trigger_operation="nack"`}, 1},
 	} {
 		if got, ok := sampleValue(text, c.name, c.labels...); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
+	}
+	if n, ok := sampleValue(text, "http_client_request_duration_seconds_count", `trigger_operation="pull"`); !ok || n < 2 {
+		t.Errorf("pull calls counted %v (found %v), want at least the two that leased", n, ok)
 	}
 	if regexp.MustCompile(`acme|tenant_id`).MatchString(text) {
 		t.Error("a metric names the tenant")
