@@ -35,6 +35,7 @@ type limiter struct {
 
 type bucket struct {
 	tokens float64
+	rate   float64
 	last   time.Time
 }
 
@@ -54,9 +55,9 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 	b, ok := l.buckets[tenantID]
 	if !ok {
 		if len(l.buckets) >= l.max {
-			l.evictFull(now, r)
+			l.evict(now)
 		}
-		b = &bucket{tokens: r, last: now}
+		b = &bucket{tokens: r, rate: r, last: now}
 		l.buckets[tenantID] = b
 	}
 	if now.After(b.last) {
@@ -65,6 +66,7 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 	}
 	// A lowered rate takes effect at once rather than after the old burst.
 	b.tokens = min(b.tokens, r)
+	b.rate = r
 	if b.tokens >= 1 {
 		b.tokens--
 		return 0, true
@@ -72,18 +74,18 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 	return time.Duration((1 - b.tokens) / r * float64(time.Second)), false
 }
 
-// evictFull drops buckets idle long enough to have refilled: a new bucket starts full, so
-// forgetting them changes no answer. If every tenant is busy, arbitrary ones go.
-func (l *limiter) evictFull(now time.Time, rate float64) {
+// evict drops the buckets idle long enough to have refilled at their own rate: a new bucket
+// starts full, so forgetting them changes no answer. If none has, the one idle longest goes.
+func (l *limiter) evict(now time.Time) {
+	var oldest string
 	for id, b := range l.buckets {
-		if now.Sub(b.last).Seconds()*rate+b.tokens >= rate || now.Sub(b.last) > time.Minute {
+		if b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.rate {
 			delete(l.buckets, id)
+		} else if oldest == "" || b.last.Before(l.buckets[oldest].last) {
+			oldest = id
 		}
 	}
-	for id := range l.buckets {
-		if len(l.buckets) < l.max {
-			return
-		}
-		delete(l.buckets, id)
+	if len(l.buckets) >= l.max && oldest != "" {
+		delete(l.buckets, oldest)
 	}
 }

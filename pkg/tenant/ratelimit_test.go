@@ -91,3 +91,36 @@ func TestAdmitUsesTheTenantsOwnRateOverTheDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestLimiterEvictsOnlyWhatItCanForget: a full map forgets buckets that have refilled at their
+// own rate, else the longest idle; a busy tenant's spent bucket survives a newcomer with a
+// slower rate.
+func TestLimiterEvictsOnlyWhatItCanForget(t *testing.T) {
+	l := newLimiter(2)
+	t0 := time.Unix(1_800_000_000, 0)
+	for range 990 {
+		l.take("busy", 1000, t0)
+	}
+	l.take("idle", 1, t0.Add(-time.Hour)) // refilled long ago at its own rate
+	l.take("slow", 1, t0)                 // the newcomer: "idle" goes, not "busy"
+	if _, ok := l.buckets["busy"]; !ok {
+		t.Fatal("the busy tenant's spent bucket was forgotten")
+	}
+	granted := 0
+	for range 100 {
+		if _, ok := l.take("busy", 1000, t0); ok {
+			granted++
+		}
+	}
+	if granted != 10 {
+		t.Fatalf("busy tenant got %d more requests, want the 10 it had left", granted)
+	}
+	// Nothing refilled: the longest idle goes, and the bound holds.
+	l.take("third", 1, t0.Add(time.Millisecond))
+	if len(l.buckets) > 2 {
+		t.Fatalf("%d buckets, bound 2", len(l.buckets))
+	}
+	if _, ok := l.buckets["third"]; !ok {
+		t.Fatal("the newcomer has no bucket")
+	}
+}
