@@ -145,18 +145,28 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
+	// Spans reach Jaeger in batches about a second apart, from each binary on its own: for an
+	// event just posted, wait until the inbox's settle is there too, or the wait is over.
+	var tr stack.Trace
+	var found bool
 	for {
-		tr, err := stack.EventTrace(ctx, *jaeger, fs.Arg(0))
-		if err == nil {
-			return tr.Timeline(stdout)
-		}
-		if !errors.Is(err, stack.ErrNoTrace) {
+		t, err := stack.EventTrace(ctx, *jaeger, fs.Arg(0))
+		switch {
+		case err == nil:
+			tr, found = t, true
+			if _, settled := tr.Find(stack.Inbox, "trigger settle"); settled {
+				return tr.Timeline(stdout)
+			}
+		case !errors.Is(err, stack.ErrNoTrace) && ctx.Err() == nil:
 			return err
 		}
-		// Spans are exported in batches about a second apart; an event just posted may not be there yet.
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (was the stack started with TRACING=jaeger?)", err)
+			if !found {
+				return fmt.Errorf("%w %s (was the stack started with TRACING=jaeger?)", stack.ErrNoTrace, fs.Arg(0))
+			}
+			fmt.Fprintln(stdout, "(not settled yet: the trace so far)")
+			return tr.Timeline(stdout)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -121,8 +123,12 @@ type leaseRef struct {
 	TraceContext *traceContext `json:"trace_context,omitempty"`
 }
 
-// traced returns r carrying the context of the span in ctx, if any.
+// traced returns r carrying the context of the span in ctx, if that span is sampled: an
+// unsampled one leaves no trace to join.
 func (r leaseRef) traced(ctx context.Context) leaseRef {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
+		return r
+	}
 	if tp := telemetry.Traceparent(ctx); tp != "" {
 		r.TraceContext = &traceContext{Traceparent: tp}
 	}
@@ -209,6 +215,9 @@ type inboxAPI struct {
 	pullURL, extendURL      string
 	ackURL, nackURL         string
 	visibility, waitSeconds int
+	// noItemContexts is set once an inbox refused the items' trace_context: one that predates
+	// it, met during a rolling upgrade. Settling matters more than tracing.
+	noItemContexts atomic.Bool
 }
 
 func newInboxAPI(client *http.Client, cfg Config) (*inboxAPI, error) {
@@ -242,9 +251,33 @@ func (a *inboxAPI) pull(ctx context.Context, key string, max int) ([]leasedEvent
 
 // ack acknowledges events under their leases; each item's outcome is in the results.
 func (a *inboxAPI) ack(ctx context.Context, key string, leases []leaseRef) ([]settleResultDTO, error) {
+	return a.settle(ctx, key, "ack", a.ackURL, leases, func(ls []leaseRef) any { return ackRequestDTO{Leases: ls} })
+}
+
+// settle sends an ack or nack call, once more without the items' trace contexts if the inbox
+// refuses them, and from then on never with them.
+func (a *inboxAPI) settle(ctx context.Context, key, op, u string, leases []leaseRef, body func([]leaseRef) any) ([]settleResultDTO, error) {
+	send := leases
+	if a.noItemContexts.Load() {
+		send = withoutContexts(leases)
+	}
 	var out settleAnswerDTO
-	err := a.post(ctx, key, "ack", a.ackURL, ackRequestDTO{Leases: leases}, maxSettleBytes, &out)
-	return out.Results, checkResults("ack", err, out.Results, leases)
+	err := a.post(ctx, key, op, u, body(send), maxSettleBytes, &out)
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == http.StatusBadRequest && strings.Contains(se.Message, `"trace_context"`) {
+		a.noItemContexts.Store(true)
+		out = settleAnswerDTO{}
+		err = a.post(ctx, key, op, u, body(withoutContexts(leases)), maxSettleBytes, &out)
+	}
+	return out.Results, checkResults(op, err, out.Results, leases)
+}
+
+func withoutContexts(leases []leaseRef) []leaseRef {
+	out := make([]leaseRef, len(leases))
+	for i, l := range leases {
+		out[i] = leaseRef{EventID: l.EventID, LeaseID: l.LeaseID}
+	}
+	return out
 }
 
 // extend moves the leases' expiry to the configured visibility timeout from now.
@@ -256,9 +289,7 @@ func (a *inboxAPI) extend(ctx context.Context, key string, leases []leaseRef) ([
 
 // nack hands events back, visible again after delay seconds.
 func (a *inboxAPI) nack(ctx context.Context, key string, leases []leaseRef, delay int) ([]settleResultDTO, error) {
-	var out settleAnswerDTO
-	err := a.post(ctx, key, "nack", a.nackURL, nackRequestDTO{Leases: leases, DelaySeconds: delay}, maxSettleBytes, &out)
-	return out.Results, checkResults("nack", err, out.Results, leases)
+	return a.settle(ctx, key, "nack", a.nackURL, leases, func(ls []leaseRef) any { return nackRequestDTO{Leases: ls, DelaySeconds: delay} })
 }
 
 // checkResults insists on one result per item, in order, since the caller pairs them up.

@@ -32,6 +32,9 @@ type fakeInbox struct {
 	// fail, when set, may answer a request with an error status instead (0: serve it). It runs
 	// under mu, so it may keep its own counters without locking.
 	fail func(r *http.Request) int
+	// refuseItemContexts answers, as an inbox older than the field would, 400 to any ack or
+	// nack item carrying a trace_context.
+	refuseItemContexts bool
 }
 
 type fakeEvent struct {
@@ -56,6 +59,7 @@ type fakeCall struct {
 	served  []lease // leases a pull granted
 	// traceparent is the request's header: the context the worker's client span sent.
 	traceparent string
+	refused     bool // answered 400 for its items' trace contexts
 }
 
 type pullBody struct {
@@ -106,11 +110,26 @@ func (f *fakeInbox) notify() {
 }
 
 func (f *fakeInbox) envelope(w http.ResponseWriter, status int, code string) {
+	f.envelopeMessage(w, status, code, http.StatusText(status))
+}
+
+func (f *fakeInbox) envelopeMessage(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Request-Id", "req_fake")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{
-		"code": code, "message": http.StatusText(status), "request_id": "req_fake"}})
+		"code": code, "message": message, "request_id": "req_fake"}})
+}
+
+// refusesContexts answers the old inbox's 400 when it is set and an item carries a context.
+func (f *fakeInbox) refusesContexts(w http.ResponseWriter, c fakeCall, ls []lease) bool {
+	if !f.refuseItemContexts || !slices.ContainsFunc(ls, func(l lease) bool { return l.TraceContext != nil }) {
+		return false
+	}
+	c.refused = true
+	f.calls = append(f.calls, c)
+	f.envelopeMessage(w, http.StatusBadRequest, "invalid_request", `unknown field "trace_context"`)
+	return true
 }
 
 func (f *fakeInbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +171,9 @@ func (f *fakeInbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.leases = body.Leases
+		if f.refusesContexts(w, c, body.Leases) {
+			return
+		}
 		f.settle(w, c, "acknowledged", func(ev *fakeEvent, l lease) string {
 			switch {
 			case ev.state == "acked" && ev.lease == l.LeaseID:
@@ -188,6 +210,9 @@ func (f *fakeInbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.leases, c.delay = body.Leases, *body.Delay
+		if f.refusesContexts(w, c, body.Leases) {
+			return
+		}
 		f.settle(w, c, "nacked", func(ev *fakeEvent, l lease) string {
 			if ev.state != "leased" || ev.lease != l.LeaseID {
 				return "lease_lost"

@@ -149,3 +149,54 @@ func TestRunProcessesEachEventInItsOwnTrace(t *testing.T) {
 		t.Errorf("ack call sent traceparent %q, not the settle span's trace", acks[0].traceparent)
 	}
 }
+
+// TestRunSettlesWithAnInboxThatRefusesItemContexts: an inbox from before per-item trace
+// contexts refuses them with 400. The worker sends the call again without them, once, and
+// leaves them out from then on: every event is still settled exactly once.
+func TestRunSettlesWithAnInboxThatRefusesItemContexts(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	tel, err := telemetry.New(tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	h.tel = tel
+	// One event at a time, the first one failing: its nack is the first settle call, so the
+	// refusal comes before any other call is sent.
+	h.cfg.BatchSize, h.cfg.Concurrency = 1, 1
+	h.fake.refuseItemContexts = true
+	acme := h.fake.tenant(t, "acme", 4)
+	producer := tp.Tracer("producer")
+	for _, id := range ids("acme", 0, 4) {
+		ctx, span := producer.Start(context.Background(), "producer publish")
+		span.End()
+		h.fake.events[id].traceparent = telemetry.Traceparent(ctx)
+	}
+	h.start(t, []string{acme}, app.WithProcessor(func(_ context.Context, ev app.Event) error {
+		if ev.ID == "evt_acme_00" {
+			return errors.New("downstream said no")
+		}
+		return nil
+	}))
+	h.fake.waitFor(t, "three acks and a nack", func(f *fakeInbox) bool {
+		return f.countState("acme", "acked") == 3 && f.countState("acme", "delayed") == 1
+	})
+	h.stop(t)
+	checkSettledOnce(t, h.fake, ids("acme", 1, 4))
+
+	// The fake refuses every call that carries contexts, so one refusal means they were sent
+	// once and never again.
+	var refused, plain int
+	for _, path := range []string{"/ack", "/nack"} {
+		for _, c := range h.fake.callsTo(path) {
+			if c.refused {
+				refused++
+			} else {
+				plain++
+			}
+		}
+	}
+	if refused != 1 || plain != 4 {
+		t.Errorf("%d refused and %d plain settle calls, want 1 and 4", refused, plain)
+	}
+}
