@@ -283,6 +283,9 @@ var exposedMetrics = []exposedMetric{
 	{prom: "trigger_worker_events_settled_total", instrument: "trigger.worker.events.settled"},
 	// otelhttp's http.server.request.duration, which pkg/httpx wraps every service in.
 	{prom: "http_server_request_duration_seconds", histogram: true},
+	// otelhttp's http.client.request.duration, which the worker's client is wrapped in, with the
+	// trigger.operation label it adds per call.
+	{prom: "http_client_request_duration_seconds", histogram: true},
 	// The Prometheus exporter's resource series: service_name, service_namespace and
 	// k8s_namespace_name, which the dashboard joins on.
 	{prom: "target_info"},
