@@ -32,6 +32,8 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // HTTP_ADDR with its own default port.
 type ServerConfig struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight requests may take to finish on SIGTERM; keep below terminationGracePeriodSeconds"`
+	// A port of its own lets a NetworkPolicy admit scrapers without admitting them to the API.
+	MetricsAddr string `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of a second server with only GET /metrics; empty: none (the API port serves it either way)"`
 }
 
 // NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
@@ -128,7 +130,37 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	return ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
+	if cfg.MetricsAddr == "" {
+		return ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
+	}
+	mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("listen %s: %w", cfg.MetricsAddr, err)
+	}
+	// Both run until ctx ends; if one fails, the other is stopped too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		err := ServeListener(ctx, log.With(zap.String("server", "metrics")), mln, cfg.ShutdownTimeout, OnlyMetrics(handler))
+		cancel()
+		errc <- err
+	}()
+	err = ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+// OnlyMetrics passes GET /metrics to handler (an Instrument one) and answers 404 to the rest.
+func OnlyMetrics(handler http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			http.NotFound(w, r)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	})
 }
 
 // ServeListener is Serve on an open listener.

@@ -1,0 +1,104 @@
+package httpx_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
+)
+
+// TestServeMetricsOnAPortOfItsOwn: with MetricsAddr set, a second server answers GET /metrics
+// and nothing else, the API port keeps serving everything, and both stop with ctx.
+func TestServeMetricsOnAPortOfItsOwn(t *testing.T) {
+	tel, err := telemetry.New(noop.NewTracerProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
+	engine.GET("/events/:id", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"ok": true}) })
+	// Each server logs "listening" with its address once it accepts connections.
+	core, logs := observer.New(zap.InfoLevel)
+	listening := make(chan struct{}, 2)
+	hooked := zapcore.RegisterHooks(core, func(e zapcore.Entry) error {
+		if e.Message == "listening" {
+			listening <- struct{}{}
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- httpx.Serve(ctx, zap.New(hooked), "127.0.0.1:0",
+			httpx.ServerConfig{ShutdownTimeout: 5 * time.Second, MetricsAddr: "127.0.0.1:0"}, httpx.Instrument(engine, tel))
+	}()
+	for range 2 {
+		select {
+		case <-listening:
+		case err := <-done:
+			t.Fatalf("Serve returned early: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the servers did not start")
+		}
+	}
+	var api, metrics string
+	for _, e := range logs.FilterMessage("listening").All() {
+		addr, _ := e.ContextMap()["addr"].(string)
+		if e.ContextMap()["server"] == "metrics" {
+			metrics = addr
+		} else {
+			api = addr
+		}
+	}
+	get := func(base, path string) (int, string) {
+		t.Helper()
+		res, err := http.Get("http://" + base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	apitraffic, _ := get(api, "/events/evt_1")
+	if apitraffic != http.StatusOK {
+		t.Fatalf("API port: %d", apitraffic)
+	}
+	for _, base := range []string{metrics, api} {
+		if code, body := get(base, "/metrics"); code != http.StatusOK || !strings.Contains(body, "http_server_request_duration_seconds") {
+			t.Errorf("GET %s/metrics: %d, request metrics missing", base, code)
+		}
+	}
+	for _, path := range []string{"/events/evt_1", "/livez", "/readyz", "/"} {
+		if code, _ := get(metrics, path); code != http.StatusNotFound {
+			t.Errorf("metrics port answered %s with %d, want 404", path, code)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after ctx ended")
+	}
+}
+
+func TestServeRefusesABadMetricsAddress(t *testing.T) {
+	err := httpx.Serve(context.Background(), zap.NewNop(), "127.0.0.1:0",
+		httpx.ServerConfig{ShutdownTimeout: time.Second, MetricsAddr: "127.0.0.1:notaport"}, http.NotFoundHandler())
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:notaport") {
+		t.Fatalf("err %v, want one naming the metrics address", err)
+	}
+}
