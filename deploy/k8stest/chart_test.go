@@ -17,7 +17,9 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint/support"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/trigger-api/trigger-api/pkg/config"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
@@ -387,8 +389,9 @@ func checkGoRuntimeEnv(t *testing.T, w workload) {
 	}
 }
 
-// TestChartProbesAndGracefulShutdown: a service gets probes on its API port and drains within the
-// grace period; the worker, which serves no API, declares and probes only its metrics port.
+// TestChartProbesAndGracefulShutdown: every binary declares the ports it listens on; a service gets
+// probes on its API port and drains within the grace period; the worker, which serves no API, is
+// probed on its metrics port.
 func TestChartProbesAndGracefulShutdown(t *testing.T) {
 	for name, m := range renderSets(t) {
 		t.Run(name, func(t *testing.T) {
@@ -406,14 +409,11 @@ func TestChartProbesAndGracefulShutdown(t *testing.T) {
 					continue
 				}
 				env := m.resolveEnv(t, w)
-				addr, serves := fieldValue(bin.fields, env, "TRIGGER_HTTP_ADDR")
-				if !serves {
-					checkMetricsListener(t, w, bin, env)
+				checkListeners(t, w, bin, env)
+				if _, serves := fieldValue(bin.fields, env, "TRIGGER_HTTP_ADDR"); !serves {
+					// No readiness probe: no Service routes to it.
+					checkHTTPProbe(t, describe(w)+" liveness", c.LivenessProbe, "/livez", "metrics")
 					continue
-				}
-				port := listenPort(t, describe(w), "TRIGGER_HTTP_ADDR", addr)
-				if len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port || c.Ports[0].Name != "http" {
-					t.Errorf("%s: container ports %+v do not match TRIGGER_HTTP_ADDR %s", describe(w), c.Ports, addr)
 				}
 				checkHTTPProbe(t, describe(w)+" liveness", c.LivenessProbe, "/livez", "http")
 				checkHTTPProbe(t, describe(w)+" readiness", c.ReadinessProbe, "/readyz", "http")
@@ -452,26 +452,34 @@ func fieldValue(fields []config.Field, env map[string]string, name string) (stri
 	return "", false
 }
 
-// checkMetricsListener: a binary without an API (the worker) serves /metrics and /livez on
-// TRIGGER_METRICS_ADDR; the pod declares that port, named metrics, and probes its liveness there.
-// No readiness probe: no Service routes to it.
-func checkMetricsListener(t *testing.T, w workload, bin binary, env map[string]string) {
+// checkListeners: the container declares exactly the ports its binary listens on, by name:
+// metrics on TRIGGER_METRICS_ADDR and, for a service, http on TRIGGER_HTTP_ADDR, on another port,
+// since a NetworkPolicy admits scrapers by port.
+func checkListeners(t *testing.T, w workload, bin binary, env map[string]string) {
 	t.Helper()
-	addr, ok := fieldValue(bin.fields, env, "TRIGGER_METRICS_ADDR")
-	if !ok {
-		t.Errorf("%s: the binary has neither TRIGGER_HTTP_ADDR nor TRIGGER_METRICS_ADDR", describe(w))
-		return
+	want := map[string]int{}
+	for name, setting := range map[string]string{"metrics": "TRIGGER_METRICS_ADDR", "http": "TRIGGER_HTTP_ADDR"} {
+		addr, ok := fieldValue(bin.fields, env, setting)
+		switch {
+		case !ok && name == "http": // the worker serves no API
+		case !ok:
+			t.Errorf("%s: the binary has no %s", describe(w), setting)
+		case addr == "":
+			t.Errorf("%s: %s is empty: nothing listens for the %s port", describe(w), setting, name)
+		default:
+			want[name] = listenPort(t, describe(w), setting, addr)
+		}
 	}
-	if addr == "" {
-		t.Errorf("%s: TRIGGER_METRICS_ADDR is empty: the binary would serve neither /metrics nor /livez", describe(w))
-		return
+	if want["http"] != 0 && want["http"] == want["metrics"] {
+		t.Errorf("%s: /metrics shares port %d with the API", describe(w), want["http"])
 	}
-	c := w.pod.Spec.Containers[0]
-	port := listenPort(t, describe(w), "TRIGGER_METRICS_ADDR", addr)
-	if len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port || c.Ports[0].Name != "metrics" {
-		t.Errorf("%s: container ports %+v, want only metrics on TRIGGER_METRICS_ADDR %s", describe(w), c.Ports, addr)
+	got := map[string]int{}
+	for _, p := range w.pod.Spec.Containers[0].Ports {
+		got[p.Name] = int(p.ContainerPort)
 	}
-	checkHTTPProbe(t, describe(w)+" liveness", c.LivenessProbe, "/livez", "metrics")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: container ports %v, want %v from the binary's settings", describe(w), got, want)
+	}
 }
 
 // listenPort is the port of a host:port listen address.
@@ -628,8 +636,8 @@ func TestChartSelectorsAreReleaseScoped(t *testing.T) {
 }
 
 // TestChartProductionShape pins what the production-like set promises: IRSA, HPA for ingest and
-// inbox, PDBs, NetworkPolicies that keep keys-admin internal but let Prometheus scrape every
-// binary (the worker on its metrics port only), and no chart-made Secret.
+// inbox, PDBs, NetworkPolicies that keep keys-admin internal and let Prometheus scrape every binary
+// on its metrics port only, and no chart-made Secret.
 func TestChartProductionShape(t *testing.T) {
 	vs := valueSet{name: "production", file: chartDir + "/ci/production-values.yaml"}
 	m := render(t, testRelease, testNamespace, vs.values(t))
@@ -647,42 +655,32 @@ func TestChartProductionShape(t *testing.T) {
 	if len(m.secrets) != 0 {
 		t.Errorf("rendered %d Secrets although secrets.existingSecret is set", len(m.secrets))
 	}
+	if len(flatten([]any{m.value("networkPolicy.metricsFrom")})) == 0 {
+		t.Fatal("the production set names no networkPolicy.metricsFrom: scraping goes unchecked")
+	}
 	byComponent := map[string]int{}
 	for _, np := range m.netpols {
 		c := np.Spec.PodSelector.MatchLabels[labelComponent]
 		byComponent[c]++
-		port := "http"
-		if c == "worker" {
-			port = "metrics"
-		}
-		var peers []any
+		admitted := map[string][]any{} // port -> peers
 		for _, rule := range np.Spec.Ingress {
+			opened := openedPorts(rule)
+			if len(opened) != 1 {
+				t.Errorf("NetworkPolicy %s: a rule opens %q, want one named port", np.Name, opened)
+				continue
+			}
 			for _, p := range rule.From {
-				peers = append(peers, p)
-			}
-			var opened []string
-			for _, p := range rule.Ports {
-				if p.Port == nil {
-					opened = append(opened, "every port")
-				} else {
-					opened = append(opened, p.Port.String())
-				}
-			}
-			if !slices.Equal(opened, []string{port}) {
-				t.Errorf("NetworkPolicy %s opens %q, want only port %s", np.Name, opened, port)
+				admitted[opened[0]] = append(admitted[opened[0]], p)
 			}
 		}
-		var want []any
-		want = append(want, map[string]any{"podSelector": map[string]any{}})
+		want := map[string][]any{"metrics": flatten([]any{m.value("networkPolicy.metricsFrom")})}
 		switch c {
 		case "keys-admin":
-			want = append(want, m.value("networkPolicy.keysAdminFrom"), m.value("networkPolicy.metricsFrom"))
+			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.keysAdminFrom")})
 		case "ingest", "inbox":
-			want = append(want, m.value("networkPolicy.publicFrom"), m.value("networkPolicy.metricsFrom"))
-		case "worker":
-			want = []any{m.value("networkPolicy.metricsFrom")}
+			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.publicFrom")})
 		}
-		if got, want := normalize(t, peers), normalize(t, flatten(want)); !reflect.DeepEqual(got, want) {
+		if got, want := normalize(t, admitted), normalize(t, want); !reflect.DeepEqual(got, want) {
 			t.Errorf("NetworkPolicy %s admits %v, want %v", np.Name, got, want)
 		}
 	}
@@ -693,6 +691,47 @@ func TestChartProductionShape(t *testing.T) {
 	}
 	if !strings.Contains(m.notes, testNamespace) {
 		t.Errorf("NOTES.txt does not mention the namespace:\n%s", m.notes)
+	}
+}
+
+// openedPorts names the ports an ingress rule opens; a rule without ports opens every one.
+func openedPorts(rule networkingv1.NetworkPolicyIngressRule) []string {
+	if len(rule.Ports) == 0 {
+		return []string{"every port"}
+	}
+	var out []string
+	for _, p := range rule.Ports {
+		if p.Port == nil {
+			out = append(out, "every port")
+		} else {
+			out = append(out, p.Port.String())
+		}
+	}
+	return out
+}
+
+// TestChartServicesExposeOnlyTheAPI: scraping goes to each pod by annotation, so a Service carries
+// the API port and never the metrics one.
+func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
+	checked := map[string]bool{}
+	for name, m := range renderSets(t) {
+		t.Run(name, func(t *testing.T) {
+			for _, s := range m.services {
+				c := s.Spec.Selector[labelComponent]
+				if _, ours := binaries[c]; !ours {
+					continue
+				}
+				checked[c] = true
+				if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Name != "http" || s.Spec.Ports[0].TargetPort != intstr.FromString("http") {
+					t.Errorf("Service %s ports %+v, want only http: the metrics port is scraped per pod", s.Name, s.Spec.Ports)
+				}
+			}
+		})
+	}
+	for _, c := range []string{"ingest", "inbox", "keys-admin"} {
+		if !checked[c] {
+			t.Errorf("no value set renders a Service for %s", c)
+		}
 	}
 }
 
@@ -761,6 +800,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"short-admin-token", `secrets: {adminTokens: [short]}`, "minLength"},
 		{"worker-role-arn", `components: {worker: {serviceAccount: {roleArn: "arn:aws:iam::123456789012:role/x"}}}`, "additional properties"},
 		{"worker-metrics-port-privileged", `components: {worker: {metricsPort: 80}}`, "metricsPort"},
+		{"service-metrics-port-privileged", `components: {inbox: {metricsPort: 80}}`, "metricsPort"},
+		{"metrics-port-is-api-port", `components: {keys-admin: {metricsPort: 8083}}`, "metricsPort must differ from port"},
 		{"env-outside-prefix", `components: {ingest: {env: {PATH: /tmp}}}`, "PATH"},
 		{"shutdown-exceeds-grace", `shutdown: {preStopSeconds: 10, timeoutSeconds: 30, terminationGracePeriodSeconds: 30}`, "terminationGracePeriodSeconds"},
 		{"worker-without-keys", `components: {worker: {enabled: true}}`, "worker needs tenant API keys"},

@@ -96,7 +96,7 @@ func resourceAttributes(s string) map[string]string {
 }
 
 // TestChartScrapeAnnotations: each binary is discoverable by annotation, on the port and path it
-// really serves /metrics at: the services on their API port, the worker on its metrics port.
+// really serves /metrics at: its metrics port, the one networkPolicy.metricsFrom reaches.
 func TestChartScrapeAnnotations(t *testing.T) {
 	if src := string(readFile(t, "pkg/httpx/telemetry.go")); !strings.Contains(src, `case "/metrics":`) {
 		t.Fatal(`pkg/httpx no longer serves "/metrics": update the chart's prometheus.io/path`)
@@ -155,23 +155,18 @@ func TestChartScrapeAnnotations(t *testing.T) {
 	})
 }
 
-// metricsPort is the port a binary serves /metrics on, from the settings it starts with: the
-// worker's TRIGGER_METRICS_ADDR, the services' TRIGGER_HTTP_ADDR. The pod must declare it.
+// metricsPort is the port a binary serves /metrics on for scrapers, from the settings it starts
+// with (TRIGGER_METRICS_ADDR). The pod must declare it as its metrics port.
 func metricsPort(t *testing.T, m *manifest, w workload, bin binary) string {
 	t.Helper()
-	env := m.resolveEnv(t, w)
-	name := "TRIGGER_HTTP_ADDR"
-	if _, ok := fieldValue(bin.fields, env, "TRIGGER_METRICS_ADDR"); ok {
-		name = "TRIGGER_METRICS_ADDR"
-	}
-	addr, _ := fieldValue(bin.fields, env, name)
+	addr, _ := fieldValue(bin.fields, m.resolveEnv(t, w), "TRIGGER_METRICS_ADDR")
 	if addr == "" {
-		t.Errorf("%s: %s is empty: /metrics is not served", describe(w), name)
+		t.Errorf("%s: TRIGGER_METRICS_ADDR is empty: /metrics has no port of its own", describe(w))
 		return ""
 	}
-	port := listenPort(t, describe(w), name, addr)
-	if !slices.ContainsFunc(w.pod.Spec.Containers[0].Ports, func(p corev1.ContainerPort) bool { return int(p.ContainerPort) == port }) {
-		t.Errorf("%s: %s=%s is not a container port", describe(w), name, addr)
+	port := listenPort(t, describe(w), "TRIGGER_METRICS_ADDR", addr)
+	if !slices.ContainsFunc(w.pod.Spec.Containers[0].Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && int(p.ContainerPort) == port }) {
+		t.Errorf("%s: TRIGGER_METRICS_ADDR=%s is not the container port named metrics", describe(w), addr)
 	}
 	return strconv.Itoa(port)
 }
@@ -193,66 +188,93 @@ func withWorker(vals map[string]any) map[string]any {
 	return vals
 }
 
-// TestChartWorkerMetricsPortFollowsValues: components.worker.metricsPort is where the binary
-// listens, the pod's metrics port, its liveness probe and its scrape annotation.
-func TestChartWorkerMetricsPortFollowsValues(t *testing.T) {
-	m := render(t, testRelease, testNamespace, withWorker(map[string]any{
-		"components": map[string]any{"worker": map[string]any{"metricsPort": 9191}},
-	}))
-	w, ok := m.workload("worker")
-	if !ok {
-		t.Fatal("worker is not rendered")
+// TestChartMetricsPortFollowsValues: components.<name>.metricsPort is where each binary listens
+// for scrapers, the pod's metrics port and its scrape annotation; the worker is also probed there.
+func TestChartMetricsPortFollowsValues(t *testing.T) {
+	components := map[string]any{}
+	for _, c := range serviceComponents {
+		components[c] = map[string]any{"metricsPort": 9191}
 	}
-	c := w.pod.Spec.Containers[0]
-	if got := m.resolveEnv(t, w)["TRIGGER_METRICS_ADDR"]; got != ":9191" {
-		t.Errorf("TRIGGER_METRICS_ADDR=%q, want :9191", got)
-	}
-	if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9191 {
-		t.Errorf("container ports %+v, want metrics on 9191", c.Ports)
-	}
-	checkHTTPProbe(t, "worker liveness", c.LivenessProbe, "/livez", "metrics")
-	if got := w.pod.Annotations["prometheus.io/port"]; got != "9191" {
-		t.Errorf("prometheus.io/port=%q, want 9191", got)
+	m := render(t, testRelease, testNamespace, withWorker(map[string]any{"components": components}))
+	for _, name := range serviceComponents {
+		w, ok := m.workload(name)
+		if !ok {
+			t.Errorf("%s is not rendered", name)
+			continue
+		}
+		c := w.pod.Spec.Containers[0]
+		if got := m.resolveEnv(t, w)["TRIGGER_METRICS_ADDR"]; got != ":9191" {
+			t.Errorf("%s: TRIGGER_METRICS_ADDR=%q, want :9191", name, got)
+		}
+		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == 9191 }) {
+			t.Errorf("%s: container ports %+v, want metrics on 9191", name, c.Ports)
+		}
+		if got := w.pod.Annotations["prometheus.io/port"]; got != "9191" {
+			t.Errorf("%s: prometheus.io/port=%q, want 9191", name, got)
+		}
+		if name == "worker" {
+			checkHTTPProbe(t, "worker liveness", c.LivenessProbe, "/livez", "metrics")
+		}
 	}
 }
 
-// TestChartWorkerNetworkPolicyAdmitsOnlyScrapers: the worker serves no API, so its policy admits
-// networkPolicy.metricsFrom on the metrics port, and nobody when that list is empty.
-func TestChartWorkerNetworkPolicyAdmitsOnlyScrapers(t *testing.T) {
+// TestChartNetworkPolicyAdmitsScrapersOnlyToMetrics: networkPolicy.metricsFrom reaches every
+// binary on its metrics port and nothing else, so scrapers never reach an API (keys-admin's
+// included); with that list empty, no rule opens the metrics port at all.
+func TestChartNetworkPolicyAdmitsScrapersOnlyToMetrics(t *testing.T) {
 	scraper := map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}
 	for _, tc := range []struct {
-		name  string
-		from  []any
-		rules int
+		name string
+		from []any
 	}{
-		{"metrics-from", []any{scraper}, 1},
-		{"no-metrics-from", []any{}, 0},
+		{"metrics-from", []any{scraper}},
+		{"no-metrics-from", []any{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := render(t, testRelease, testNamespace, withWorker(map[string]any{
 				"networkPolicy": map[string]any{"enabled": true, "metricsFrom": tc.from},
 			}))
-			var np *networkingv1.NetworkPolicy
+			policies := map[string]*networkingv1.NetworkPolicy{}
 			for _, p := range m.netpols {
-				if p.Spec.PodSelector.MatchLabels[labelComponent] == "worker" {
-					np = p
+				policies[p.Spec.PodSelector.MatchLabels[labelComponent]] = p
+			}
+			for _, c := range serviceComponents {
+				np := policies[c]
+				if np == nil {
+					t.Errorf("no NetworkPolicy for %s", c)
+					continue
 				}
-			}
-			if np == nil {
-				t.Fatal("no NetworkPolicy for the worker")
-			}
-			if len(np.Spec.Ingress) != tc.rules {
-				t.Fatalf("%d ingress rules, want %d: %+v", len(np.Spec.Ingress), tc.rules, np.Spec.Ingress)
-			}
-			if tc.rules == 0 {
-				return
-			}
-			rule := np.Spec.Ingress[0]
-			if got, want := normalize(t, rule.From), normalize(t, tc.from); !reflect.DeepEqual(got, want) {
-				t.Errorf("admits %v, want %v", got, want)
-			}
-			if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || rule.Ports[0].Port.String() != "metrics" {
-				t.Errorf("opens %+v, want only the metrics port", rule.Ports)
+				scrapers := []any{} // whom the metrics port admits
+				for _, rule := range np.Spec.Ingress {
+					opened := openedPorts(rule)
+					// An empty from admits every source, scrapers included.
+					admitsScraper := len(rule.From) == 0
+					for _, p := range rule.From {
+						if reflect.DeepEqual(normalize(t, p), normalize(t, scraper)) {
+							admitsScraper = true
+						}
+					}
+					if admitsScraper && !slices.Equal(opened, []string{"metrics"}) {
+						t.Errorf("%s: scrapers are admitted to %q, want only the metrics port", c, opened)
+					}
+					if slices.Contains(opened, "metrics") {
+						if !slices.Equal(opened, []string{"metrics"}) {
+							t.Errorf("%s: the metrics port is opened together with %q", c, opened)
+						}
+						if len(rule.From) == 0 {
+							scrapers = append(scrapers, "every source")
+						}
+						for _, p := range rule.From {
+							scrapers = append(scrapers, p)
+						}
+					}
+				}
+				if got, want := normalize(t, scrapers), normalize(t, tc.from); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: the metrics port admits %v, want %v", c, got, want)
+				}
+				if c == "worker" && len(tc.from) == 0 && len(np.Spec.Ingress) != 0 {
+					t.Errorf("worker: %d ingress rules with no scrapers to admit, want none", len(np.Spec.Ingress))
+				}
 			}
 		})
 	}

@@ -17,6 +17,11 @@
 {{- if and .Values.demo.enabled (not .Values.secrets.adminTokens) }}
 {{- fail "demo.enabled needs secrets.adminTokens: the demo Job reads the admin token from the chart's Secret" }}
 {{- end }}
+{{- range $name, $c := .Values.components }}
+{{- if and $c.port (eq (int $c.port) (int $c.metricsPort)) }}
+{{- fail (printf "components.%s: metricsPort must differ from port (%v): scrapers are admitted to metricsPort, which must not serve the API" $name $c.port) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.dynamodbLocal.enabled .Values.dynamodb.endpoint }}
 {{- fail "set either dynamodbLocal.enabled or dynamodb.endpoint, not both" }}
 {{- end }}
