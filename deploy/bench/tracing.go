@@ -77,7 +77,7 @@ type traceMode struct {
 // tables, one with tracing off and one exporting to a Jaeger the bench starts, in alternating
 // phases at the same concurrency.
 func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error {
-	addrs, err := freeLoopbackJaeger()
+	addrs, err := stack.FreeJaegerAddrs()
 	if err != nil {
 		return err
 	}
@@ -206,20 +206,6 @@ func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error 
 		return fmt.Errorf("the tracing phases do not measure: errors above %.0f%% or no spans in Jaeger (see %s)", 100*maxErrorRate, r.cacheDir)
 	}
 	return nil
-}
-
-// freeLoopbackJaeger picks four free loopback ports, so the bench's Jaeger never meets a
-// developer's `TRACING=jaeger make run`.
-func freeLoopbackJaeger() (stack.JaegerAddrs, error) {
-	var ports [4]string
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return stack.JaegerAddrs{}, err
-		}
-		ports[i] = fmt.Sprintf("127.0.0.1:%d", p)
-	}
-	return stack.JaegerAddrs{OTLPGRPC: ports[0], OTLPHTTP: ports[1], Query: ports[2], QueryGRPC: ports[3]}, nil
 }
 
 // cpuOf reads the CPU seconds each pid has used; 0 where it cannot be read.

@@ -93,28 +93,22 @@ func TestResourceNamesServiceAndPod(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("POD_NAME", "ingest-7c9")
 	t.Setenv("POD_NAMESPACE", "trigger")
-	tel, shutdown, err := telemetry.Setup(context.Background(), "ingest", "v1.2.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = shutdown(context.Background()) }()
-	c, _ := tel.MeterProvider.Meter("t").Int64Counter("probe.count")
-	c.Add(context.Background(), 1)
-	w := httptest.NewRecorder()
-	tel.Metrics.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	b, _ := io.ReadAll(w.Body)
-	for _, want := range []string{`service_name="ingest"`, `service_version="v1.2.3"`, `k8s_pod_name="ingest-7c9"`, `k8s_namespace_name="trigger"`, "probe_count_total{", "go_goroutines"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("metrics lack %s", want)
-		}
-	}
+	wantMetrics(t, "v1.2.3", `service_name="ingest"`, `service_version="v1.2.3"`, `k8s_pod_name="ingest-7c9"`,
+		`k8s_namespace_name="trigger"`, "probe_count_total{", "go_goroutines")
 }
 
 func TestOperatorServiceNameWins(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("OTEL_SERVICE_NAME", "ingest-canary")
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging")
-	tel, shutdown, err := telemetry.Setup(context.Background(), "ingest", "v1")
+	wantMetrics(t, "v1", `service_name="ingest-canary"`, `deployment_environment_name="staging"`)
+}
+
+// wantMetrics sets up telemetry for "ingest" at version, counts one probe and checks that
+// /metrics holds every one of want: the resource shows on every series.
+func wantMetrics(t *testing.T, version string, want ...string) {
+	t.Helper()
+	tel, shutdown, err := telemetry.Setup(context.Background(), "ingest", version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +118,9 @@ func TestOperatorServiceNameWins(t *testing.T) {
 	w := httptest.NewRecorder()
 	tel.Metrics.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	b, _ := io.ReadAll(w.Body)
-	for _, want := range []string{`service_name="ingest-canary"`, `deployment_environment_name="staging"`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("metrics lack %s", want)
+	for _, s := range want {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("metrics lack %s", s)
 		}
 	}
 }

@@ -31,8 +31,9 @@ var DefaultJaegerAddrs = JaegerAddrs{
 // DefaultJaegerBin is where `make jaeger` builds Jaeger from its tools module.
 func DefaultJaegerBin(root string) string { return filepath.Join(root, ".cache", "bin", "jaeger") }
 
-// freeJaegerAddrs picks free loopback ports, so a test's Jaeger never meets a developer's.
-func freeJaegerAddrs() (JaegerAddrs, error) {
+// FreeJaegerAddrs picks free loopback ports, so a test's or the bench's Jaeger never meets a
+// developer's.
+func FreeJaegerAddrs() (JaegerAddrs, error) {
 	var ports [4]string
 	for i := range ports {
 		p, err := freePort()

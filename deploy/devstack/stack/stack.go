@@ -267,7 +267,7 @@ func (o *Options) complete() error {
 			o.JaegerBin = DefaultJaegerBin(o.Root)
 		}
 		if o.JaegerAddrs == (JaegerAddrs{}) {
-			addrs, err := freeJaegerAddrs()
+			addrs, err := FreeJaegerAddrs()
 			if err != nil {
 				return err
 			}
