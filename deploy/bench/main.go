@@ -41,6 +41,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/trigger-api/trigger-api/deploy/devstack/stack"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 )
@@ -140,7 +141,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	r.logf = func(format string, args ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
-	root, err := workspaceRoot()
+	root, err := stack.FindRoot()
 	if err != nil {
 		return err
 	}

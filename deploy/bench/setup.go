@@ -35,22 +35,6 @@ import (
 // both phases write to the same partition key of the same table.
 const benchTenant = "bench"
 
-// workspaceRoot is the nearest folder above the working directory that holds go.work.
-func workspaceRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("no go.work above the working directory: run from the repository")
-		}
-	}
-}
-
 // randomPrefix names a fresh set of tables, so runs against a shared DynamoDB Local never see
 // each other's items.
 func randomPrefix() string {
