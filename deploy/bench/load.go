@@ -24,9 +24,9 @@ type loadResult struct {
 // and why throughput and latency are two views of the same run (Little's law). Work begun
 // before the deadline is allowed to finish and counted; the wall time includes that tail.
 func closedLoop(ctx context.Context, concurrency int, d time.Duration, do op) loadResult {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	// Operations must not be cut short by the phase's deadline, only prevented from starting.
+	// Operations must not be cut short by the phase's end, only prevented from starting. The end
+	// is read from the same clock as the wall time, not from a timer, so a phase is never
+	// reported shorter than d when the runtime fires timers late or the clock is coarse.
 	opCtx := context.WithoutCancel(ctx)
 	type result struct {
 		lat      []time.Duration
@@ -40,7 +40,7 @@ func closedLoop(ctx context.Context, concurrency int, d time.Duration, do op) lo
 		wg.Go(func() {
 			r := &results[w]
 			r.lat = make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Since(start) < d {
 				t0 := time.Now()
 				err := do(opCtx)
 				lat := time.Since(t0)
