@@ -26,6 +26,9 @@ const (
 
 var ginMode sync.Once
 
+// notReadyRetryAfter matches the chart's readiness period: asking sooner learns nothing new.
+const notReadyRetryAfter = 5
+
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // ServerConfig is the HTTP part of every service's configuration; each service adds its own
@@ -37,21 +40,25 @@ type ServerConfig struct {
 }
 
 // NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
-// and methods, and /livez and /readyz (untraced, unlogged). ready reports whether the service
-// can serve: its dependencies answer.
+// and methods, and /livez and /readyz. ready reports whether the service can serve: its
+// dependencies answer.
 func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 
-	r.GET("/livez", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", func(c *gin.Context) {
+	// Probes come every few seconds per pod: a span and an access-log line each would drown the
+	// requests that matter. They still carry a request id and answer failure in the envelope.
+	probes := r.Group("", requestID(log))
+	probes.GET("/livez", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	probes.GET("/readyz", func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
 		if err := ready(ctx); err != nil {
-			log.Warn("not ready", zap.Error(err))
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+			Logger(c, log).Warn("not ready", zap.Error(err))
+			WriteError(c, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+				Message: "not ready: a dependency does not answer", RetryAfter: notReadyRetryAfter})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})

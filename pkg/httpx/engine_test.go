@@ -1,0 +1,62 @@
+package httpx_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/trigger-api/trigger-api/pkg/httpx"
+)
+
+// TestProbesCarryRequestIDsAndFailInTheEnvelope: the probes echo a request id like every other
+// route, a failed readiness check answers the error envelope with Retry-After, and neither
+// writes an access-log line.
+func TestProbesCarryRequestIDsAndFailInTheEnvelope(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	var readyErr error
+	engine := httpx.NewEngine(zap.New(core), func(context.Context) error { return readyErr })
+
+	probe := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("X-Request-Id", "probe-1")
+		rec := httptest.NewRecorder()
+		engine.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, path := range []string{"/livez", "/readyz"} {
+		rec := probe(path)
+		if rec.Code != http.StatusOK || rec.Header().Get("X-Request-Id") != "probe-1" || rec.Body.String() != `{"status":"ok"}` {
+			t.Fatalf("%s: %d %q %s", path, rec.Code, rec.Header().Get("X-Request-Id"), rec.Body)
+		}
+	}
+
+	readyErr = errors.New("table Events: connection refused")
+	rec := probe("/readyz")
+	var env struct {
+		Error struct {
+			Code, Message string
+			RequestID     string `json:"request_id"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil {
+		t.Fatalf("503 body %s: %v", rec.Body, err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		env.Error.Code != "unavailable" || env.Error.RequestID != "probe-1" {
+		t.Fatalf("not ready: %d Retry-After %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	// The cause is logged for the operator, not shown to the prober.
+	if logs.FilterMessage("not ready").Len() != 1 || logs.FilterMessage("request").Len() != 0 {
+		t.Fatalf("logs: %v", logs.All())
+	}
+	if got := env.Error.Message; got == "" || strings.Contains(got, "Events") || strings.Contains(got, "refused") {
+		t.Fatalf("message %q shows the cause", got)
+	}
+}
