@@ -65,11 +65,24 @@ func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 	})
 
 	r.Use(routeSpan, requestID(log), accessLog(log), recovery(log), renderErrors(log))
-	r.NoRoute(func(c *gin.Context) { WriteError(c, NewError(http.StatusNotFound, "not_found", "no such route")) })
-	r.NoMethod(func(c *gin.Context) {
-		WriteError(c, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
-	})
+	r.NoRoute(noRoute)
+	r.NoMethod(noMethod)
 	return r
+}
+
+func noRoute(c *gin.Context) {
+	WriteError(c, NewError(http.StatusNotFound, "not_found", "no such route"))
+}
+
+func noMethod(c *gin.Context) {
+	WriteError(c, NewError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route"))
+}
+
+// GuardUnmatched runs guard before the 404 and 405 answers of r, so that a caller who fails
+// guard cannot tell which routes exist from which answers differ.
+func GuardUnmatched(r *gin.Engine, guard gin.HandlerFunc) {
+	r.NoRoute(guard, noRoute)
+	r.NoMethod(guard, noMethod)
 }
 
 func requestID(log *zap.Logger) gin.HandlerFunc {

@@ -18,8 +18,11 @@ func NewRouter(log *zap.Logger, store tenant.Store, tokens httpx.AdminTokens, re
 	r := httpx.NewEngine(log, ready)
 	h := &handlers{log: log, admin: tenant.NewAdmin(store, now)}
 
-	// Scope: admin token on every route. Tenant API keys are never accepted here.
-	admin := r.Group("/admin", httpx.RequireAdmin(tokens))
+	// Scope: admin token on every route, unknown ones included. Tenant API keys are never
+	// accepted here.
+	guard := httpx.RequireAdmin(tokens)
+	httpx.GuardUnmatched(r, guard)
+	admin := r.Group("/admin", guard)
 	admin.POST("/tenants", h.createTenant)
 	admin.GET("/tenants", h.listTenants)
 	admin.GET("/tenants/:tenant_id", h.getTenant)

@@ -134,6 +134,12 @@ func TestTenantRoutes(t *testing.T) {
 			status: 405, code: "method_not_allowed"},
 		{name: "any-404-no-route", request: request{method: "GET", path: "/admin/nothing"},
 			status: 404, code: "not_found"},
+		{name: "any-401-no-route-without-token", request: request{method: "GET", path: "/admin/nothing", token: str("")},
+			status: 401, code: "unauthenticated"},
+		{name: "any-401-wrong-method-without-token", request: request{method: "PUT", path: "/admin/tenants/acme", body: `{}`, token: str("")},
+			status: 401, code: "unauthenticated"},
+		{name: "any-401-outside-admin-without-token", request: request{method: "GET", path: "/events", token: str("")},
+			status: 401, code: "unauthenticated"},
 	})
 
 }
