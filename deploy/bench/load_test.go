@@ -30,7 +30,7 @@ func TestClosedLoopCountsSuccessesAndErrors(t *testing.T) {
 	var n atomic.Int64
 	r := closedLoop(context.Background(), 4, 50*time.Millisecond, func(context.Context) error {
 		time.Sleep(time.Millisecond)
-		if n.Add(1)%5 == 0 {
+		if n.Add(1)%2 == 0 {
 			return errors.New("boom")
 		}
 		return nil
