@@ -218,6 +218,25 @@ func TestChartMetricsPortFollowsValues(t *testing.T) {
 	}
 }
 
+// TestChartTenantLabelIsOptIn: metrics.tenantLabel turns the label on in the three binaries that
+// count events, and only there; by default no binary gets the setting.
+func TestChartTenantLabelIsOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		m := render(t, testRelease, testNamespace, withWorker(map[string]any{"metrics": map[string]any{"tenantLabel": on}}))
+		for _, name := range serviceComponents {
+			w, ok := m.workload(name)
+			if !ok {
+				t.Fatalf("%s is not rendered", name)
+			}
+			got, set := m.resolveEnv(t, w)["TRIGGER_METRICS_TENANT_LABEL"]
+			want := on && name != "keys-admin"
+			if set != want || (want && got != "true") {
+				t.Errorf("tenantLabel %v: %s has TRIGGER_METRICS_TENANT_LABEL=%q (set %v)", on, name, got, set)
+			}
+		}
+	}
+}
+
 // TestChartNetworkPolicyAdmitsScrapersOnlyToMetrics: networkPolicy.metricsFrom reaches every
 // binary on its metrics port and nothing else, so scrapers never reach an API (keys-admin's
 // included); with that list empty, no rule opens the metrics port at all.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 // Limits of the inbox's consumer calls; the worker refuses settings the API would refuse.
@@ -36,6 +37,7 @@ type Config struct {
 	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"after SIGTERM, how long events in hand may finish; those still running are then nacked. Keep it plus TRIGGER_REQUEST_TIMEOUT below the pod's grace period"`
 	RequestTimeout    time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"timeout of each call to the inbox API, on top of a pull's long-poll wait"`
 	MetricsAddr       string        `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of GET /metrics (Prometheus) and GET /livez; empty serves none"`
+	telemetry.MetricsOptions
 }
 
 // Validate rejects settings the worker cannot work with. Its messages never contain a key.

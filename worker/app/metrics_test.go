@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -101,4 +102,40 @@ func sampleValue(text, name string, labels ...string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// TestTenantLabelSplitsTheCountsWhenAskedFor: with TRIGGER_METRICS_TENANT_LABEL on, each
+// consumer's counts carry its tenant.
+func TestTenantLabelSplitsTheCountsWhenAskedFor(t *testing.T) {
+	tel, err := telemetry.New(sdktrace.NewTracerProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	h.tel = tel
+	h.cfg.MetricsTenantLabel = true
+	h.cfg.AckInterval = time.Millisecond
+	h.cfg.MetricsAddr = "127.0.0.1:0"
+	acme, globex := h.fake.tenant(t, "acme", 2), h.fake.tenant(t, "globex", 1)
+	serving := h.when("serving metrics")
+	h.start(t, []string{acme, globex}, app.WithProcessor(func(context.Context, app.Event) error { return nil }))
+	receive(t, serving, "the metrics server")
+	addr, _ := h.logs.FilterMessage("serving metrics").All()[0].ContextMap()["addr"].(string)
+	// An event is counted as processed before its ack is queued, so acked implies counted.
+	h.fake.waitFor(t, "every event acked", func(f *fakeInbox) bool {
+		return f.countState("acme", "acked") == 2 && f.countState("globex", "acked") == 1
+	})
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for tenant, want := range map[string]float64{"acme": 2, "globex": 1} {
+		label := `trigger_tenant_id="` + tenant + `"`
+		if got, ok := sampleValue(string(b), "trigger_worker_events_processed_total", `outcome="ok"`, label); !ok || got != want {
+			t.Errorf("processed for %s = %v (found %v), want %v\n%s", tenant, got, ok, want, b)
+		}
+	}
+	h.stop(t)
 }

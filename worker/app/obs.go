@@ -22,16 +22,18 @@ const (
 	spanSettle  = "trigger settle"
 )
 
-// obs is the worker's share of the event lifecycle: its spans and its counts. No instrument
-// has a tenant label: tenants are unbounded, the series would not be.
+// obs is one consumer's share of the event lifecycle: its spans and its counts. The counts
+// carry the tenant only when opts say so: tenants are unbounded, and so would the series be.
 type obs struct {
 	tracer    trace.Tracer
 	processed metric.Int64Counter
 	duration  metric.Float64Histogram
 	settled   metric.Int64Counter
+	opts      telemetry.MetricsOptions
+	tenant    string
 }
 
-func newObs(tel *telemetry.Telemetry) obs {
+func newObs(tel *telemetry.Telemetry, opts telemetry.MetricsOptions, tenantID string) obs {
 	m := tel.MeterProvider.Meter(telemetry.ScopeName)
 	// Instrument creation fails only on an invalid name; the names here are constants.
 	processed, _ := m.Int64Counter("trigger.worker.events.processed", metric.WithUnit("{event}"),
@@ -41,7 +43,8 @@ func newObs(tel *telemetry.Telemetry) obs {
 		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 	settled, _ := m.Int64Counter("trigger.worker.events.settled", metric.WithUnit("{event}"),
 		metric.WithDescription("ack and nack outcomes per event, by operation and outcome: ok, lease_lost, not_found, failed"))
-	return obs{tracer: tel.TracerProvider.Tracer(telemetry.ScopeName), processed: processed, duration: duration, settled: settled}
+	return obs{tracer: tel.TracerProvider.Tracer(telemetry.ScopeName), processed: processed, duration: duration, settled: settled,
+		opts: opts, tenant: tenantID}
 }
 
 // countProcessed records one finished processing.
@@ -50,14 +53,14 @@ func (o obs) countProcessed(ctx context.Context, took time.Duration, err error) 
 	if err != nil {
 		outcome = "failed"
 	}
-	o.processed.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
-	o.duration.Record(ctx, took.Seconds())
+	o.processed.Add(ctx, 1, o.opts.Attrs(o.tenant, attribute.String("outcome", outcome)))
+	o.duration.Record(ctx, took.Seconds(), o.opts.Attrs(o.tenant))
 }
 
 // countSettled records the outcome of each item of an ack or nack call; err is the call's own.
 func (o obs) countSettled(ctx context.Context, op string, results []settleResultDTO, items int, err error) {
 	if err != nil {
-		o.settled.Add(ctx, int64(items), metric.WithAttributes(attribute.String("operation", op), attribute.String("outcome", "failed")))
+		o.settled.Add(ctx, int64(items), o.opts.Attrs(o.tenant, attribute.String("operation", op), attribute.String("outcome", "failed")))
 		return
 	}
 	for _, r := range results {
@@ -70,7 +73,7 @@ func (o obs) countSettled(ctx context.Context, op string, results []settleResult
 				outcome = "failed"
 			}
 		}
-		o.settled.Add(ctx, 1, metric.WithAttributes(attribute.String("operation", op), attribute.String("outcome", outcome)))
+		o.settled.Add(ctx, 1, o.opts.Attrs(o.tenant, attribute.String("operation", op), attribute.String("outcome", outcome)))
 	}
 }
 

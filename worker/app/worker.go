@@ -116,7 +116,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 
 	var wg sync.WaitGroup
 	for _, k := range keys {
-		c := newConsumer(k, api, cfg, &o, newObs(tel),
+		c := newConsumer(k, api, cfg, &o, newObs(tel, cfg.MetricsOptions, k.TenantID),
 			// The prefix is the part of a key that may be shown; it tells two keys of one
 			// tenant apart in the logs.
 			log.With(zap.String("tenant_id", k.TenantID), zap.String("key_prefix", k.Prefix())))

@@ -92,6 +92,9 @@ The names are checked against each binary's envconfig struct in deploy/k8stest.
 {{- if $v.metricsPort }}
 {{- $_ := set $cfg "TRIGGER_METRICS_ADDR" (printf ":%d" (int $v.metricsPort)) }}
 {{- end }}
+{{- if and $root.Values.metrics.tenantLabel (has .component (list "ingest" "inbox" "worker")) }}
+{{- $_ := set $cfg "TRIGGER_METRICS_TENANT_LABEL" "true" }}
+{{- end }}
 {{- if has .component (splitList " " (include "trigger-api.dynamoComponents" $root)) }}
 {{- $_ := mergeOverwrite $cfg (include "trigger-api.dynamoConfig" $root | fromYaml) }}
 {{- end }}

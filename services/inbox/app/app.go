@@ -27,6 +27,8 @@ type Deps struct {
 	Now    func() time.Time
 	Watch  *Watcher             // nil: one with the default intervals
 	Tel    *telemetry.Telemetry // nil: record nothing
+	// Metrics decides whether the event counts carry the tenant.
+	Metrics telemetry.MetricsOptions
 }
 
 // NewRouter is the inbox route table. Serve it through NewHandler, which adds tracing and
@@ -41,7 +43,7 @@ func NewRouter(d Deps) *gin.Engine {
 	if d.Watch == nil {
 		d.Watch = NewWatcher(d.Events, d.Log, d.Now, 25*time.Millisecond, 250*time.Millisecond)
 	}
-	h := handlers{Deps: d, obs: newObs(d.Tel, d.Auth)}
+	h := handlers{Deps: d, obs: newObs(d.Tel, d.Auth, d.Metrics)}
 	read := httpx.RequireKey(d.Auth, tenant.ScopeInboxRead)
 	settle := httpx.RequireKey(d.Auth, tenant.ScopeInboxAck)
 	r := httpx.NewEngine(d.Log, d.Ready)
@@ -64,8 +66,9 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	h := NewHandler(Deps{
 		Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready,
-		Watch: NewWatcher(b.Events, log, time.Now, cfg.LongPollMinInterval, cfg.LongPollMaxInterval),
-		Tel:   telemetry.FromContext(ctx),
+		Watch:   NewWatcher(b.Events, log, time.Now, cfg.LongPollMinInterval, cfg.LongPollMaxInterval),
+		Tel:     telemetry.FromContext(ctx),
+		Metrics: cfg.MetricsOptions,
 	})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -16,6 +17,7 @@ type Config struct {
 	httpx.ServerConfig
 	ddb.Settings
 	tenant.AuthConfig
+	telemetry.MetricsOptions
 	LongPollMinInterval time.Duration `envconfig:"LONG_POLL_MIN_INTERVAL" default:"25ms" desc:"how often a tenant's inbox is checked for waiting long polls right after activity"`
 	LongPollMaxInterval time.Duration `envconfig:"LONG_POLL_MAX_INTERVAL" default:"250ms" desc:"the slowest check while a tenant's inbox stays empty"`
 }

@@ -133,7 +133,7 @@ func (h handlers) ackEvent(ctx context.Context, c *gin.Context, r leaseRef) erro
 	if !ok {
 		_, err := h.Events.Ack(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
 		if err == nil {
-			h.obs.acked.Add(ctx, 1)
+			h.obs.acked.Add(ctx, 1, h.obs.opts.Attrs(p.TenantID))
 		}
 		endSettle(span, err)
 		return err
@@ -142,8 +142,9 @@ func (h handlers) ackEvent(ctx context.Context, c *gin.Context, r leaseRef) erro
 	if err == nil {
 		span.SetAttributes(telemetry.AttrEventType.String(e.Type))
 		if !already { // a repeated ack settles nothing new
-			h.obs.acked.Add(ctx, 1)
-			h.obs.timeInInbox.Record(ctx, now.Sub(e.ReceivedAt).Seconds())
+			m := h.obs.opts.Attrs(p.TenantID)
+			h.obs.acked.Add(ctx, 1, m)
+			h.obs.timeInInbox.Record(ctx, now.Sub(e.ReceivedAt).Seconds(), m)
 		}
 	}
 	endSettle(span, err)

@@ -85,9 +85,9 @@ func (h handlers) lease(c *gin.Context, maxEvents int, vis, wait time.Duration) 
 		got, err := h.Events.Lease(lctx, events.LeaseQuery{
 			TenantID: p.TenantID, Partitions: p.Partitions, Max: maxEvents, Visibility: vis,
 			MaxDeliveries: orDefault(p.MaxDeliveries, defaultMaxDeliveries), Now: h.Now(),
-			Buried: h.obs.buried,
+			Buried: func(ctx context.Context, eventID string) { h.obs.buried(ctx, p.TenantID, eventID) },
 		})
-		h.obs.received(lctx, span, got, err)
+		h.obs.received(lctx, span, p.TenantID, got, err)
 		if err != nil {
 			httpx.Fail(c, err)
 			return
@@ -259,7 +259,7 @@ func (h handlers) nack(c *gin.Context) {
 		ctx, span := h.obs.settle(ctx, p.TenantID, r, "nack")
 		err := h.Events.Nack(ctx, p.TenantID, r.EventID, r.LeaseID, visible, now)
 		if err == nil {
-			h.obs.nacked.Add(ctx, 1)
+			h.obs.nacked.Add(ctx, 1, h.obs.opts.Attrs(p.TenantID))
 		}
 		endSettle(span, err)
 		return map[string]any{"visible_at": visible.UnixMilli()}, err

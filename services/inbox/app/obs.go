@@ -14,8 +14,8 @@ import (
 )
 
 // obs is the inbox's share of the event lifecycle: receive and settle spans, and the counts
-// of events delivered, acknowledged, nacked and buried. No instrument has a tenant label:
-// tenants are unbounded, the series would not be.
+// of events delivered, acknowledged, nacked and buried. They carry the tenant only when opts
+// say so: tenants are unbounded, and so would the series be.
 type obs struct {
 	tracer      trace.Tracer
 	delivered   metric.Int64Counter
@@ -24,9 +24,10 @@ type obs struct {
 	dead        metric.Int64Counter
 	timeInInbox metric.Float64Histogram
 	longPoll    metric.Float64Histogram
+	opts        telemetry.MetricsOptions
 }
 
-func newObs(tel *telemetry.Telemetry, auth *tenant.Authenticator) obs {
+func newObs(tel *telemetry.Telemetry, auth *tenant.Authenticator, opts telemetry.MetricsOptions) obs {
 	m := tel.MeterProvider.Meter(telemetry.ScopeName)
 	// Instrument creation fails only on an invalid name; the names here are constants.
 	counter := func(name, desc string) metric.Int64Counter {
@@ -53,6 +54,7 @@ func newObs(tel *telemetry.Telemetry, auth *tenant.Authenticator) obs {
 		dead:        counter("trigger.events.dead", "events moved to the dead letters after their last delivery"),
 		timeInInbox: inInbox,
 		longPoll:    longPoll,
+		opts:        opts,
 	}
 }
 
@@ -65,7 +67,7 @@ func (o obs) receive(ctx context.Context, tenantID string) (context.Context, tra
 
 // received closes the receive span over what the pull leased, linking each event's publish
 // context so that a trace viewer can walk from the pull to every event's trace.
-func (o obs) received(ctx context.Context, span trace.Span, got []events.Event, err error) {
+func (o obs) received(ctx context.Context, span trace.Span, tenantID string, got []events.Event, err error) {
 	defer span.End()
 	if err != nil {
 		span.SetStatus(codes.Error, "lease failed")
@@ -80,13 +82,13 @@ func (o obs) received(ctx context.Context, span trace.Span, got []events.Event, 
 			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{telemetry.MessageID(e.ID)}})
 		}
 	}
-	o.delivered.Add(ctx, int64(len(got)))
+	o.delivered.Add(ctx, int64(len(got)), o.opts.Attrs(tenantID))
 }
 
 // buried counts an event a pull moved to the dead letters.
-func (o obs) buried(ctx context.Context, eventID string) {
+func (o obs) buried(ctx context.Context, tenantID, eventID string) {
 	trace.SpanFromContext(ctx).AddEvent("event buried", trace.WithAttributes(telemetry.MessageID(eventID)))
-	o.dead.Add(ctx, 1)
+	o.dead.Add(ctx, 1, o.opts.Attrs(tenantID))
 }
 
 // settle starts one event's settle span; outcome is ack or nack. When the item names a trace

@@ -39,6 +39,11 @@ type traced struct {
 
 func newTraced(t *testing.T) *traced {
 	t.Helper()
+	return newTracedWith(t, telemetry.MetricsOptions{})
+}
+
+func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
+	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	tel, err := telemetry.New(tp)
@@ -50,11 +55,12 @@ func newTraced(t *testing.T) *traced {
 	client := dynamodb.New(shared.Client.Options(), ddb.WithTracing(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = app.NewHandler(app.Deps{
-		Log:    zap.New(core),
-		Events: eventsdb.New(client, tables),
-		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
-		Ready:  func(context.Context) error { return nil },
-		Tel:    tel,
+		Log:     zap.New(core),
+		Events:  eventsdb.New(client, tables),
+		Auth:    tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
+		Ready:   func(context.Context) error { return nil },
+		Tel:     tel,
+		Metrics: opts,
 	})
 	return &traced{fixture: f, spans: rec, tracer: tp.Tracer("test"), logs: logs}
 }
@@ -244,7 +250,16 @@ func TestBatchAckSettlesEachEventInItsOwnTrace(t *testing.T) {
 
 func TestInboxMetricsCountExactly(t *testing.T) {
 	t.Parallel()
-	tr := newTraced(t)
+	for _, label := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tenant-label-%v", label), func(t *testing.T) {
+			t.Parallel()
+			inboxMetricsCountExactly(t, label)
+		})
+	}
+}
+
+func inboxMetricsCountExactly(t *testing.T, label bool) {
+	tr := newTracedWith(t, telemetry.MetricsOptions{MetricsTenantLabel: label})
 	apitest.SeedTenant(t, tr.tenants, "acme", 1)
 	key := apitest.SeedKey(t, tr.tenants, "acme", apitest.KeyOptions{})
 	const n, m = 6, 4
@@ -290,14 +305,22 @@ func TestInboxMetricsCountExactly(t *testing.T) {
 	if sum := sample(t, text, "trigger_events_time_in_inbox_seconds_sum"); sum < m*50 || sum > m*600 {
 		t.Errorf("time in inbox sum %v", sum)
 	}
-	if strings.Contains(text, "acme") {
+	if !label && strings.Contains(text, "acme") {
 		t.Error("a metric names the tenant")
+	}
+	if label {
+		for _, name := range []string{"trigger_events_delivered_total", "trigger_events_acknowledged_total", "trigger_events_nacked_total", "trigger_events_time_in_inbox_seconds_count"} {
+			re := regexp.MustCompile(`(?m)^` + name + `\{[^}]*trigger_tenant_id="acme"[^}]*\} `)
+			if !re.MatchString(text) {
+				t.Errorf("%s has no trigger_tenant_id=\"acme\" series", name)
+			}
+		}
 	}
 }
 
 func TestDeadEventsAreCounted(t *testing.T) {
 	t.Parallel()
-	tr := newTraced(t)
+	tr := newTracedWith(t, telemetry.MetricsOptions{MetricsTenantLabel: true})
 	apitest.SeedTenant(t, tr.tenants, "acme", 1)
 	key := apitest.SeedKey(t, tr.tenants, "acme", apitest.KeyOptions{})
 	e, _ := tr.publish(t, "acme", time.Now().Add(-time.Minute))
@@ -317,6 +340,9 @@ func TestDeadEventsAreCounted(t *testing.T) {
 	b, _ := io.ReadAll(w.Body)
 	if got := sample(t, string(b), "trigger_events_dead_total"); got != 1 {
 		t.Fatalf("dead %v, want 1", got)
+	}
+	if !regexp.MustCompile(`(?m)^trigger_events_dead_total\{[^}]*trigger_tenant_id="acme"`).Match(b) {
+		t.Fatalf("dead count without the tenant label:\n%s", b)
 	}
 }
 

@@ -29,6 +29,8 @@ type Deps struct {
 	Ready  func(context.Context) error
 	Now    func() time.Time
 	Tel    *telemetry.Telemetry // nil: record nothing
+	// Metrics decides whether the event counts carry the tenant.
+	Metrics telemetry.MetricsOptions
 }
 
 // NewRouter is the ingest route table. Serve it through NewHandler, which adds tracing and
@@ -40,7 +42,7 @@ func NewRouter(d Deps) *gin.Engine {
 	if d.Tel == nil {
 		d.Tel = telemetry.Nop()
 	}
-	h := handlers{Deps: d, obs: newObs(d.Tel, d.Auth)}
+	h := handlers{Deps: d, obs: newObs(d.Tel, d.Auth, d.Metrics)}
 	r := httpx.NewEngine(d.Log, d.Ready)
 	write := httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite)
 	r.POST("/events", write, h.ingest)
@@ -57,7 +59,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return err
 	}
 	tel := telemetry.FromContext(ctx)
-	h := NewHandler(Deps{Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready, Tel: tel})
+	h := NewHandler(Deps{Log: log, Events: b.Events, Auth: b.Auth, Ready: b.Ready, Tel: tel, Metrics: cfg.MetricsOptions})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }
 

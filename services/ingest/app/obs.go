@@ -17,9 +17,10 @@ import (
 type obs struct {
 	tracer   trace.Tracer
 	ingested metric.Int64Counter
+	opts     telemetry.MetricsOptions
 }
 
-func newObs(tel *telemetry.Telemetry, auth *tenant.Authenticator) obs {
+func newObs(tel *telemetry.Telemetry, auth *tenant.Authenticator, opts telemetry.MetricsOptions) obs {
 	m := tel.MeterProvider.Meter(telemetry.ScopeName)
 	// Instrument creation fails only on an invalid name; the names here are constants.
 	ingested, _ := m.Int64Counter("trigger.events.ingested", metric.WithDescription("events accepted and stored"), metric.WithUnit("{event}"))
@@ -29,7 +30,7 @@ func newObs(tel *telemetry.Telemetry, auth *tenant.Authenticator) obs {
 			return s.Hits, s.Misses
 		})
 	}
-	return obs{tracer: tel.TracerProvider.Tracer(telemetry.ScopeName), ingested: ingested}
+	return obs{tracer: tel.TracerProvider.Tracer(telemetry.ScopeName), ingested: ingested, opts: opts}
 }
 
 // publish starts the event's publish span and stamps the event with its context, which the
@@ -54,5 +55,5 @@ func (o obs) published(ctx context.Context, span trace.Span, e events.Event, rep
 		span.SetAttributes(telemetry.MessageID(e.ID), attribute.Bool("trigger.idempotent_replay", true))
 		return
 	}
-	o.ingested.Add(ctx, 1)
+	o.ingested.Add(ctx, 1, o.opts.Attrs(e.TenantID))
 }

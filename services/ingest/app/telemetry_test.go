@@ -38,6 +38,11 @@ type traced struct {
 // newTraced is the fixture behind the real instrumentation, recording spans, metrics and logs.
 func newTraced(t *testing.T) *traced {
 	t.Helper()
+	return newTracedWith(t, telemetry.MetricsOptions{})
+}
+
+func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
+	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tel, err := telemetry.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
 	if err != nil {
@@ -48,11 +53,12 @@ func newTraced(t *testing.T) *traced {
 	client := dynamodb.New(shared.Client.Options(), ddb.WithTracing(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = app.NewHandler(app.Deps{
-		Log:    zap.New(core),
-		Events: eventsdb.New(client, tables),
-		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
-		Ready:  func(context.Context) error { return nil },
-		Tel:    tel,
+		Log:     zap.New(core),
+		Events:  eventsdb.New(client, tables),
+		Auth:    tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
+		Ready:   func(context.Context) error { return nil },
+		Tel:     tel,
+		Metrics: opts,
 	})
 	return &traced{fixture: f, spans: rec, tel: tel, logs: logs}
 }
@@ -276,6 +282,51 @@ func TestIngestMetricsCountExactly(t *testing.T) {
 	if hits, misses := metricValue(t, text, "trigger_auth_key_cache_hits_total"), metricValue(t, text, "trigger_auth_key_cache_misses_total"); hits+misses != n+1 || misses < 1 {
 		t.Fatalf("key cache hits %v misses %v over %d lookups", hits, misses, n+1)
 	}
+}
+
+// The tenant label is off unless asked for; on, it splits the count by tenant exactly.
+func TestTenantLabelIsOptIn(t *testing.T) {
+	t.Parallel()
+	counts := map[string]int{"acme": 3, "globex": 2}
+	for _, on := range []bool{false, true} {
+		tr := newTracedWith(t, telemetry.MetricsOptions{MetricsTenantLabel: on})
+		for id, n := range counts {
+			apitest.SeedTenant(t, tr.tenants, id, 1)
+			key := apitest.SeedKey(t, tr.tenants, id, apitest.KeyOptions{})
+			for range n {
+				if res := post(t, tr.fixture, key, seedBody); res.Status != http.StatusAccepted {
+					t.Fatalf("status %d", res.Status)
+				}
+			}
+		}
+		text := tr.metrics(t)
+		if got := metricValue(t, text, "trigger_events_ingested_total"); got != 5 {
+			t.Fatalf("label %v: ingested %v, want 5", on, got)
+		}
+		for id, n := range counts {
+			got, found := labelledValue(t, text, "trigger_events_ingested_total", `trigger_tenant_id="`+id+`"`)
+			if found != on || (on && got != float64(n)) {
+				t.Fatalf("label %v: %s series found %v with %v, want %d\n%s", on, id, found, got, n, text)
+			}
+		}
+	}
+}
+
+// labelledValue sums the samples of one series name whose labels contain label.
+func labelledValue(t *testing.T, text, name, label string) (sum float64, found bool) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		if !strings.Contains(m[1], label) {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, found = sum+v, true
+	}
+	return sum, found
 }
 
 // The secrets and payloads a request carries never reach a span, a metric or a log line.
