@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -70,28 +71,38 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 	}
 
 	// The stack's worker acks the event at once; the spans then reach Jaeger in batches, so
-	// the test polls its API until the whole lifecycle is there.
+	// the test polls its API until the whole lifecycle is there, down to the inbox's write for
+	// the ack attempt that succeeded (a loaded machine may have the worker retry the ack).
 	want := []struct{ service, name string }{
 		{stack.Ingest, "POST /events"}, {stack.Ingest, "trigger publish"}, {stack.Ingest, "DynamoDB.PutItem"},
 		{stack.Worker, "trigger process"}, {stack.Worker, "trigger settle"}, {stack.Worker, "POST /ack"},
 		{stack.Inbox, "POST /ack"}, {stack.Inbox, "trigger settle"}, {stack.Inbox, "DynamoDB.UpdateItem"},
 	}
-	var tr stack.Trace
+	var (
+		tr  stack.Trace
+		ack ackChain
+	)
 	deadline := time.NewTimer(60 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	for complete := false; !complete; {
+	for {
 		tr, err = stack.EventTrace(ctx, st.JaegerURL, posted.EventID)
 		if err != nil && !errors.Is(err, stack.ErrNoTrace) {
 			t.Fatal(err)
 		}
-		complete = err == nil && slices.IndexFunc(want, func(w struct{ service, name string }) bool {
-			_, ok := tr.Find(w.service, w.name)
-			return !ok
-		}) < 0
-		if complete {
-			break
+		if err == nil {
+			if i := slices.IndexFunc(want, func(w struct{ service, name string }) bool {
+				_, ok := tr.Find(w.service, w.name)
+				return !ok
+			}); i >= 0 {
+				err = fmt.Errorf("no %s span %q", want[i].service, want[i].name)
+			}
+		}
+		if err == nil {
+			if ack, err = successfulAck(tr); err == nil {
+				break
+			}
 		}
 		select {
 		case <-deadline.C:
@@ -113,8 +124,6 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 		return s
 	}
 	post, publish, process := span(stack.Ingest, "POST /events"), span(stack.Ingest, "trigger publish"), span(stack.Worker, "trigger process")
-	wSettle, ackClient, ackServer := span(stack.Worker, "trigger settle"), span(stack.Worker, "POST /ack"), span(stack.Inbox, "POST /ack")
-	iSettle, update := span(stack.Inbox, "trigger settle"), span(stack.Inbox, "DynamoDB.UpdateItem")
 	for _, c := range []struct {
 		child, parent stack.Span
 		parentID      string
@@ -122,14 +131,30 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 		{post, stack.Span{Name: "the producer's span"}, producerSpan},
 		{publish, post, post.SpanID},
 		{process, publish, publish.SpanID},
-		{wSettle, process, process.SpanID},
-		{ackClient, wSettle, wSettle.SpanID},
-		{ackServer, ackClient, ackClient.SpanID},
-		{iSettle, ackServer, ackServer.SpanID},
-		{update, iSettle, iSettle.SpanID},
 	} {
 		if c.child.ParentID != c.parentID {
 			t.Errorf("%s %s: parent %s, want %s (%s)", c.child.Service, c.child.Name, c.child.ParentID, c.parentID, c.parent.Name)
+		}
+	}
+	// successfulAck has chained the ack from the worker's settle span down to the inbox's
+	// write. Every ack attempt, that one too, continues the event's processing, and every ack
+	// call belongs to an attempt; the worker stops at the first success, so the others failed.
+	attempts := map[string]bool{}
+	for _, s := range tr.Spans {
+		if s.Service != stack.Worker || s.Name != "trigger settle" {
+			continue
+		}
+		attempts[s.SpanID] = true
+		if s.ParentID != process.SpanID {
+			t.Errorf("worker settle span %s: parent %s, want the processing span %s", s.SpanID, s.ParentID, process.SpanID)
+		}
+		if !s.Error && s.SpanID != ack.settle.SpanID {
+			t.Errorf("worker settle spans %s and %s both succeeded: the event was acknowledged twice", ack.settle.SpanID, s.SpanID)
+		}
+	}
+	for _, s := range tr.Spans {
+		if s.Service == stack.Worker && s.Name == "POST /ack" && !attempts[s.ParentID] {
+			t.Errorf("worker POST /ack span %s: parent %s is none of the settle attempts", s.SpanID, s.ParentID)
 		}
 	}
 	if process.Attrs["messaging.message.id"] != posted.EventID || publish.Attrs["trigger.tenant.id"] != "acme" {
@@ -157,6 +182,47 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 			t.Errorf("the trace holds a secret or the payload: %.12s…", secret)
 		}
 	}
+}
+
+// ackChain is the worker's successful ack attempt and the inbox's work for it.
+type ackChain struct{ settle, client, server, inboxSettle, update stack.Span }
+
+// successfulAck finds, among the worker's ack attempts, the one that succeeded, its call the
+// inbox answered 200, and under that call the inbox's settle span, which succeeded, and its
+// write; each span the child of the one before.
+func successfulAck(tr stack.Trace) (ackChain, error) {
+	child := func(parent stack.Span, service, name string, ok func(stack.Span) bool) (stack.Span, error) {
+		for _, s := range tr.Spans {
+			if s.Service == service && s.Name == name && s.ParentID == parent.SpanID && ok(s) {
+				return s, nil
+			}
+		}
+		return stack.Span{}, fmt.Errorf("no %s span %q under %s %q %s", service, name, parent.Service, parent.Name, parent.SpanID)
+	}
+	succeeded := func(s stack.Span) bool { return !s.Error }
+	answered := func(s stack.Span) bool { return s.Attrs["http.response.status_code"] == "200" }
+	anyOne := func(stack.Span) bool { return true }
+	err := errors.New("no successful worker settle span")
+	for _, s := range tr.Spans {
+		if s.Service != stack.Worker || s.Name != "trigger settle" || s.Error {
+			continue
+		}
+		c := ackChain{settle: s}
+		if c.client, err = child(c.settle, stack.Worker, "POST /ack", answered); err != nil {
+			continue
+		}
+		if c.server, err = child(c.client, stack.Inbox, "POST /ack", anyOne); err != nil {
+			continue
+		}
+		if c.inboxSettle, err = child(c.server, stack.Inbox, "trigger settle", succeeded); err != nil {
+			continue
+		}
+		if c.update, err = child(c.inboxSettle, stack.Inbox, "DynamoDB.UpdateItem", anyOne); err != nil {
+			continue
+		}
+		return c, nil
+	}
+	return ackChain{}, err
 }
 
 func attrValues(tr stack.Trace) []string {
