@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +62,7 @@ type Server struct {
 
 // Options tune Start.
 type Options struct {
-	Port   int    // 0: a free port
+	Port   int    // 0: a free one outside the ephemeral range, another if it is taken meanwhile
 	DBPath string // empty: in memory
 	Log    *os.File
 }
@@ -81,12 +80,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if _, err := exec.LookPath("java"); err != nil {
 		return nil, fmt.Errorf("java 17+ is needed for DynamoDB Local: %w", err)
 	}
-	port := opts.Port
-	if port == 0 {
-		if port, err = freePort(); err != nil {
-			return nil, err
-		}
+	if opts.Port != 0 {
+		return start(ctx, dir, jar, opts, opts.Port)
 	}
+	var srv *Server
+	err = StartOnFreePorts(1, func(ports []int) error {
+		s, err := start(ctx, dir, jar, opts, ports[0])
+		srv = s
+		return err
+	})
+	return srv, err
+}
+
+func start(ctx context.Context, dir, jar string, opts Options, port int) (*Server, error) {
 	args := []string{"-Xmx1g", "-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
 		"-jar", jar, "-disableTelemetry", "-port", strconv.Itoa(port)}
 	if opts.DBPath != "" {
@@ -161,15 +167,6 @@ func Client(ctx context.Context, endpoint string) (*dynamodb.Client, error) {
 	return ddb.NewClient(ctx, ddb.Settings{Region: Region, Endpoint: endpoint},
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, "")),
 		config.WithRetryMaxAttempts(3))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Env returns the environment a service binary needs to reach this server.

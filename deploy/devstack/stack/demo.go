@@ -93,7 +93,8 @@ func Demo(ctx context.Context, w io.Writer, env Env) (DemoResult, error) {
 	}
 
 	step(out, "6. Run the worker (%s) for both tenants → events processed and acknowledged", env.WorkerBin)
-	if res.Processed, err = runWorker(ctx, out, quiet, env, keyA, keyB, []string{res.EventA, res.EventB}); err != nil {
+	if res.Processed, err = runWorker(ctx, out, quiet, env, []string{keyA, keyB},
+		[]demoEvent{{keyA, res.EventA}, {keyB, res.EventB}}); err != nil {
 		return res, err
 	}
 
@@ -108,19 +109,13 @@ func Demo(ctx context.Context, w io.Writer, env Env) (DemoResult, error) {
 		}
 	}
 	step(out, "   Lifecycle: GET /events/{id} → delivered")
-	for _, t := range []struct{ key, id string }{{keyA, res.EventA}, {keyB, res.EventB}} {
-		a, err := api.call(ctx, http.MethodGet, "/events/"+t.id, t.key, nil)
+	for _, t := range []demoEvent{{keyA, res.EventA}, {keyB, res.EventB}} {
+		status, err := eventStatus(ctx, api, t.key, t.id)
 		if err != nil {
 			return res, err
 		}
-		var ev struct {
-			Status string `json:"status"`
-		}
-		if a.Status != http.StatusOK {
-			return res, fmt.Errorf("GET /events/%s: want 200, got %d", t.id, a.Status)
-		}
-		if err := a.decode(&ev); err != nil || ev.Status != "delivered" {
-			return res, fmt.Errorf("GET /events/%s: want status delivered, got %q (%v)", t.id, ev.Status, err)
+		if status != "delivered" {
+			return res, fmt.Errorf("GET /events/%s: want status delivered, got %q", t.id, status)
 		}
 	}
 	fmt.Fprintf(out, "\nDemo passed: each tenant saw only its own event, the worker processed and acknowledged both, and both inboxes are empty.\n")
@@ -231,21 +226,32 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// runWorker runs the real worker binary for the two demo keys until both inboxes are empty,
-// then stops it with SIGTERM as Kubernetes would, and checks it exited cleanly and logged
-// each event as processed. An empty inbox may still mean leased and not yet acknowledged;
-// the worker sends its pending acks before it exits, so the next step sees both delivered.
-func runWorker(ctx context.Context, out io.Writer, quiet *caller, env Env, keyA, keyB string, want []string) ([]string, error) {
-	var logs bytes.Buffer
+// demoEvent is an event the demo posted, with the key of the tenant that owns it.
+type demoEvent struct{ key, id string }
+
+// runWorker runs the real worker binary for the demo's keys until it has logged every event as
+// processed, the inbox reports each one delivered and both inboxes are empty; then it stops the
+// worker with SIGTERM as Kubernetes would and checks it exited cleanly. An empty inbox alone is
+// not enough: an event leaves it when the inbox leases it, while the pull's answer may still be
+// on its way to the worker, and the SIGTERM would make the worker hand it back.
+func runWorker(ctx context.Context, out io.Writer, quiet *caller, env Env, keys []string, want []demoEvent) ([]string, error) {
+	var buf bytes.Buffer
+	// exec's copy goroutine writes the worker's output while the demo reads it.
+	logs := &syncWriter{w: &buf}
+	readLogs := func() string {
+		logs.mu.Lock()
+		defer logs.mu.Unlock()
+		return buf.String()
+	}
 	cmd := exec.Command(env.WorkerBin)
 	// The worker's defaults: long polls, so it takes each event as soon as it is visible.
 	cmd.Env = append(childEnviron(),
 		"TRIGGER_INBOX_URL="+env.GatewayURL,
-		"TRIGGER_API_KEYS="+keyA+","+keyB,
+		"TRIGGER_API_KEYS="+strings.Join(keys, ","),
 		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
 		"TRIGGER_REQUEST_TIMEOUT="+workerRequestTimeout,
 	)
-	w := io.MultiWriter(&logs, &prefixWriter{prefix: "  worker | ", out: out})
+	w := io.MultiWriter(logs, &prefixWriter{prefix: "  worker | ", out: out})
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.WaitDelay = 3 * time.Second
 	cmd.SysProcAttr = childAttr()
@@ -266,50 +272,101 @@ func runWorker(ctx context.Context, out io.Writer, quiet *caller, env Env, keyA,
 		}
 	}
 
-	fmt.Fprintf(out, "   (waiting until both inboxes are empty, at most %v)\n", demoDeadline)
+	fmt.Fprintf(out, "   (waiting until the worker has processed and acknowledged every event, at most %v)\n", demoDeadline)
 	deadline := time.Now().Add(demoDeadline)
 	for {
-		idsA, _, errA := readInbox(ctx, quiet, keyA)
-		idsB, _, errB := readInbox(ctx, quiet, keyB)
-		if err := errors.Join(errA, errB); err != nil {
+		settled, state, err := workerSettled(ctx, quiet, readLogs(), keys, want)
+		if err != nil {
 			_ = stop()
 			return nil, err
 		}
-		if len(idsA) == 0 && len(idsB) == 0 {
+		if settled {
 			break
 		}
 		if time.Now().After(deadline) {
 			_ = stop()
-			return nil, fmt.Errorf("inboxes not empty %v after starting the worker: A %v, B %v", demoDeadline, idsA, idsB)
+			return nil, fmt.Errorf("%v after starting the worker: %s", demoDeadline, state)
 		}
 		select {
 		case err := <-done:
-			return nil, fmt.Errorf("worker exited before emptying the inboxes: %v", err)
+			return nil, fmt.Errorf("worker exited before acknowledging every event (%v): %s", err, state)
 		case <-ctx.Done():
 			_ = stop()
 			return nil, ctx.Err()
 		case <-time.After(demoPollInterval):
 		}
 	}
-	fmt.Fprintf(out, "   both inboxes are empty; stopping the worker (SIGTERM)\n")
+	fmt.Fprintf(out, "   every event processed and delivered, both inboxes empty; stopping the worker (SIGTERM)\n")
 	if err := stop(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	var processed []string
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if !strings.Contains(line, `"processing event"`) {
+	return processedIn(readLogs(), want), nil
+}
+
+// workerSettled reports whether the worker's log has a processing line for every wanted event,
+// the inbox reports each one delivered, and no inbox of keys lists anything; state says what
+// is missing. The cheap log check comes first, so the API is asked only once it holds.
+func workerSettled(ctx context.Context, api *caller, logs string, keys []string, want []demoEvent) (bool, string, error) {
+	processed := processedIn(logs, want)
+	for _, ev := range want {
+		if !slices.Contains(processed, ev.id) {
+			return false, fmt.Sprintf("the worker's log has no processing line for %s", ev.id), nil
+		}
+	}
+	for _, ev := range want {
+		status, err := eventStatus(ctx, api, ev.key, ev.id)
+		if err != nil {
+			return false, "", err
+		}
+		if status != "delivered" {
+			return false, fmt.Sprintf("%s is %s, not delivered", ev.id, status), nil
+		}
+	}
+	for i, key := range keys {
+		ids, _, err := readInbox(ctx, api, key)
+		if err != nil {
+			return false, "", err
+		}
+		if len(ids) != 0 {
+			return false, fmt.Sprintf("inbox %d still lists %v", i+1, ids), nil
+		}
+	}
+	return true, "", nil
+}
+
+// processedIn returns the wanted event ids that have a "processing event" line in logs, in the
+// order of those lines. A line still being written does not parse and is left for later.
+func processedIn(logs string, want []demoEvent) []string {
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct {
+			Msg     string `json:"msg"`
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.Msg != "processing event" {
 			continue
 		}
-		for _, id := range want {
-			if strings.Contains(line, `"event_id":"`+id+`"`) {
-				processed = append(processed, id)
-			}
+		if slices.ContainsFunc(want, func(ev demoEvent) bool { return ev.id == l.EventID }) {
+			out = append(out, l.EventID)
 		}
 	}
-	for _, id := range want {
-		if !slices.Contains(processed, id) {
-			return processed, fmt.Errorf("the worker's log has no processing line for %s", id)
-		}
+	return out
+}
+
+// eventStatus reads an event's lifecycle status through GET /events/{id}.
+func eventStatus(ctx context.Context, api *caller, key, id string) (string, error) {
+	a, err := api.call(ctx, http.MethodGet, "/events/"+id, key, nil)
+	if err != nil {
+		return "", err
 	}
-	return processed, nil
+	if a.Status != http.StatusOK {
+		return "", fmt.Errorf("GET /events/%s: want 200, got %d", id, a.Status)
+	}
+	var ev struct {
+		Status string `json:"status"`
+	}
+	if err := a.decode(&ev); err != nil {
+		return "", fmt.Errorf("GET /events/%s: %w", id, err)
+	}
+	return ev.Status, nil
 }

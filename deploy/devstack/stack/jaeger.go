@@ -10,7 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 )
 
 //go:embed jaeger.yaml
@@ -31,18 +35,19 @@ var DefaultJaegerAddrs = JaegerAddrs{
 // DefaultJaegerBin is where `make jaeger` builds Jaeger from its tools module.
 func DefaultJaegerBin(root string) string { return filepath.Join(root, ".cache", "bin", "jaeger") }
 
-// FreeJaegerAddrs picks free loopback ports, so a test's or the bench's Jaeger never meets a
-// developer's.
+// FreeJaegerAddrs picks free loopback ports outside the ephemeral range, so a test's or the
+// bench's Jaeger never meets a developer's.
 func FreeJaegerAddrs() (JaegerAddrs, error) {
-	var ports [4]string
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return JaegerAddrs{}, err
-		}
-		ports[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	ports, err := ddblocal.FreePorts(4)
+	if err != nil {
+		return JaegerAddrs{}, err
 	}
-	return JaegerAddrs{OTLPGRPC: ports[0], OTLPHTTP: ports[1], Query: ports[2], QueryGRPC: ports[3]}, nil
+	return jaegerAddrsOn(ports), nil
+}
+
+func jaegerAddrsOn(ports []int) JaegerAddrs {
+	addr := func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])) }
+	return JaegerAddrs{OTLPGRPC: addr(0), OTLPHTTP: addr(1), Query: addr(2), QueryGRPC: addr(3)}
 }
 
 func (a JaegerAddrs) validate() error {
@@ -90,29 +95,66 @@ func JaegerCommand(bin, dir string, a JaegerAddrs) (args, env []string, err erro
 	}, nil
 }
 
-// startJaeger runs Jaeger with the stack's configuration and waits for its query API. It
-// returns the environment that points a binary's OTLP exporter at it.
+// startJaeger runs Jaeger with the stack's configuration and waits until it takes spans and
+// answers queries. Without fixed addresses it gets free ports, and new ones if another process
+// takes one before Jaeger binds it. It returns the environment that points a binary's OTLP
+// exporter at it.
 func (s *Stack) startJaeger(ctx context.Context) ([]string, error) {
 	a := s.opts.JaegerAddrs
-	args, env, err := JaegerCommand(s.opts.JaegerBin, s.LogDir, a)
+	var err error
+	if a != (JaegerAddrs{}) {
+		err = s.runJaeger(ctx, a)
+	} else {
+		err = ddblocal.StartOnFreePorts(4, func(ports []int) error {
+			a = jaegerAddrsOn(ports)
+			return s.runJaeger(ctx, a)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
-	p, err := spawn("jaeger", s.opts.JaegerBin, args, append(childEnviron(), env...), s.LogDir, s.streamFor("jaeger"), s.exited)
-	if err != nil {
-		return nil, err
-	}
-	s.jaeger = p
-	s.JaegerURL = a.QueryURL()
-	if err := waitHTTP(ctx, p, s.JaegerURL+"/api/services"); err != nil {
-		return nil, err
-	}
-	s.progress("Jaeger on %s (OTLP %s, %s), log %s", s.JaegerURL, a.OTLPGRPC, a.OTLPHTTP, p.logPath)
+	s.progress("Jaeger on %s (OTLP %s, %s), log %s", s.JaegerURL, a.OTLPGRPC, a.OTLPHTTP, s.jaeger.logPath)
 	return a.OTLPEnv(), nil
 }
 
-// waitHTTP polls url until it answers 200, the process ends, or the deadline passes.
-func waitHTTP(ctx context.Context, p *proc, url string) error {
+// runJaeger starts Jaeger at a. If it fails to come up, it is stopped again before this returns,
+// and its end is not the stack's failure: the caller may try other ports.
+func (s *Stack) runJaeger(ctx context.Context, a JaegerAddrs) error {
+	args, env, err := JaegerCommand(s.opts.JaegerBin, s.LogDir, a)
+	if err != nil {
+		return err
+	}
+	var adopted atomic.Bool
+	p, err := spawn("jaeger", s.opts.JaegerBin, args, append(childEnviron(), env...), s.LogDir, s.streamFor("jaeger"),
+		func(p *proc) {
+			if adopted.Load() {
+				s.exited(p)
+			}
+		})
+	if err != nil {
+		return err
+	}
+	// The OTLP receiver starts last, after the query API: its answer means every port is bound.
+	err = waitHTTP(ctx, p, http.MethodPost, "http://"+a.OTLPHTTP+"/v1/traces", "{}")
+	if err == nil {
+		err = waitHTTP(ctx, p, http.MethodGet, a.QueryURL()+"/api/services", "")
+	}
+	if err != nil {
+		_ = p.stop(stopGrace)
+		return err
+	}
+	s.jaeger, s.JaegerURL = p, a.QueryURL()
+	adopted.Store(true)
+	// An end between the readiness answer and the adoption was not reported above.
+	if p.exited() {
+		s.exited(p)
+	}
+	return nil
+}
+
+// waitHTTP sends method to url (with body as JSON, unless empty) until it answers 200, the
+// process ends, or the deadline passes.
+func waitHTTP(ctx context.Context, p *proc, method, url, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -120,9 +162,12 @@ func waitHTTP(ctx context.Context, p *proc, url string) error {
 	defer tick.Stop()
 	var last string
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 		if err != nil {
 			return err
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
 		}
 		if resp, err := client.Do(req); err == nil {
 			_ = resp.Body.Close()

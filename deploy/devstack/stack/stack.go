@@ -4,9 +4,11 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +21,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,7 +76,7 @@ type Options struct {
 	// empty starts DynamoDB Local in memory.
 	DynamoDBEndpoint string
 	TablePrefix      string
-	LogLevel         string // the children's; empty: info
+	LogLevel         string // the children's, debug or info; empty: info
 	// Stream receives the children's log lines, prefixed with the component's name, besides
 	// their log files; nil: files only. StreamOnly limits it to the named components.
 	Stream     io.Writer
@@ -266,19 +267,19 @@ func (o *Options) complete() error {
 		if o.JaegerBin == "" {
 			o.JaegerBin = DefaultJaegerBin(o.Root)
 		}
-		if o.JaegerAddrs == (JaegerAddrs{}) {
-			addrs, err := FreeJaegerAddrs()
-			if err != nil {
+		// Zero addresses are chosen when Jaeger starts, so that a taken one can be replaced.
+		if o.JaegerAddrs != (JaegerAddrs{}) {
+			if err := o.JaegerAddrs.validate(); err != nil {
 				return err
 			}
-			o.JaegerAddrs = addrs
-		}
-		if err := o.JaegerAddrs.validate(); err != nil {
-			return err
 		}
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
+	}
+	// The stack learns each service's port from its info-level "listening" line.
+	if l := strings.ToLower(o.LogLevel); l != "debug" && l != "info" {
+		return fmt.Errorf("log level %q: the stack needs its children's info lines, so debug or info", o.LogLevel)
 	}
 	return nil
 }
@@ -414,43 +415,80 @@ func (s *Stack) Err() error {
 // Failed is closed when a component ends on its own or the gateway stops serving.
 func (s *Stack) Failed() <-chan struct{} { return s.failed }
 
+// startServices runs each service on a port it picks itself, so no other process can take the
+// port between a choice and the bind, and reads the address from its "listening" line.
 func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) error {
-	type started struct {
-		p   *proc
-		url string
-	}
-	var all []started
 	for _, name := range []string{Ingest, Inbox, KeysAdmin} {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		env := common
 		if name == KeysAdmin {
 			env = adminEnv
 		}
-		env = append(slices.Clone(env), "TRIGGER_HTTP_ADDR="+addr)
+		env = append(slices.Clone(env), "TRIGGER_HTTP_ADDR=127.0.0.1:0")
 		p, err := spawn(name, s.bin(name), nil, env, s.LogDir, s.streamFor(name), s.exited)
 		if err != nil {
 			return err
 		}
 		s.services = append(s.services, p)
-		all = append(all, started{p, "http://" + addr})
-		s.ServiceURLs[name] = "http://" + addr
 	}
-	for _, st := range all {
-		if err := waitReady(ctx, st.p, st.url); err != nil {
+	for _, p := range s.services {
+		addr, err := listenAddr(ctx, p)
+		if err != nil {
 			return err
 		}
-		s.progress("%s ready on %s, log %s", st.p.name, st.url, st.p.logPath)
+		url := "http://" + addr
+		s.ServiceURLs[p.name] = url
+		if err := waitReady(ctx, p, url); err != nil {
+			return err
+		}
+		s.progress("%s ready on %s, log %s", p.name, url, p.logPath)
 	}
 	return nil
 }
 
+// listenAddr waits for the "listening" line of p's API server (the metrics one names itself in
+// a server field) and returns its address.
+func listenAddr(ctx context.Context, p *proc) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr := listeningIn(p.logPath); addr != "" {
+			return addr, nil
+		}
+		select {
+		case <-p.done:
+			return "", fmt.Errorf("%s exited during start-up (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15))
+		case <-ctx.Done():
+			return "", errors.Join(fmt.Errorf("%s logged no listening address; log %s", p.name, p.logPath), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// listeningIn returns the address in a log's first "listening" line without a server field.
+// A line still being written does not parse and is read again on the next call.
+func listeningIn(logPath string) string {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var l struct {
+			Msg    string `json:"msg"`
+			Addr   string `json:"addr"`
+			Server string `json:"server"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.Msg == "listening" && l.Server == "" && l.Addr != "" {
+			return l.Addr
+		}
+	}
+	return ""
+}
+
 // waitReady polls /readyz until it answers 200, the process ends, or the deadline passes.
 func waitReady(ctx context.Context, p *proc, base string) error {
-	return waitHTTP(ctx, p, base+"/readyz")
+	return waitHTTP(ctx, p, http.MethodGet, base+"/readyz", "")
 }
 
 func (s *Stack) startGateway() error {
@@ -639,13 +677,4 @@ func (s *Stack) stopChild(p *proc) error {
 		return fmt.Errorf("stop %s: %w; last lines of %s:\n%s", p.name, err, p.logPath, tail(p.logPath, 15))
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
