@@ -167,6 +167,7 @@ func runDelivery(ctx context.Context, o options, r *rig, ingest *ingestFigure, s
 		rep.Drain = append(rep.Drain, res)
 		r.logf("drain %d replica(s): %d events in %.2fs after %.0f ms start-up = %.1f events/s (complete %v, redeliveries %d)",
 			n, res.Events, res.RunningSeconds, res.StartupMS, res.EventsPerS, res.Complete, res.Redeliveries)
+		r.logf("drain %d replica(s): the inbox's DynamoDB calls per event: %s", n, describeCalls(res.InboxCallsPerEvent))
 	}
 	for _, k := range []workerKind{longPollWorker, pollWorker} {
 		res, err := dr.latency(ctx, "bench-latency-"+k.Name, k, d)
@@ -339,6 +340,12 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 		return rep, fmt.Errorf("the loaded inbox looks empty before any worker ran (err %v)", err)
 	}
 
+	// The inbox's own count of its DynamoDB calls: what a drained event costs, in calls,
+	// whatever the machine's speed.
+	callsBefore, err := scrapeDDBCalls(ctx, d.http, d.inbox.url)
+	if err != nil {
+		return rep, fmt.Errorf("inbox metrics: %w", err)
+	}
 	rec := newReceipts()
 	start := time.Now()
 	workers, err := d.startWorkers(fmt.Sprintf("drain-%d", replicas), replicas, key, longPollWorker, rec)
@@ -372,6 +379,11 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 	}
 	after := snapshotGroups(groups)
 	rep.LoadAvg1.End = loadAvg1()
+	callsAfter, err := scrapeDDBCalls(ctx, d.http, d.inbox.url)
+	if err != nil {
+		return rep, fmt.Errorf("inbox metrics: %w", err)
+	}
+	rep.InboxCallsPerEvent = callsAfter.perEventSince(callsBefore, rep.Events)
 
 	v := rec.snapshot()
 	rep.Received = len(v.first)

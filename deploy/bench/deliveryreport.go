@@ -144,6 +144,9 @@ type drainReport struct {
 	GoalMet           *bool              `json:"goal_met,omitempty"`
 	CPUCores          map[string]float64 `json:"cpu_cores,omitempty"`
 	CPUMicrosPerEvent map[string]float64 `json:"cpu_us_per_event,omitempty"`
+	// InboxCallsPerEvent is the inbox's DynamoDB calls during the drain per event, by
+	// "Operation outcome", from its trigger.dynamodb.call.duration counts.
+	InboxCallsPerEvent map[string]float64 `json:"inbox_dynamodb_calls_per_event,omitempty"`
 	// Timeline is the first-receipt rate (events/s) of each 5 s from "running"; the last
 	// bucket is usually partial.
 	Timeline []float64 `json:"receipts_per_s_by_5s,omitempty"`

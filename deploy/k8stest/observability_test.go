@@ -322,6 +322,7 @@ var exposedMetrics = []exposedMetric{
 	{prom: "trigger_worker_events_processed_total", instrument: "trigger.worker.events.processed"},
 	{prom: "trigger_worker_process_duration_seconds", instrument: "trigger.worker.process.duration", histogram: true},
 	{prom: "trigger_worker_events_settled_total", instrument: "trigger.worker.events.settled"},
+	{prom: "trigger_dynamodb_call_duration_seconds", instrument: "trigger.dynamodb.call.duration", histogram: true},
 	// otelhttp's http.server.request.duration, which pkg/httpx wraps every service in.
 	{prom: "http_server_request_duration_seconds", histogram: true},
 	// otelhttp's http.client.request.duration, which the worker's client is wrapped in, with the

@@ -66,7 +66,7 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 		t.Fatal(err)
 	}
 	tables := shared.Tables(t)
-	client := dynamodb.New(shared.Client.Options(), ddb.WithTracing(tel))
+	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	store, tenants := eventsdb.New(client, tables), tenantdb.New(client, tables)
 	apitest.SeedTenant(t, tenantdb.New(shared.Client, tables), "acme", 1)
 	key := apitest.SeedKey(t, tenantdb.New(shared.Client, tables), "acme", apitest.KeyOptions{})

@@ -29,7 +29,8 @@ type Settings struct {
 }
 
 // NewClient builds a DynamoDB client from the default AWS configuration chain. When ctx carries
-// telemetry (service.Run puts it there), every call is a client span under the caller's span.
+// telemetry (service.Run puts it there), every call is a client span under the caller's span
+// and a measurement on trigger.dynamodb.call.duration.
 func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptions) error) (*dynamodb.Client, error) {
 	// The SDK's default keeps 10 idle connections per host; a busy service would then open and
 	// close connections under load, so keep enough for a few hundred requests in flight.
@@ -46,7 +47,9 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 		return nil, fmt.Errorf("load aws config: %w", err)
 	}
 	if telemetry.Enabled(ctx) {
-		otelaws.AppendMiddlewares(&awsCfg.APIOptions, tracingOptions(telemetry.FromContext(ctx))...)
+		tel := telemetry.FromContext(ctx)
+		otelaws.AppendMiddlewares(&awsCfg.APIOptions, tracingOptions(tel)...)
+		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel))
 	}
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.Endpoint != "" {
@@ -62,10 +65,14 @@ func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
 	return []otelaws.Option{otelaws.WithTracerProvider(tel.TracerProvider), otelaws.WithTextMapPropagator(tel.Propagator)}
 }
 
-// WithTracing makes every call of a client built with this option a client span, for clients
-// not built by NewClient (tests derive theirs from a shared one).
-func WithTracing(tel *telemetry.Telemetry) func(*dynamodb.Options) {
-	return func(o *dynamodb.Options) { otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...) }
+// WithTelemetry makes every call of a client built with this option a client span and a
+// measurement, as NewClient does, for clients it did not build (tests derive theirs from a
+// shared one).
+func WithTelemetry(tel *telemetry.Telemetry) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...)
+		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel))
+	}
 }
 
 // throttled are the error codes DynamoDB uses when it cannot serve a request right now.

@@ -52,7 +52,7 @@ func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	tables := shared.Tables(t)
-	client := dynamodb.New(shared.Client.Options(), ddb.WithTracing(tel))
+	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = app.NewHandler(app.Deps{
 		Log:     zap.New(core),
@@ -299,6 +299,20 @@ func inboxMetricsCountExactly(t *testing.T, label bool) {
 	} {
 		if got := sample(t, text, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	// A conditional write per lease, ack and nack; the repeated ack's condition fails, which is
+	// the store telling a settled event apart, not an error.
+	for outcome, want := range map[string]float64{"ok": n + 1 + m + 1, "condition_failed": 1} {
+		re := regexp.MustCompile(`(?m)^trigger_dynamodb_call_duration_seconds_count\{([^}]*)\} (\S+)$`)
+		var got []string
+		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			if strings.Contains(m[1], `operation="UpdateItem"`) && strings.Contains(m[1], `outcome="`+outcome+`"`) {
+				got = append(got, m[2])
+			}
+		}
+		if len(got) != 1 || got[0] != strconv.FormatFloat(want, 'f', -1, 64) {
+			t.Errorf("UpdateItem %s: %v, want %v", outcome, got, want)
 		}
 	}
 	// Each acked event waited about a minute: the histogram's sum says so.

@@ -50,7 +50,7 @@ func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	tables := shared.Tables(t)
-	client := dynamodb.New(shared.Client.Options(), ddb.WithTracing(tel))
+	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = app.NewHandler(app.Deps{
 		Log:     zap.New(core),
@@ -279,6 +279,10 @@ func TestIngestMetricsCountExactly(t *testing.T) {
 	if posts != n || bad != 1 {
 		t.Fatalf("request durations: %d accepted, %d bad; want %d, 1\n%s", posts, bad, n, text)
 	}
+	// One write per accepted event; the refused one reached no table.
+	if got, _ := labelledValue(t, text, "trigger_dynamodb_call_duration_seconds_count", `operation="PutItem"`, `outcome="ok"`); got != n {
+		t.Fatalf("PutItem calls %v, want %d\n%s", got, n, text)
+	}
 	if hits, misses := metricValue(t, text, "trigger_auth_key_cache_hits_total"), metricValue(t, text, "trigger_auth_key_cache_misses_total"); hits+misses != n+1 || misses < 1 {
 		t.Fatalf("key cache hits %v misses %v over %d lookups", hits, misses, n+1)
 	}
@@ -312,12 +316,12 @@ func TestTenantLabelIsOptIn(t *testing.T) {
 	}
 }
 
-// labelledValue sums the samples of one series name whose labels contain label.
-func labelledValue(t *testing.T, text, name, label string) (sum float64, found bool) {
+// labelledValue sums the samples of one series name whose labels include every one of labels.
+func labelledValue(t *testing.T, text, name string, labels ...string) (sum float64, found bool) {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
 	for _, m := range re.FindAllStringSubmatch(text, -1) {
-		if !strings.Contains(m[1], label) {
+		if !containsAll(m[1], labels) {
 			continue
 		}
 		v, err := strconv.ParseFloat(m[2], 64)
@@ -361,4 +365,13 @@ func TestTelemetryCarriesNoSecrets(t *testing.T) {
 			t.Errorf("telemetry holds %q", secret)
 		}
 	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }

@@ -27,7 +27,7 @@ func TestTelemetryCarriesNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	e := newEnv(t, envOptions{client: dynamodb.New(shared.Client.Options(), ddb.WithTracing(tel)), log: zap.New(core)})
+	e := newEnv(t, envOptions{client: dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel)), log: zap.New(core)})
 	h := httpx.Instrument(e.router, tel)
 	do := func(method, path, token, body string) string {
 		r := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// callSeries is the count series of the services' DynamoDB call histogram.
+const callSeries = "trigger_dynamodb_call_duration_seconds_count"
+
+var (
+	callLine   = regexp.MustCompile(`^` + callSeries + `\{([^}]*)\} (\S+)$`)
+	labelValue = regexp.MustCompile(`(\w+)="([^"]*)"`)
+)
+
+// ddbCalls counts a service's DynamoDB calls by "Operation outcome", as its /metrics says.
+type ddbCalls map[string]float64
+
+// parseDDBCalls reads the call counts out of a Prometheus text exposition.
+func parseDDBCalls(r io.Reader) (ddbCalls, error) {
+	out := ddbCalls{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := callLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range labelValue.FindAllStringSubmatch(m[1], -1) {
+			labels[kv[1]] = kv[2]
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.Text(), err)
+		}
+		out[labels["operation"]+" "+labels["outcome"]] += v
+	}
+	return out, sc.Err()
+}
+
+// scrapeDDBCalls reads a service's call counts from its /metrics.
+func scrapeDDBCalls(ctx context.Context, client *http.Client, baseURL string) (ddbCalls, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/metrics: status %d", baseURL, res.StatusCode)
+	}
+	return parseDDBCalls(res.Body)
+}
+
+// perEventSince is each kind of call made since before, per event; kinds not made are left out.
+func (c ddbCalls) perEventSince(before ddbCalls, events int) map[string]float64 {
+	if events <= 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range c {
+		if d := v - before[k]; d > 0 {
+			out[k] = round(d/float64(events), 3)
+		}
+	}
+	return out
+}
+
+// describeCalls renders per-event call counts most frequent first: "UpdateItem ok 2.00, ...".
+func describeCalls(per map[string]float64) string {
+	keys := make([]string, 0, len(per))
+	for k := range per {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if per[a] != per[b] {
+			if per[a] > per[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, per[k])
+	}
+	return strings.Join(parts, ", ")
+}
