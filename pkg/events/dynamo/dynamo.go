@@ -26,13 +26,14 @@ const maxPagesPerPartition = 5
 type Store struct {
 	client *dynamodb.Client
 	table  string
+	claims *claims
 }
 
 var _ events.Store = (*Store)(nil)
 
 // New returns a store over tables.Events.
 func New(client *dynamodb.Client, tables ddb.Tables) *Store {
-	return &Store{client: client, table: tables.Events}
+	return &Store{client: client, table: tables.Events, claims: newClaims()}
 }
 
 func inboxPK(tenantID string, partition int) string {

@@ -49,10 +49,14 @@ func (s *Store) Visible(ctx context.Context, tenantID string, partitions int, no
 
 // Lease reads candidates from every partition's index, oldest first, and takes them one
 // conditional write each. A candidate another puller took first, or that the index still
-// shows after an ack, fails its condition and is skipped.
+// shows after an ack, fails its condition and is skipped. Pulls in this process skip each
+// other's candidates rather than race for them.
 func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event, error) {
-	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
-	per := min(100, max(2*q.Max, 10))
+	pulls := s.claims.begin(q.TenantID)
+	defer s.claims.end(q.TenantID)
+	// Read more candidates than asked for: concurrent pullers see the same oldest entries, and
+	// those of this process leave each other theirs.
+	per := min(100, max((pulls+1)*q.Max, 10))
 	var candidates []events.Position
 	for p := range max(q.Partitions, 1) {
 		out, err := s.client.Query(ctx, &dynamodb.QueryInput{
@@ -84,8 +88,16 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event,
 	}
 	var leased []events.Event
 	for len(candidates) > 0 && len(leased) < q.Max {
-		wave := candidates[:min(len(candidates), q.Max-len(leased))]
-		candidates = candidates[len(wave):]
+		var wave []events.Position
+		for len(candidates) > 0 && len(wave) < q.Max-len(leased) {
+			if c := candidates[0]; s.claims.take(q.TenantID, c.SortKey()) {
+				wave = append(wave, c)
+			}
+			candidates = candidates[1:]
+		}
+		if len(wave) == 0 {
+			break
+		}
 		got, err := s.leaseWave(ctx, q, wave)
 		leased = append(leased, got...)
 		if err != nil {
@@ -119,6 +131,7 @@ func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []event
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			results[i], errs[i] = s.leaseOne(ctx, q, pos)
+			s.claims.done(q.TenantID, pos.SortKey(), results[i] != nil)
 		}()
 	}
 	wg.Wait()
