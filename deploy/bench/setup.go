@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -151,11 +150,12 @@ func spawn(name, bin string, args, env []string, logPath string, onLine func(lin
 // startService runs a service binary on a free loopback port, with extra added to its
 // environment, and waits until /readyz answers 200.
 func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string, extra ...string) (*child, error) {
-	port, err := freePort()
+	// Outside the ephemeral range, so no outgoing connection takes the port before the child binds it.
+	ports, err := ddblocal.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	c, err := spawn(name, bin, nil, append(serviceEnv(endpoint, prefix, addr, logLevel), extra...), logPath, nil)
 	if err != nil {
 		return nil, err
@@ -227,15 +227,6 @@ func stopAll(cs []*child) {
 		wg.Go(c.stop)
 	}
 	wg.Wait()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // templateItem reads back one event the service wrote. The bare PutItem loop writes copies of
