@@ -1,0 +1,28 @@
+package ddb
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+)
+
+func TestOutcomeTellsFailedConditionsAndThrottlingApart(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, OutcomeOK},
+		{fmt.Errorf("operation error: %w", &types.ConditionalCheckFailedException{}), OutcomeConditionFailed},
+		{fmt.Errorf("operation error: %w", &smithy.GenericAPIError{Code: "ThrottlingException"}), OutcomeThrottled},
+		{&types.ProvisionedThroughputExceededException{}, OutcomeThrottled},
+		{&smithy.GenericAPIError{Code: "ValidationException"}, OutcomeError},
+		{errors.New("connection refused"), OutcomeError},
+	} {
+		if got := outcome(c.err); got != c.want {
+			t.Errorf("outcome(%v) = %s, want %s", c.err, got, c.want)
+		}
+	}
+}
