@@ -75,6 +75,14 @@ func (c *claims) done(tenant, entry string, leased bool) {
 	delete(c.held, k)
 }
 
+// free drops the claim on an entry a write is about to create again, so that an event put back
+// exactly where it was leased from is not hidden until the claim lapses.
+func (c *claims) free(tenant, entry string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.held, claimKey{tenant, entry})
+}
+
 // sweep drops lapsed claims; the next sweep waits until the map has doubled, so the cost stays
 // constant per claim.
 func (c *claims) sweep(now time.Time) {

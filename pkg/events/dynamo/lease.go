@@ -47,18 +47,24 @@ func (s *Store) Visible(ctx context.Context, tenantID string, partitions int, no
 	return false, nil
 }
 
+// maxExtraReads bounds the further index pages one pull reads once every candidate it has is
+// claimed by another pull or was taken by another puller.
+const maxExtraReads = 3
+
 // Lease reads candidates from every partition's index, oldest first, and takes them one
 // conditional write each. A candidate another puller took first, or that the index still
 // shows after an ack, fails its condition and is skipped. Pulls in this process skip each
-// other's candidates rather than race for them.
+// other's candidates rather than race for them, reading further into the index when every
+// candidate in hand is someone else's.
 func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event, error) {
-	pulls := s.claims.begin(q.TenantID)
+	s.claims.begin(q.TenantID)
 	defer s.claims.end(q.TenantID)
-	// Read more candidates than asked for: concurrent pullers see the same oldest entries, and
-	// those of this process leave each other theirs.
-	per := min(100, max((pulls+1)*q.Max, 10))
+	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
+	per := min(100, max(2*q.Max, 10))
+	partitions := max(q.Partitions, 1)
+	resume := make([]ddb.Item, partitions) // where each partition's last read stopped; nil: at its end
 	var candidates []events.Position
-	for p := range max(q.Partitions, 1) {
+	read := func(p int, from ddb.Item) error {
 		out, err := s.client.Query(ctx, &dynamodb.QueryInput{
 			TableName:              aws.String(s.table),
 			IndexName:              aws.String(ddb.InboxIndex),
@@ -67,36 +73,64 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event,
 				":pk":    ddb.S(inboxPK(q.TenantID, p)),
 				":upper": ddb.S(upperBound(q.Now)),
 			},
-			Limit: aws.Int32(int32(per)),
+			ExclusiveStartKey: from,
+			Limit:             aws.Int32(int32(per)),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("query inbox: %w", ddb.Translate(err))
+			return fmt.Errorf("query inbox: %w", ddb.Translate(err))
 		}
 		for _, it := range out.Items {
 			pos, err := events.ParseSortKey(ddb.GetS(it, "inbox_sk"))
 			if err != nil {
-				return nil, fmt.Errorf("inbox entry: %w", err)
+				return fmt.Errorf("inbox entry: %w", err)
 			}
 			candidates = append(candidates, pos)
 		}
+		resume[p] = out.LastEvaluatedKey
+		return nil
 	}
-	slices.SortFunc(candidates, func(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) })
+	for p := range partitions {
+		if err := read(p, nil); err != nil {
+			return nil, err
+		}
+	}
+	oldestFirst := func(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) }
+	slices.SortFunc(candidates, oldestFirst)
 
-	rank := make(map[string]int, len(candidates))
-	for i, c := range candidates {
-		rank[c.EventID] = i
-	}
+	// The order handed out is the candidates' index order, whatever their leases changed.
+	order := map[string]string{}
 	var leased []events.Event
-	for len(candidates) > 0 && len(leased) < q.Max {
+	for extra := 0; len(leased) < q.Max; {
+		if len(candidates) == 0 {
+			if extra == maxExtraReads || !slices.ContainsFunc(resume, func(k ddb.Item) bool { return k != nil }) {
+				break
+			}
+			extra++
+			for p, from := range resume {
+				if from != nil {
+					if err := read(p, from); err != nil {
+						if len(leased) > 0 {
+							break
+						}
+						return nil, err
+					}
+				}
+			}
+			slices.SortFunc(candidates, oldestFirst)
+			if len(candidates) == 0 {
+				break
+			}
+		}
 		var wave []events.Position
 		for len(candidates) > 0 && len(wave) < q.Max-len(leased) {
 			if c := candidates[0]; s.claims.take(q.TenantID, c.SortKey()) {
 				wave = append(wave, c)
+				order[c.EventID] = c.SortKey()
 			}
 			candidates = candidates[1:]
 		}
 		if len(wave) == 0 {
-			break
+			continue
 		}
 		got, err := s.leaseWave(ctx, q, wave)
 		leased = append(leased, got...)
@@ -116,7 +150,7 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event,
 			candidates = append(candidates[n:], candidates[:n]...)
 		}
 	}
-	slices.SortFunc(leased, func(a, b events.Event) int { return rank[a.ID] - rank[b.ID] })
+	slices.SortFunc(leased, func(a, b events.Event) int { return compare(order[a.ID], order[b.ID]) })
 	return leased, nil
 }
 
@@ -224,6 +258,8 @@ func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, 
 
 // Extend moves the lease's expiry; only the lease that holds the event may.
 func (s *Store) Extend(ctx context.Context, tenantID, eventID, leaseID string, until, now time.Time) (events.Event, error) {
+	// The entry this write creates may be one a pull just leased from, under a caller's clock.
+	s.claims.free(tenantID, events.Position{VisibleAt: until, EventID: eventID}.SortKey())
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(tenantID, eventID),
@@ -250,6 +286,7 @@ func (s *Store) Extend(ctx context.Context, tenantID, eventID, leaseID string, u
 
 // Nack makes an undelivered event visible again at visibleAt.
 func (s *Store) Nack(ctx context.Context, tenantID, eventID, leaseID string, visibleAt, now time.Time) error {
+	s.claims.free(tenantID, events.Position{VisibleAt: visibleAt, EventID: eventID}.SortKey())
 	cond := "#status = :undelivered"
 	vals := ddb.Item{
 		":visible":     ddb.N(visibleAt.UnixMilli()),
@@ -332,6 +369,7 @@ func (s *Store) Dead(ctx context.Context, q events.DeadQuery) (events.InboxPage,
 
 // Redrive returns a dead event to its inbox partition, visible now, with a fresh count.
 func (s *Store) Redrive(ctx context.Context, tenantID, eventID string, now time.Time) error {
+	s.claims.free(tenantID, events.Position{VisibleAt: now, EventID: eventID}.SortKey())
 	e, err := s.Get(ctx, tenantID, eventID, now)
 	if err != nil {
 		return err
