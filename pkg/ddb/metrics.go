@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
@@ -53,9 +54,29 @@ func outcome(err error) string {
 	if errors.As(err, &ccf) {
 		return OutcomeConditionFailed
 	}
+	// A transaction whose only failures are conditions (an idempotent replay, say) is the
+	// same answer in a transaction's form.
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) && onlyConditions(tce.CancellationReasons) {
+		return OutcomeConditionFailed
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) && throttled[api.ErrorCode()] {
 		return OutcomeThrottled
 	}
 	return OutcomeError
+}
+
+func onlyConditions(reasons []types.CancellationReason) bool {
+	failed := false
+	for _, r := range reasons {
+		switch code := aws.ToString(r.Code); code {
+		case "", "None":
+		case "ConditionalCheckFailed":
+			failed = true
+		default:
+			return false
+		}
+	}
+	return failed
 }

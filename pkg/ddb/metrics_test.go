@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 )
@@ -18,6 +19,9 @@ func TestOutcomeTellsFailedConditionsAndThrottlingApart(t *testing.T) {
 		{fmt.Errorf("operation error: %w", &types.ConditionalCheckFailedException{}), OutcomeConditionFailed},
 		{fmt.Errorf("operation error: %w", &smithy.GenericAPIError{Code: "ThrottlingException"}), OutcomeThrottled},
 		{&types.ProvisionedThroughputExceededException{}, OutcomeThrottled},
+		{&types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String("ConditionalCheckFailed")}}}, OutcomeConditionFailed},
+		{&types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{{Code: aws.String("ConditionalCheckFailed")}, {Code: aws.String("TransactionConflict")}}}, OutcomeError},
+		{&types.TransactionCanceledException{}, OutcomeError},
 		{&smithy.GenericAPIError{Code: "ValidationException"}, OutcomeError},
 		{errors.New("connection refused"), OutcomeError},
 	} {

@@ -334,7 +334,16 @@ func inboxMetricsCountExactly(t *testing.T, label bool) {
 
 func TestDeadEventsAreCounted(t *testing.T) {
 	t.Parallel()
-	tr := newTracedWith(t, telemetry.MetricsOptions{MetricsTenantLabel: true})
+	for _, label := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tenant-label-%v", label), func(t *testing.T) {
+			t.Parallel()
+			deadEventsAreCounted(t, label)
+		})
+	}
+}
+
+func deadEventsAreCounted(t *testing.T, label bool) {
+	tr := newTracedWith(t, telemetry.MetricsOptions{MetricsTenantLabel: label})
 	apitest.SeedTenant(t, tr.tenants, "acme", 1)
 	key := apitest.SeedKey(t, tr.tenants, "acme", apitest.KeyOptions{})
 	e, _ := tr.publish(t, "acme", time.Now().Add(-time.Minute))
@@ -355,8 +364,8 @@ func TestDeadEventsAreCounted(t *testing.T) {
 	if got := sample(t, string(b), "trigger_events_dead_total"); got != 1 {
 		t.Fatalf("dead %v, want 1", got)
 	}
-	if !regexp.MustCompile(`(?m)^trigger_events_dead_total\{[^}]*trigger_tenant_id="acme"`).Match(b) {
-		t.Fatalf("dead count without the tenant label:\n%s", b)
+	if got := regexp.MustCompile(`(?m)^trigger_events_dead_total\{[^}]*trigger_tenant_id="acme"`).Match(b); got != label {
+		t.Fatalf("dead count names the tenant: %v, want %v\n%s", got, label, b)
 	}
 }
 
