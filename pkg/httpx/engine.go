@@ -47,6 +47,9 @@ func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// A path with a stray slash is not a route: a redirect would answer outside the envelope
+	// and, before any authentication, tell routes that exist from routes that do not.
+	r.RedirectTrailingSlash = false
 
 	// Probes come every few seconds per pod: a span and an access-log line each would drown the
 	// requests that matter. They still carry a request id and answer failure in the envelope.

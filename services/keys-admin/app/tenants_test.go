@@ -138,6 +138,10 @@ func TestTenantRoutes(t *testing.T) {
 			status: 401, code: "unauthenticated"},
 		{name: "any-401-wrong-method-without-token", request: request{method: "PUT", path: "/admin/tenants/acme", body: `{}`, token: str("")},
 			status: 401, code: "unauthenticated"},
+		{name: "any-401-trailing-slash-without-token", request: request{method: "GET", path: "/admin/tenants/", token: str("")},
+			status: 401, code: "unauthenticated"},
+		{name: "any-404-trailing-slash", request: request{method: "GET", path: "/admin/tenants/"},
+			status: 404, code: "not_found"},
 		{name: "any-401-outside-admin-without-token", request: request{method: "GET", path: "/events", token: str("")},
 			status: 401, code: "unauthenticated"},
 	})
