@@ -28,7 +28,8 @@ start() {
     -inMemory -disableTelemetry -port "$1" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do
-    if up "$1"; then return 0; fi
+    # Answering is not enough: it must be our Java that answers, still running.
+    if up "$1" && kill -0 "$pid" 2>/dev/null; then return 0; fi
     if ! kill -0 "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null || true
       pid=
@@ -36,7 +37,7 @@ start() {
     fi
     sleep 0.1
   done
-  up "$1"
+  up "$1" && kill -0 "$pid" 2>/dev/null
 }
 
 # Another process may still bind the port before Java does: then start again on another.

@@ -130,7 +130,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 	for {
 		_, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
 		if err == nil {
-			return nil
+			// It must be ours that answered, not another process that holds the port.
+			select {
+			case <-s.done:
+				return errors.New("DynamoDB Local exited during start-up")
+			default:
+				return nil
+			}
 		}
 		select {
 		case <-s.done:
