@@ -19,7 +19,6 @@ type claims struct {
 	mu sync.Mutex
 	// until is zero while a lease attempt is under way, else when the claim lapses.
 	held    map[claimKey]time.Time
-	pulls   map[string]int // Lease calls under way per tenant
 	sweepAt int
 	now     func() time.Time
 }
@@ -27,23 +26,7 @@ type claims struct {
 type claimKey struct{ tenant, entry string }
 
 func newClaims() *claims {
-	return &claims{held: map[claimKey]time.Time{}, pulls: map[string]int{}, sweepAt: 1024, now: time.Now}
-}
-
-// begin registers a pull of tenant and returns how many are under way, this one included.
-func (c *claims) begin(tenant string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pulls[tenant]++
-	return c.pulls[tenant]
-}
-
-func (c *claims) end(tenant string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pulls[tenant]--; c.pulls[tenant] <= 0 {
-		delete(c.pulls, tenant)
-	}
+	return &claims{held: map[claimKey]time.Time{}, sweepAt: 1024, now: time.Now}
 }
 
 // take claims an index entry (its sort key) for one lease attempt; false when another pull

@@ -57,8 +57,6 @@ const maxExtraReads = 3
 // other's candidates rather than race for them, reading further into the index when every
 // candidate in hand is someone else's.
 func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event, error) {
-	s.claims.begin(q.TenantID)
-	defer s.claims.end(q.TenantID)
 	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
 	per := min(100, max(2*q.Max, 10))
 	partitions := max(q.Partitions, 1)
