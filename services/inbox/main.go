@@ -2,8 +2,8 @@
 package main
 
 import (
-	"github.com/trigger-api/trigger-api/pkg/service"
-	"github.com/trigger-api/trigger-api/services/inbox/app"
+	"github.com/trigger-api/trigger-api/pkg/startup"
+	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
 )
 
-func main() { service.Main("inbox", app.Run) }
+func main() { startup.Main("inbox", inboxapi.Run) }

@@ -2,8 +2,8 @@
 package main
 
 import (
-	"github.com/trigger-api/trigger-api/pkg/service"
-	"github.com/trigger-api/trigger-api/services/ingest/app"
+	"github.com/trigger-api/trigger-api/pkg/startup"
+	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
 )
 
-func main() { service.Main("ingest", app.Run) }
+func main() { startup.Main("ingest", ingestapi.Run) }

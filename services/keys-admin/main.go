@@ -15,8 +15,8 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/config"
 	"github.com/trigger-api/trigger-api/pkg/logging"
-	"github.com/trigger-api/trigger-api/pkg/service"
-	"github.com/trigger-api/trigger-api/services/keys-admin/app"
+	"github.com/trigger-api/trigger-api/pkg/startup"
+	"github.com/trigger-api/trigger-api/services/keys-admin/adminapi"
 )
 
 const name = "keys-admin"
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("unknown command %q; the only command is ensure-tables", args[0])
 	}
 	// The serving path shares every binary's start-up, telemetry included.
-	err := service.Run[app.Config](ctx, name, args, stdout, app.Run)
+	err := startup.Run[adminapi.Config](ctx, name, args, stdout, adminapi.Run)
 	if slices.ContainsFunc(args, config.IsHelpFlag) {
 		fmt.Fprintf(stdout, "\nUsage:\n  %[1]s                 serve the admin API\n  %[1]s ensure-tables   create the DynamoDB tables and exit (settings: %[1]s ensure-tables --help)\n", name)
 	}
@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func ensureTables(ctx context.Context, args []string, stdout io.Writer) error {
-	var cfg app.TablesConfig
+	var cfg adminapi.TablesConfig
 	help, err := config.Load(&cfg, args, stdout)
 	if help || err != nil {
 		return err
@@ -68,5 +68,5 @@ func ensureTables(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("ensuring tables", config.Effective(&cfg)...)
-	return app.EnsureTables(ctx, log, cfg)
+	return adminapi.EnsureTables(ctx, log, cfg)
 }

@@ -79,7 +79,7 @@ ingest inbox keys-admin tables
 {{/*
 The non-secret settings of one binary, as ConfigMap data: the wiring the chart owns, then the
 component's own env map. Takes (dict "root" $ "component" name "values" componentValues).
-The names are checked against each binary's envconfig struct in deploy/k8stest.
+The names are checked against each binary's envconfig struct in deploy/tests/chart.
 */}}
 {{- define "trigger-api.config" -}}
 {{- $root := .root }}

@@ -1,6 +1,0 @@
-//go:build !race
-
-package main
-
-// childBuildFlags: see race_on_test.go.
-var childBuildFlags []string

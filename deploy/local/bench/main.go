@@ -1,0 +1,399 @@
+// Command bench measures Trigger API's real binaries on one DynamoDB Local, in three suites
+// that run one after the other (-suite picks one):
+//
+//   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
+//     writing the same item to the same table at one concurrency, and their ratio.
+//   - tracing: POST /events through three ingest binaries: tracing off, no OTLP endpoint (the
+//     default), and exporting every span to a Jaeger the bench starts (make jaeger builds it).
+//   - delivery: how long an event takes from POST /events returning to the worker binary
+//     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
+//     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.
+//
+// It measures and reports: the figures never make it fail, only a run too broken to measure
+// does. Everything shares the machine's cores (the load generator, the services, the workers,
+// DynamoDB Local and whatever else runs), so the CPU each process used in each phase is
+// reported next to the rates: on a small machine it is what explains them.
+//
+// Run it from the repository as `make bench` or `go run ./deploy/local/bench [flags]` (-help lists
+// them). It needs what `make test` needs: Go, Java 17+ and `make dynamodb-local`. Each suite
+// prints a table, then its summary as one line of JSON, and writes its full report to
+// .cache/bench/ingest.json or .cache/bench/delivery.json. The binaries' logs and DynamoDB
+// Local's go to .cache/bench too. Everything listens on 127.0.0.1 only.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+)
+
+// Phase modes: A sends POST /events to the service, B calls PutItem directly.
+const (
+	modeIngest  = "ingest"
+	modePutItem = "putitem"
+)
+
+// goal is issue 2's target for ingest as a fraction of the bare PutItem rate.
+const goal = 0.85
+
+// maxErrorRate is the share of failed operations above which a phase's figures describe
+// failures rather than throughput, and the run is reported as invalid.
+const maxErrorRate = 0.01
+
+// Suites: -suite picks one, or all in this order, so the delivery figures are compared with
+// an ingest rate measured minutes earlier on the same DynamoDB Local.
+const (
+	suiteAll      = "all"
+	suiteIngest   = "ingest"
+	suiteTracing  = "tracing"
+	suiteDelivery = "delivery"
+)
+
+type options struct {
+	suite       string
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency int
+	order       string
+	endpoint    string
+	out         string
+	tracingOut  string
+	logLevel    string
+	bodyBytes   int
+	delivery    deliveryOptions
+}
+
+func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite == suite }
+
+func main() {
+	var o options
+	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput) or all")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")
+	// On a busy 2-core machine DynamoDB Local's CPU per write kept falling for about a minute
+	// of load; a shorter warm-up makes the first phase pay for it, whatever the order.
+	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "ingest: unmeasured load of each kind, alternating, before the first phase: DynamoDB Local's JIT, caches, connections")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "ingest: operations in flight, the same for both kinds")
+	flag.StringVar(&o.order, "order", "ABBA", "ingest: phase sequence: A is POST /events via the service, B is bare PutItem; ABBA cancels a linear drift")
+	flag.StringVar(&o.endpoint, "endpoint", "", "a running DynamoDB Local on loopback (http://127.0.0.1:PORT); empty starts one in memory")
+	flag.StringVar(&o.out, "out", ".cache/bench/ingest.json", "ingest: where the full JSON report goes; a relative path is taken from the workspace root")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
+	flag.StringVar(&o.tracingOut, "tracing-out", ".cache/bench/tracing.json", "tracing: where the JSON report goes; a relative path is taken from the workspace root")
+	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
+	d := &o.delivery
+	flag.Float64Var(&d.rate, "rate", 25, "delivery: events per second sent to POST /events while latency is measured, at a steady pace")
+	flag.DurationVar(&d.latency, "latency-duration", 20*time.Second, "delivery: how long latency is measured for each worker kind")
+	flag.DurationVar(&d.lead, "latency-lead", 5*time.Second, "delivery: events sent before the measurement starts and not counted: the worker's start, first pulls, key caches")
+	flag.IntVar(&d.drainEvents, "drain-events", 5000, "delivery: events loaded before each drain")
+	flag.StringVar(&d.replicas, "drain-replicas", "1,4", "delivery: worker replicas of each drain, comma-separated; each drain gets fresh events")
+	flag.DurationVar(&d.drainTimeout, "drain-timeout", 2*time.Minute, "delivery: longest a drain may take before it is reported incomplete")
+	flag.IntVar(&d.concurrency, "worker-concurrency", 0, "delivery: the workers' TRIGGER_CONCURRENCY; 0 keeps the worker's default")
+	flag.IntVar(&d.batchSize, "worker-batch-size", 0, "delivery: the workers' TRIGGER_BATCH_SIZE; 0 keeps the worker's default")
+	flag.StringVar(&d.out, "delivery-out", ".cache/bench/delivery.json", "delivery: where the JSON report goes; a relative path is taken from the workspace root")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// rig is what every suite shares: one DynamoDB Local, one set of tables, the built binaries
+// and the ingest service.
+type rig struct {
+	root, cacheDir, binDir string
+	endpoint               string
+	ddbDesc                string
+	ddbPID                 int
+	client                 *dynamodb.Client
+	prefix                 string
+	tables                 ddb.Tables
+	ingest                 *child
+	logf                   func(format string, args ...any)
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	if err := validateOptions(o); err != nil {
+		return err
+	}
+	r := &rig{}
+	r.logf = func(format string, args ...any) {
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	root, err := stack.FindRoot()
+	if err != nil {
+		return err
+	}
+	r.root = root
+	r.cacheDir = filepath.Join(root, ".cache", "bench")
+	r.binDir = filepath.Join(r.cacheDir, "bin")
+	if err := os.MkdirAll(r.cacheDir, 0o755); err != nil {
+		return err
+	}
+
+	r.endpoint = o.endpoint
+	if r.endpoint == "" {
+		r.logf("starting DynamoDB Local (in memory)")
+		logFile, err := os.Create(filepath.Join(r.cacheDir, "dynamodb-local.log"))
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		srv, err := ddblocal.Start(ctx, ddblocal.Options{Log: logFile})
+		if err != nil {
+			return fmt.Errorf("dynamodb local: %w", err)
+		}
+		defer srv.Stop()
+		r.endpoint = srv.Endpoint
+		r.ddbDesc = "DynamoDB Local, in memory, started by the bench"
+	} else {
+		r.ddbDesc = "DynamoDB Local at " + r.endpoint
+	}
+	if port, err := endpointPort(r.endpoint); err == nil {
+		if r.ddbPID, err = listenerPID(port); err != nil {
+			r.logf("DynamoDB Local's CPU will not be reported: %v", err)
+		}
+	}
+
+	if r.client, err = ddblocal.Client(ctx, r.endpoint); err != nil {
+		return err
+	}
+	r.prefix = randomPrefix()
+	r.tables = ddb.TableNames(r.prefix)
+	if err := ddb.EnsureTables(ctx, r.client, r.tables); err != nil {
+		return fmt.Errorf("ensure tables: %w", err)
+	}
+	defer deleteTables(context.WithoutCancel(ctx), r.client, r.tables)
+
+	pkgs := []string{"./services/ingest"}
+	if o.runs(suiteDelivery) {
+		pkgs = append(pkgs, "./services/inbox", "./worker")
+	}
+	r.logf("building %s into %s", strings.Join(pkgs, " "), r.binDir)
+	if err := buildBinaries(ctx, r.root, r.binDir, pkgs...); err != nil {
+		return err
+	}
+	if r.ingest, err = startService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log")); err != nil {
+		return err
+	}
+	defer r.ingest.stop()
+	r.logf("ingest listening on %s (log: %s)", r.ingest.url, r.ingest.log)
+
+	// A suite whose figures are not a measurement does not stop the next one: its error is
+	// returned once everything has been reported.
+	var errs []error
+	var ingestRate *ingestFigure
+	if o.runs(suiteIngest) {
+		rep, err := runIngest(ctx, o, r, stdout)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if rep != nil {
+			ingestRate = &ingestFigure{EventsPerS: rep.Ingest.EventsPerS, Valid: rep.Valid, Concurrency: o.concurrency}
+		}
+		errs = append(errs, err)
+	}
+	if o.runs(suiteTracing) {
+		errs = append(errs, runTracing(ctx, o, r, stdout))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if o.runs(suiteDelivery) {
+		errs = append(errs, runDelivery(ctx, o, r, ingestRate, stdout))
+	}
+	return errors.Join(errs...)
+}
+
+// runIngest is the ingest suite: POST /events through the service against bare PutItem.
+// It returns the report whenever the phases ran, with an error if they do not measure.
+func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*report, error) {
+	logf := r.logf
+	rep := report{
+		Bench: "ingest-vs-putitem", Concurrency: o.concurrency, PhaseSeconds: o.duration.Seconds(),
+		WarmupSeconds: o.warmup.Seconds(), Order: o.order, Goal: goal, CPUs: runtime.NumCPU(),
+		Go: runtime.Version(), Started: time.Now().UTC().Format(time.RFC3339),
+		LoadAvg1: loadPair{Start: loadAvg1()}, DynamoDB: r.ddbDesc,
+	}
+	key, err := seed(ctx, r.client, r.tables, benchTenant)
+	if err != nil {
+		return nil, err
+	}
+
+	body := eventBody(o.bodyBytes)
+	rep.BodyBytes = len(body)
+	httpClient := loadClient(o.concurrency)
+	defer httpClient.CloseIdleConnections()
+	ops := map[string]op{modeIngest: ingestPost(httpClient, r.ingest.url, key, body)}
+
+	// One event first: it proves the service accepts the key and body, and the item it stores
+	// is the template of the bare writes.
+	if err := ops[modeIngest](ctx); err != nil {
+		return nil, fmt.Errorf("first event through the service (see %s): %w", r.ingest.log, err)
+	}
+	tmpl, err := templateItem(ctx, r.client, r.tables.Events)
+	if err != nil {
+		return nil, err
+	}
+	rep.ItemBytes = itemBytes(tmpl)
+	ops[modePutItem] = barePut(r.client, r.tables.Events, tmpl)
+	logf("warm-up: %v of each kind, alternating", o.warmup)
+	if err := warmUp(ctx, o, ops, logf); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+
+	pids := processes{bench: os.Getpid(), ingest: r.ingest.pid(), ddb: r.ddbPID}
+	samples := map[string][]time.Duration{}
+	for i, letter := range o.order {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		mode := modeIngest
+		if letter == 'B' {
+			mode = modePutItem
+		}
+		before := pids.snapshot()
+		res := closedLoop(ctx, o.concurrency, o.duration, ops[mode])
+		after := pids.snapshot()
+		p := phaseReport{
+			N: i + 1, Mode: mode, Seconds: round(res.wall.Seconds(), 3), Events: len(res.latencies),
+			Errors: res.errors, EventsPerS: round(float64(len(res.latencies))/res.wall.Seconds(), 1),
+			CPUSeconds: after.sub(before), LoadAvg1: loadAvg1(),
+		}
+		if res.firstErr != nil {
+			p.FirstError = res.firstErr.Error()
+		}
+		samples[mode] = append(samples[mode], res.latencies...)
+		p.Latency = summarise(res.latencies)
+		rep.Phases = append(rep.Phases, p)
+		logf("phase %d %-7s %8.1f events/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", p.N, mode, p.EventsPerS, p.Latency.P50, p.Latency.P99, p.Errors)
+	}
+	rep.LoadAvg1.End = loadAvg1()
+	rep.finish(samples)
+
+	if err := writeReport(r.path(o.out), rep); err != nil {
+		return nil, err
+	}
+	printTable(stdout, rep)
+	line := rep
+	line.Phases = nil
+	b, err := json.Marshal(line)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "%s\n", b)
+	if !rep.Valid {
+		return &rep, fmt.Errorf("more than %.0f%% of the operations of an ingest phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, r.ingest.log)
+	}
+	return &rep, nil
+}
+
+// path resolves a report path: a relative one is taken from the workspace root.
+func (r *rig) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(r.root, p)
+}
+
+func validateOptions(o options) error {
+	switch o.suite {
+	case suiteAll, suiteIngest, suiteTracing, suiteDelivery:
+	default:
+		return fmt.Errorf("-suite %q: want %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery)
+	}
+	if o.runs(suiteIngest) || o.runs(suiteTracing) {
+		if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 {
+			return errors.New("-duration and -concurrency must be positive, -warmup not negative")
+		}
+		if strings.Trim(o.order, "AB") != "" || !strings.Contains(o.order, "A") || !strings.Contains(o.order, "B") {
+			return fmt.Errorf("-order %q: use the letters A and B, each at least once", o.order)
+		}
+	}
+	if o.runs(suiteDelivery) {
+		if err := o.delivery.validate(); err != nil {
+			return err
+		}
+	}
+	if o.endpoint != "" {
+		u, err := url.Parse(o.endpoint)
+		if err != nil {
+			return fmt.Errorf("-endpoint: %w", err)
+		}
+		ip := net.ParseIP(u.Hostname())
+		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("-endpoint %q: only a loopback DynamoDB Local is benchmarked", o.endpoint)
+		}
+	}
+	return nil
+}
+
+func endpointPort(endpoint string) (int, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(u.Port())
+}
+
+// warmUpChunk is the longest stretch of one kind of warm-up load before switching to the other.
+const warmUpChunk = 5 * time.Second
+
+// warmUp runs unmeasured load of both kinds in alternating chunks. DynamoDB Local's JIT keeps
+// speeding it up for tens of seconds of load; warming both request paths side by side means
+// neither kind's first measured phase pays for compiling code the other kind already warmed.
+// It fails only if a kind completed nothing at all, which means the setup is broken rather
+// than slow.
+func warmUp(ctx context.Context, o options, ops map[string]op, logf func(string, ...any)) error {
+	for done := time.Duration(0); done < o.warmup; done += warmUpChunk {
+		d := min(warmUpChunk, o.warmup-done)
+		for _, mode := range []string{modeIngest, modePutItem} {
+			r := closedLoop(ctx, o.concurrency, d, ops[mode])
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if len(r.latencies) == 0 {
+				if r.firstErr != nil {
+					return fmt.Errorf("%s: %w", mode, r.firstErr)
+				}
+				return fmt.Errorf("%s: no operation completed", mode)
+			}
+			// Rates that still climb from chunk to chunk say the warm-up was too short.
+			logf("warm-up %-7s %8.1f events/s", mode, float64(len(r.latencies))/r.wall.Seconds())
+		}
+	}
+	return nil
+}
+
+// eventBody is the seed's event, padded with a filler field when a larger body is asked for.
+func eventBody(size int) []byte {
+	b := []byte(`{"event_type":"customer.created","customer_id":"123","email":"alice@example.com"}`)
+	const filler = `,"pad":""}`
+	if pad := size - len(b) - len(filler) + 1; pad > 0 {
+		b = append(b[:len(b)-1], `,"pad":"`...)
+		b = append(b, strings.Repeat("x", pad)...)
+		b = append(b, `"}`...)
+	}
+	return b
+}

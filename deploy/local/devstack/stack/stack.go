@@ -1,0 +1,680 @@
+// Package stack runs Trigger API locally: DynamoDB Local, the three services, a gateway that
+// routes like the production Ingress, and the worker. `go run ./deploy/local/devstack run` and the
+// end-to-end test both use it, so what a developer runs is what the test proves.
+package stack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+)
+
+// Component names: the binaries' names and the log files' and log prefixes' too.
+const (
+	Ingest    = "ingest"
+	Inbox     = "inbox"
+	KeysAdmin = "keys-admin"
+	Worker    = "worker"
+)
+
+var binaries = []struct{ name, pkg string }{
+	{Ingest, "./services/ingest"},
+	{Inbox, "./services/inbox"},
+	{KeysAdmin, "./services/keys-admin"},
+	{Worker, "./worker"},
+}
+
+const (
+	// DefaultGatewayAddr is where `make run` serves the API.
+	DefaultGatewayAddr = "127.0.0.1:8080"
+	readyTimeout       = 60 * time.Second
+	stopGrace          = 15 * time.Second
+	// childShutdown is each service's own drain time; below stopGrace, so a clean stop is
+	// never cut short by the supervisor's kill.
+	childShutdown = "5s"
+	// workerRequestTimeout bounds the worker's calls; its last acks and nacks after
+	// childShutdown take at most this, which keeps the worker's stop within stopGrace too.
+	workerRequestTimeout = "5s"
+)
+
+// DefaultTenants are the tenants `make run` creates.
+var DefaultTenants = []string{"acme", "globex"}
+
+// Options configure Start; the zero value is the `make run` stack.
+type Options struct {
+	Root   string // the checkout, holding go.work; empty: found above the working directory
+	BinDir string // where the binaries are built; empty: <root>/.cache/bin
+	// NoBuild uses the binaries already in BinDir. A second stack sharing a BinDir needs it:
+	// rebuilding could replace a binary that the first stack is running.
+	NoBuild     bool
+	BuildFlags  []string // extra `go build` flags, such as -race
+	StateDir    string   // logs and the env file; empty: <root>/.cache/devstack
+	GatewayAddr string   // loopback host:port; empty: 127.0.0.1:8080; port 0: a free one
+	AdminTokens []string // empty: one is generated
+	Tenants     []string // created with one key each; empty: DefaultTenants
+	// DynamoDBEndpoint uses a DynamoDB that is already running (tables get TablePrefix);
+	// empty starts DynamoDB Local in memory.
+	DynamoDBEndpoint string
+	TablePrefix      string
+	LogLevel         string // the children's, debug or info; empty: info
+	// Stream receives the children's log lines, prefixed with the component's name, besides
+	// their log files; nil: files only. StreamOnly limits it to the named components.
+	Stream     io.Writer
+	StreamOnly []string
+	Progress   io.Writer // one line per start-up step; nil: silent
+	// Tracing starts Jaeger (JaegerBin; empty: DefaultJaegerBin) at JaegerAddrs (zero: free
+	// ports) and points every binary's OTLP exporter at it.
+	Tracing     bool
+	JaegerBin   string
+	JaegerAddrs JaegerAddrs
+}
+
+// Stack is a running local deployment.
+type Stack struct {
+	GatewayURL          string
+	AdminToken          string // the first admin token, the one the stack's own calls use
+	AdminTokenGenerated bool
+	Tenants             []string          // in creation order
+	Keys                map[string]string // tenant id → API key
+	ServiceURLs         map[string]string // component → its own loopback URL, bypassing the gateway
+	DynamoDBEndpoint    string
+	BinDir              string
+	LogDir              string
+	EnvFile             string // written once the stack is up; removed by Stop
+	JaegerURL           string // Jaeger's query API when Options.Tracing is set
+
+	opts     Options
+	stream   io.Writer
+	ddb      *ddblocal.Server
+	gateway  *http.Server
+	services []*proc
+	worker   *proc
+	jaeger   *proc
+	common   []string // the environment every child shares
+
+	mu      sync.Mutex
+	workers []*proc // started by StartWorker
+
+	stopping atomic.Bool
+	failOnce sync.Once
+	failed   chan struct{}
+	failure  error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start builds the binaries and brings the whole stack up, returning once the worker runs.
+// On failure everything already started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	generated := len(opts.AdminTokens) == 0
+	if err := opts.complete(); err != nil {
+		return nil, err
+	}
+	s := &Stack{
+		opts:                opts,
+		AdminTokenGenerated: generated,
+		Tenants:             opts.Tenants,
+		Keys:                map[string]string{},
+		ServiceURLs:         map[string]string{},
+		BinDir:              opts.BinDir,
+		LogDir:              opts.StateDir,
+		failed:              make(chan struct{}),
+	}
+	if opts.Stream != nil {
+		s.stream = &syncWriter{w: opts.Stream}
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Stop())
+		}
+	}()
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.BinDir, 0o755); err != nil {
+		return nil, err
+	}
+
+	if !opts.NoBuild {
+		s.progress("building %s into %s %s", strings.Join(names(), ", "), opts.BinDir, strings.Join(opts.BuildFlags, " "))
+		if err := build(ctx, opts.Root, opts.BinDir, opts.BuildFlags); err != nil {
+			return nil, err
+		}
+	}
+	endpoint, err := s.startDynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.DynamoDBEndpoint = endpoint
+	s.AdminToken = opts.AdminTokens[0]
+	common := append(childEnviron(), ddblocal.EnvFor(endpoint)...)
+	if opts.Tracing {
+		otel, err := s.startJaeger(ctx)
+		if err != nil {
+			return nil, err
+		}
+		common = append(common, otel...)
+	}
+	common = append(common,
+		"TRIGGER_TABLE_PREFIX="+opts.TablePrefix,
+		"TRIGGER_LOG_LEVEL="+opts.LogLevel,
+		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
+	)
+	adminEnv := append(slices.Clone(common), "TRIGGER_ADMIN_TOKENS="+strings.Join(opts.AdminTokens, ","))
+	s.common = common
+
+	s.progress("creating tables")
+	if err := s.ensureTables(ctx, adminEnv); err != nil {
+		return nil, err
+	}
+	if err := s.startServices(ctx, common, adminEnv); err != nil {
+		return nil, err
+	}
+	if err := s.startGateway(); err != nil {
+		return nil, err
+	}
+	s.progress("gateway on %s", s.GatewayURL)
+
+	admin := newCaller(s.GatewayURL, nil)
+	for _, t := range opts.Tenants {
+		key, err := admin.createTenantWithKey(ctx, s.AdminToken, t, displayName(t))
+		if err != nil {
+			return nil, err
+		}
+		s.Keys[t] = key
+	}
+	s.progress("tenants %s created, one key each", strings.Join(opts.Tenants, ", "))
+
+	keys := make([]string, 0, len(s.Tenants))
+	for _, t := range s.Tenants {
+		keys = append(keys, s.Keys[t])
+	}
+	if s.worker, err = s.spawnWorker(Worker, keys, nil); err != nil {
+		return nil, err
+	}
+	s.progress("worker consuming %s, log %s", strings.Join(s.Tenants, ", "), s.worker.logPath)
+	s.EnvFile = filepath.Join(opts.StateDir, "env")
+	if err := WriteEnvFile(s.EnvFile, s.Env()); err != nil {
+		return nil, fmt.Errorf("write %s: %w", s.EnvFile, err)
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (o *Options) complete() error {
+	if o.Root == "" {
+		root, err := FindRoot()
+		if err != nil {
+			return err
+		}
+		o.Root = root
+	}
+	if o.BinDir == "" {
+		o.BinDir = filepath.Join(o.Root, ".cache", "bin")
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.Root, ".cache", "devstack")
+	}
+	if o.GatewayAddr == "" {
+		o.GatewayAddr = DefaultGatewayAddr
+	}
+	host, _, err := net.SplitHostPort(o.GatewayAddr)
+	if err != nil {
+		return fmt.Errorf("gateway address: %w", err)
+	}
+	// The gateway exposes the admin API, so it never listens beyond this machine.
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("gateway address %s: want a loopback IP such as 127.0.0.1", o.GatewayAddr)
+	}
+	if len(o.AdminTokens) == 0 {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		o.AdminTokens = []string{hex.EncodeToString(b[:])}
+	}
+	for i, t := range o.AdminTokens {
+		if len(t) < 32 {
+			return fmt.Errorf("admin token %d is shorter than 32 characters", i+1)
+		}
+	}
+	if len(o.Tenants) == 0 {
+		o.Tenants = DefaultTenants
+	}
+	if o.Tracing {
+		if o.JaegerBin == "" {
+			o.JaegerBin = DefaultJaegerBin(o.Root)
+		}
+		// Zero addresses are chosen when Jaeger starts, so that a taken one can be replaced.
+		if o.JaegerAddrs != (JaegerAddrs{}) {
+			if err := o.JaegerAddrs.validate(); err != nil {
+				return err
+			}
+		}
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	// The stack learns each service's port from its info-level "listening" line.
+	if l := strings.ToLower(o.LogLevel); l != "debug" && l != "info" {
+		return fmt.Errorf("log level %q: the stack needs its children's info lines, so debug or info", o.LogLevel)
+	}
+	return nil
+}
+
+// FindRoot returns the nearest folder above the working directory that holds go.work.
+func FindRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no go.work above the working directory: run from the checkout")
+		}
+	}
+}
+
+// names lists the components in start order.
+func names() []string {
+	out := make([]string, len(binaries))
+	for i, b := range binaries {
+		out[i] = b.name
+	}
+	return out
+}
+
+// build compiles every binary in one go invocation, so shared packages compile once.
+func build(ctx context.Context, root, binDir string, flags []string) error {
+	args := append([]string{"build", "-o", binDir + string(filepath.Separator)}, flags...)
+	for _, b := range binaries {
+		args = append(args, b.pkg)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// childEnviron is the supervisor's environment less the settings the stack decides itself,
+// so a developer's shell (an AWS profile, a TRIGGER_ variable) cannot point a child elsewhere.
+func childEnviron() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TRIGGER_") || strings.HasPrefix(kv, "AWS_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (s *Stack) progress(format string, args ...any) {
+	if s.opts.Progress != nil {
+		fmt.Fprintf(s.opts.Progress, "devstack: "+format+"\n", args...)
+	}
+}
+
+func (s *Stack) startDynamoDB(ctx context.Context) (string, error) {
+	if s.opts.DynamoDBEndpoint != "" {
+		s.progress("using DynamoDB at %s", s.opts.DynamoDBEndpoint)
+		return s.opts.DynamoDBEndpoint, nil
+	}
+	logPath := filepath.Join(s.LogDir, "dynamodb.log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	// DynamoDB Local keeps writing to its descriptor; the child holds its own copy of it.
+	defer f.Close()
+	srv, err := ddblocal.Start(ctx, ddblocal.Options{Log: f})
+	if err != nil {
+		return "", fmt.Errorf("DynamoDB Local: %w (log: %s)", err, logPath)
+	}
+	s.ddb = srv
+	s.progress("DynamoDB Local (in memory) on %s, log %s", srv.Endpoint, logPath)
+	return srv.Endpoint, nil
+}
+
+func (s *Stack) bin(name string) string { return filepath.Join(s.BinDir, name) }
+
+func (s *Stack) ensureTables(ctx context.Context, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin(KeysAdmin), "ensure-tables")
+	cmd.Env = env
+	cmd.SysProcAttr = childAttr()
+	out, err := cmd.CombinedOutput()
+	_ = os.WriteFile(filepath.Join(s.LogDir, "ensure-tables.log"), out, 0o600)
+	if err != nil {
+		return fmt.Errorf("keys-admin ensure-tables: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (s *Stack) streamFor(name string) io.Writer {
+	if s.stream == nil || (len(s.opts.StreamOnly) > 0 && !slices.Contains(s.opts.StreamOnly, name)) {
+		return nil
+	}
+	return s.stream
+}
+
+// exited is told of every child's end; one that ends before Stop began is a failure of the
+// whole stack.
+func (s *Stack) exited(p *proc) {
+	if s.stopping.Load() || p.stopping.Load() {
+		return
+	}
+	s.fail(fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15)))
+}
+
+func (s *Stack) fail(err error) {
+	s.failOnce.Do(func() {
+		s.failure = err
+		close(s.failed)
+	})
+}
+
+// Err is the failure that brought the stack down, or nil while it runs.
+func (s *Stack) Err() error {
+	select {
+	case <-s.failed:
+		return s.failure
+	default:
+		return nil
+	}
+}
+
+// Failed is closed when a component ends on its own or the gateway stops serving.
+func (s *Stack) Failed() <-chan struct{} { return s.failed }
+
+// startServices runs each service on a port it picks itself, so no other process can take the
+// port between a choice and the bind, and reads the address from its "listening" line.
+func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) error {
+	for _, name := range []string{Ingest, Inbox, KeysAdmin} {
+		env := common
+		if name == KeysAdmin {
+			env = adminEnv
+		}
+		env = append(slices.Clone(env), "TRIGGER_HTTP_ADDR=127.0.0.1:0")
+		p, err := spawn(name, s.bin(name), nil, env, s.LogDir, s.streamFor(name), s.exited)
+		if err != nil {
+			return err
+		}
+		s.services = append(s.services, p)
+	}
+	for _, p := range s.services {
+		addr, err := listenAddr(ctx, p)
+		if err != nil {
+			return err
+		}
+		url := "http://" + addr
+		s.ServiceURLs[p.name] = url
+		if err := waitReady(ctx, p, url); err != nil {
+			return err
+		}
+		s.progress("%s ready on %s, log %s", p.name, url, p.logPath)
+	}
+	return nil
+}
+
+// listenAddr waits for the "listening" line of p's API server (the metrics one names itself in
+// a server field) and returns its address.
+func listenAddr(ctx context.Context, p *proc) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr := listeningIn(p.logPath); addr != "" {
+			return addr, nil
+		}
+		select {
+		case <-p.done:
+			return "", fmt.Errorf("%s exited during start-up (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15))
+		case <-ctx.Done():
+			return "", errors.Join(fmt.Errorf("%s logged no listening address; log %s", p.name, p.logPath), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// listeningIn returns the address in a log's first "listening" line without a server field.
+// A line still being written does not parse and is read again on the next call.
+func listeningIn(logPath string) string {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var l struct {
+			Msg    string `json:"msg"`
+			Addr   string `json:"addr"`
+			Server string `json:"server"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.Msg == "listening" && l.Server == "" && l.Addr != "" {
+			return l.Addr
+		}
+	}
+	return ""
+}
+
+// waitReady polls /readyz until it answers 200, the process ends, or the deadline passes.
+func waitReady(ctx context.Context, p *proc, base string) error {
+	return waitHTTP(ctx, p, http.MethodGet, base+"/readyz", "")
+}
+
+func (s *Stack) startGateway() error {
+	ln, err := net.Listen("tcp", s.opts.GatewayAddr)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	up := Upstreams{}
+	for name, dst := range map[string]**url.URL{Ingest: &up.Ingest, Inbox: &up.Inbox, KeysAdmin: &up.KeysAdmin} {
+		u, err := url.Parse(s.ServiceURLs[name])
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		*dst = u
+	}
+	logPath := filepath.Join(s.LogDir, "gateway.log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	var w io.Writer = f
+	if st := s.streamFor("gateway"); st != nil {
+		w = io.MultiWriter(f, &prefixWriter{prefix: fmt.Sprintf("%-10s| ", "gateway"), out: st})
+	}
+	errLog := log.New(w, "", log.LstdFlags)
+	s.gateway = &http.Server{
+		Handler:           NewGateway(up, errLog),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          errLog,
+	}
+	s.GatewayURL = "http://" + ln.Addr().String()
+	go func() {
+		err := s.gateway.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) && !s.stopping.Load() {
+			s.fail(fmt.Errorf("gateway: %w", err))
+		}
+		_ = f.Close()
+	}()
+	return nil
+}
+
+// workerName keeps a worker's name usable as a log file's name.
+var workerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func displayName(tenantID string) string { return strings.ToUpper(tenantID[:1]) + tenantID[1:] }
+
+// CreateTenant creates a tenant through the admin API and returns a key for it. The stack's
+// own worker does not consume it, so a caller decides which workers do.
+func (s *Stack) CreateTenant(ctx context.Context, tenantID string) (string, error) {
+	return newCaller(s.GatewayURL, nil).createTenantWithKey(ctx, s.AdminToken, tenantID, displayName(tenantID))
+}
+
+// StartWorker runs one more worker, named name (its log is <name>.log), consuming keys
+// through the gateway; env adds or overrides TRIGGER_* settings. Several calls with the same
+// keys are replicas side by side, as a Deployment scaled up would run them. The stack stops it
+// with everything else unless the caller stops it first.
+func (s *Stack) StartWorker(name string, keys []string, env ...string) (*WorkerProc, error) {
+	if !workerName.MatchString(name) || slices.Contains(names(), name) || name == "gateway" {
+		return nil, fmt.Errorf("worker name %q: want lower-case letters, digits and dashes, not a component's name", name)
+	}
+	p, err := s.spawnWorker(name, keys, env)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.workers = append(s.workers, p)
+	s.mu.Unlock()
+	return &WorkerProc{p: p}, nil
+}
+
+func (s *Stack) spawnWorker(name string, keys, extra []string) (*proc, error) {
+	env := append(slices.Clone(s.common),
+		"TRIGGER_INBOX_URL="+s.GatewayURL,
+		"TRIGGER_API_KEYS="+strings.Join(keys, ","),
+		"TRIGGER_REQUEST_TIMEOUT="+workerRequestTimeout,
+	)
+	// Later entries win in a child's environment, so extra overrides the defaults above.
+	env = append(env, extra...)
+	return spawn(name, s.bin(Worker), nil, env, s.LogDir, s.streamFor(Worker), s.exited)
+}
+
+// WorkerProc is a worker started by StartWorker.
+type WorkerProc struct{ p *proc }
+
+// LogPath is the file its JSON log lines go to.
+func (w *WorkerProc) LogPath() string { return w.p.logPath }
+
+// Stop sends SIGTERM, as Kubernetes does, and waits for the worker to exit: nil for a clean
+// exit 0, an error for any other end or if it had to be killed.
+func (w *WorkerProc) Stop() error { return w.p.stop(stopGrace) }
+
+// Done is closed once the worker has exited, for whatever reason.
+func (w *WorkerProc) Done() <-chan struct{} { return w.p.done }
+
+// Env is what a client of this stack needs; it is also what the env file holds.
+func (s *Stack) Env() Env {
+	keys := make(map[string]string, len(s.Keys))
+	for t, k := range s.Keys {
+		keys[t] = k
+	}
+	return Env{GatewayURL: s.GatewayURL, AdminToken: s.AdminToken, WorkerBin: s.bin(Worker), JaegerURL: s.JaegerURL, Keys: keys}
+}
+
+// PIDs are the process ids of the children the stack supervises (DynamoDB Local excepted).
+func (s *Stack) PIDs() map[string]int {
+	out := map[string]int{}
+	s.mu.Lock()
+	all := append(append(slices.Clone(s.services), s.worker), s.workers...)
+	s.mu.Unlock()
+	for _, p := range all {
+		if p != nil {
+			out[p.name] = p.cmd.Process.Pid
+		}
+	}
+	return out
+}
+
+// Wait runs the stack until ctx ends (a clean stop, nil) or a component fails (everything is
+// stopped and the failure returned).
+func (s *Stack) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return s.Stop()
+	case <-s.failed:
+		return errors.Join(s.failure, s.Stop())
+	}
+}
+
+// Stop ends everything in order: the workers first, so they can finish and acknowledge the
+// events in hand through a gateway and inbox still up; then the services, the gateway and
+// DynamoDB Local. It waits for each and is safe to call more than once.
+func (s *Stack) Stop() error {
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		s.mu.Lock()
+		workers := slices.Clone(s.workers)
+		s.mu.Unlock()
+		if s.worker != nil {
+			workers = append(workers, s.worker)
+		}
+		workerErrs := make([]error, len(workers))
+		var wg sync.WaitGroup
+		for i, p := range workers {
+			wg.Go(func() { workerErrs[i] = s.stopChild(p) })
+		}
+		wg.Wait()
+		errs := workerErrs
+		serviceErrs := make([]error, len(s.services))
+		for i, p := range s.services {
+			wg.Go(func() { serviceErrs[i] = s.stopChild(p) })
+		}
+		wg.Wait()
+		errs = append(errs, serviceErrs...)
+		if s.gateway != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, s.gateway.Shutdown(ctx))
+			cancel()
+		}
+		// After the services, which flush their last spans to it as they stop.
+		if s.jaeger != nil {
+			errs = append(errs, s.stopChild(s.jaeger))
+		}
+		if s.ddb != nil {
+			s.ddb.Stop()
+		}
+		if s.EnvFile != "" {
+			if err := os.Remove(s.EnvFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// stopChild stops one child. One that had already ended was reported as the stack's failure
+// when it did, so it is not reported again here.
+func (s *Stack) stopChild(p *proc) error {
+	if p.exited() {
+		return nil
+	}
+	if err := p.stop(stopGrace); err != nil {
+		return fmt.Errorf("stop %s: %w; last lines of %s:\n%s", p.name, err, p.logPath, tail(p.logPath, 15))
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+// Package backend is the wiring root of the tenant-facing services: it builds the DynamoDB
+// client and the adapters over it, and hands them up as the domain's interfaces.
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/trigger-api/trigger-api/pkg/ddb"
+	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
+)
+
+// Backend is what ingest and inbox stand on: one DynamoDB client, the event store and the key
+// authenticator.
+type Backend struct {
+	Client *dynamodb.Client
+	Tables ddb.Tables
+	Events *eventsdb.Store
+	Auth   *tenant.Authenticator
+}
+
+// Open builds the backend from the shared settings.
+func Open(ctx context.Context, s ddb.Settings, auth tenant.AuthConfig) (*Backend, error) {
+	client, err := ddb.NewClient(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb client: %w", err)
+	}
+	tables := ddb.TableNames(s.TablePrefix)
+	return &Backend{
+		Client: client,
+		Tables: tables,
+		Events: eventsdb.New(client, tables),
+		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), auth, nil),
+	}, nil
+}
+
+// Ready reports whether every table answers: the readiness probe.
+func (b *Backend) Ready(ctx context.Context) error { return ddb.Ping(ctx, b.Client, b.Tables.All()...) }

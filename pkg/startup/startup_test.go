@@ -1,0 +1,52 @@
+package startup_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/startup"
+)
+
+type cfg struct {
+	logging.Options
+	Name   string `envconfig:"SERVICE_TEST_NAME" required:"true" desc:"a name"`
+	Secret string `envconfig:"SERVICE_TEST_SECRET" secret:"true" desc:"a secret"`
+}
+
+func TestRunLoadsAndCalls(t *testing.T) {
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "n1")
+	t.Setenv("TRIGGER_LOG_LEVEL", "error")
+	var got cfg
+	err := startup.Run[cfg](context.Background(), "svc", nil, &bytes.Buffer{}, func(_ context.Context, log *zap.Logger, c cfg) error {
+		got = c
+		return nil
+	})
+	if err != nil || got.Name != "n1" || got.Level != "error" {
+		t.Fatalf("run: %v, cfg %+v", err, got)
+	}
+}
+
+func TestRunHelpAndErrors(t *testing.T) {
+	called := false
+	fn := func(context.Context, *zap.Logger, cfg) error { called = true; return nil }
+	var out bytes.Buffer
+	if err := startup.Run[cfg](context.Background(), "svc", []string{"--help"}, &out, fn); err != nil || called || !strings.Contains(out.String(), "TRIGGER_SERVICE_TEST_NAME") {
+		t.Fatalf("--help: err %v, called %v, out %q", err, called, out.String())
+	}
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "") // restored after the test
+	os.Unsetenv("TRIGGER_SERVICE_TEST_NAME")
+	if err := startup.Run[cfg](context.Background(), "svc", nil, &out, fn); err == nil || called || !strings.Contains(err.Error(), "TRIGGER_SERVICE_TEST_NAME") {
+		t.Fatalf("missing setting: err %v, called %v", err, called)
+	}
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "n")
+	t.Setenv("TRIGGER_LOG_LEVEL", "loud")
+	if err := startup.Run[cfg](context.Background(), "svc", nil, &out, fn); err == nil || called {
+		t.Fatalf("bad level: err %v, called %v", err, called)
+	}
+}

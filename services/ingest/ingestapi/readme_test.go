@@ -1,0 +1,10 @@
+package ingestapi_test
+
+import (
+	"testing"
+
+	"github.com/trigger-api/trigger-api/pkg/config/configtest"
+	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
+)
+
+func TestReadmeListsSettings(t *testing.T) { configtest.CheckReadme(t, "ingest", &ingestapi.Config{}) }
