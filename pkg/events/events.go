@@ -137,8 +137,13 @@ type LeaseQuery struct {
 	Visibility    time.Duration // how long the lease hides the event
 	MaxDeliveries int           // an event leased this often already becomes dead instead
 	Now           time.Time
-	// Buried, if set, is called for each event this lease moved to the dead letters.
-	Buried func(ctx context.Context, eventID string)
+}
+
+// Leased is what one lease call did: the events it leased, in inbox order, and the ids of the
+// events it moved to the dead letters instead because they had used up their deliveries.
+type Leased struct {
+	Events []Event
+	Buried []string
 }
 
 // DeadQuery pages through a tenant's dead events, oldest death first.
@@ -174,16 +179,18 @@ type Store interface {
 	// Visible reports whether the tenant's inbox index shows any visible event: a cheap check
 	// for waiting long polls, which may be stale.
 	Visible(ctx context.Context, tenantID string, partitions int, now time.Time) (bool, error)
-	// Lease leases up to q.Max visible events, each under a fresh lease id, oldest first.
-	Lease(ctx context.Context, q LeaseQuery) ([]Event, error)
+	// Lease leases up to q.Max visible events, each under a fresh lease id, oldest first. Once it
+	// holds an event, a failed write ends it early with what it holds rather than an error.
+	Lease(ctx context.Context, q LeaseQuery) (Leased, error)
 	// Extend moves a held lease's expiry to until; ErrLeaseLost if leaseID no longer holds it.
 	Extend(ctx context.Context, tenantID, eventID, leaseID string, until, now time.Time) (Event, error)
 	// Nack makes an undelivered event visible at visibleAt and drops its lease. A non-empty
 	// leaseID must still hold the event.
 	Nack(ctx context.Context, tenantID, eventID, leaseID string, visibleAt time.Time, now time.Time) error
 	// Ack marks an event delivered; already is true when it was acknowledged before. A
-	// non-empty leaseID must hold the event, or be the lease it was acknowledged under.
-	Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (already bool, err error)
+	// non-empty leaseID must hold the event, or be the lease it was acknowledged under. The
+	// event returned carries at least its id, type and received_at, never its payload.
+	Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (e Event, already bool, err error)
 	// Dead lists dead events.
 	Dead(ctx context.Context, q DeadQuery) (InboxPage, error)
 	// Redrive puts a dead event back in the inbox with a fresh delivery count.

@@ -9,10 +9,29 @@ import (
 
 // Limits on what producers may send.
 const (
-	MaxEventBytes     = 256 << 10
-	MaxDepth          = 64
-	MaxEventTypeBytes = 128
+	MaxEventBytes          = 256 << 10
+	MaxDepth               = 64
+	MaxEventTypeBytes      = 128
+	MaxIdempotencyKeyBytes = 255
 )
+
+// ErrEventTooLarge: one event of a batch is over MaxEventBytes (a whole body over it is refused
+// before it is read).
+var ErrEventTooLarge = fmt.Errorf("event exceeds %d bytes", MaxEventBytes)
+
+// ValidIdempotencyKey reports whether k can be an idempotency key: 1 to 255 printable ASCII
+// characters, as Stripe takes them.
+func ValidIdempotencyKey(k string) bool {
+	if len(k) < 1 || len(k) > MaxIdempotencyKeyBytes {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidationError is a producer mistake: always a 400.
 type ValidationError struct {

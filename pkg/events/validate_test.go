@@ -1,8 +1,6 @@
 package events
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -119,30 +117,4 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("accepted invalid type %q", typ)
 		}
 	})
-}
-
-func TestAppendJSONKeepsPayloadBytes(t *testing.T) {
-	payload := "{ \"event_type\" : \"a.b\",\n\"html\":\"<b>&</b>\" , \"u\":\"\\u00e9\"}"
-	e := New("acme", "a.b", []byte(payload), 1, time.UnixMilli(1732140249123))
-	e.DeliveredAt = time.UnixMilli(1732140250000)
-	out := AppendJSON(nil, e, false)
-	var got struct {
-		EventID     string          `json:"event_id"`
-		EventType   string          `json:"event_type"`
-		Payload     json.RawMessage `json:"payload"`
-		Timestamp   int64           `json:"timestamp"`
-		ReceivedAt  int64           `json:"received_at"`
-		Status      string          `json:"status"`
-		Count       *int            `json:"delivery_count"`
-		DeliveredAt int64           `json:"delivered_at"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&got); err != nil {
-		t.Fatalf("%s: %v", out, err)
-	}
-	if string(got.Payload) != payload || got.EventID != e.ID || got.EventType != "a.b" || got.Timestamp != 1732140249123 ||
-		got.ReceivedAt != got.Timestamp || got.Status != "undelivered" || got.Count == nil || *got.Count != 0 || got.DeliveredAt != 1732140250000 {
-		t.Fatalf("AppendJSON = %s", out)
-	}
 }

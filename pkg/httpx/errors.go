@@ -71,6 +71,8 @@ func toHTTP(err error) (*Error, bool) {
 		return Unauthenticated, true
 	case errors.Is(err, tenant.ErrForbidden):
 		return NewError(http.StatusForbidden, "forbidden", "the API key lacks the scope this call needs"), true
+	case errors.Is(err, events.ErrEventTooLarge):
+		return NewError(http.StatusRequestEntityTooLarge, "payload_too_large", events.ErrEventTooLarge.Error()), true
 	case errors.Is(err, events.ErrNotFound):
 		return NewError(http.StatusNotFound, "not_found", "event not found"), true
 	case errors.Is(err, events.ErrLeaseLost):

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
 // Instrument puts a service's engine behind otelhttp and serves GET /metrics from tel's
@@ -75,4 +76,20 @@ func tagTenant(c *gin.Context, tenantID string) {
 	if l, ok := c.Get(ctxLogger); ok {
 		c.Set(ctxLogger, l.(*zap.Logger).With(zap.String("tenant_id", tenantID)))
 	}
+}
+
+// InstrumentTenantAPI is Instrument for a service that authenticates tenant keys: its key
+// cache's hits and misses are reported too.
+func InstrumentTenantAPI(engine http.Handler, tel *telemetry.Telemetry, auth *tenant.Authenticator) http.Handler {
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	if auth != nil {
+		// Fails only on an invalid instrument name; the names are constants.
+		_ = telemetry.ObserveKeyCache(tel.MeterProvider, func() (uint64, uint64) {
+			s := auth.Stats()
+			return s.Hits, s.Misses
+		})
+	}
+	return Instrument(engine, tel)
 }

@@ -216,7 +216,33 @@ func operations(doc map[string]any) ([]Operation, error) {
 // prune drops the components, security schemes and tags that the kept paths do not use.
 func prune(doc map[string]any, paths map[string]any) error {
 	components, _ := doc["components"].(map[string]any)
-	used := map[string]bool{} // "schemas/Error"
+	used, err := usedComponents(components, paths)
+	if err != nil {
+		return err
+	}
+	schemes, tags := usedSchemesAndTags(paths)
+	for kind, raw := range components {
+		group, ok := raw.(map[string]any)
+		if !ok {
+			continue
+		}
+		for key := range group {
+			if kind == "securitySchemes" && !schemes[key] || kind != "securitySchemes" && !used[kind+"/"+key] {
+				delete(group, key)
+			}
+		}
+		if len(group) == 0 {
+			delete(components, kind)
+		}
+	}
+	pruneTags(doc, tags)
+	return nil
+}
+
+// usedComponents follows every $ref from paths, through the components it reaches, and
+// returns them as "<kind>/<name>" ("schemas/Error").
+func usedComponents(components, paths map[string]any) (map[string]bool, error) {
+	used := map[string]bool{}
 	var queue []string
 	var walkErr error
 	var walk func(v any)
@@ -249,16 +275,16 @@ func prune(doc map[string]any, paths map[string]any) error {
 		group, _ := components[kind].(map[string]any)
 		c, ok := group[key]
 		if !ok {
-			return fmt.Errorf("openapi: $ref #/components/%s points nowhere", name)
+			return nil, fmt.Errorf("openapi: $ref #/components/%s points nowhere", name)
 		}
 		walk(c)
 	}
-	if walkErr != nil {
-		return walkErr
-	}
+	return used, walkErr
+}
 
-	schemes := map[string]bool{}
-	tags := map[string]bool{}
+// usedSchemesAndTags returns the security schemes and tags the operations of paths name.
+func usedSchemesAndTags(paths map[string]any) (schemes, tags map[string]bool) {
+	schemes, tags = map[string]bool{}, map[string]bool{}
 	for _, raw := range paths {
 		for _, m := range Methods {
 			op, ok := raw.(map[string]any)[strings.ToLower(m)].(map[string]any)
@@ -277,21 +303,11 @@ func prune(doc map[string]any, paths map[string]any) error {
 			}
 		}
 	}
-	for kind, raw := range components {
-		group, ok := raw.(map[string]any)
-		if !ok {
-			continue
-		}
-		for key := range group {
-			if kind == "securitySchemes" && !schemes[key] || kind != "securitySchemes" && !used[kind+"/"+key] {
-				delete(group, key)
-			}
-		}
-		if len(group) == 0 {
-			delete(components, kind)
-		}
-	}
+	return schemes, tags
+}
 
+// pruneTags keeps only the tags in use, in the tag list and in the tag groups.
+func pruneTags(doc map[string]any, tags map[string]bool) {
 	if all, ok := doc["tags"].([]any); ok {
 		doc["tags"] = slices.DeleteFunc(all, func(t any) bool { return !tags[t.(map[string]any)["name"].(string)] })
 	}
@@ -303,5 +319,4 @@ func prune(doc map[string]any, paths map[string]any) error {
 		}
 		doc["x-tagGroups"] = slices.DeleteFunc(groups, func(g any) bool { return len(g.(map[string]any)["tags"].([]any)) == 0 })
 	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/storage"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	"github.com/trigger-api/trigger-api/pkg/tenant/tenanttest"
@@ -52,8 +53,8 @@ func (f failingEvents) Inbox(context.Context, events.InboxQuery) (events.InboxPa
 func (f failingEvents) Visible(context.Context, string, int, time.Time) (bool, error) {
 	return false, f.err
 }
-func (f failingEvents) Lease(context.Context, events.LeaseQuery) ([]events.Event, error) {
-	return nil, f.err
+func (f failingEvents) Lease(context.Context, events.LeaseQuery) (events.Leased, error) {
+	return events.Leased{}, f.err
 }
 func (f failingEvents) Extend(context.Context, string, string, string, time.Time, time.Time) (events.Event, error) {
 	return events.Event{}, f.err
@@ -61,8 +62,8 @@ func (f failingEvents) Extend(context.Context, string, string, string, time.Time
 func (f failingEvents) Nack(context.Context, string, string, string, time.Time, time.Time) error {
 	return f.err
 }
-func (f failingEvents) Ack(context.Context, string, string, string, time.Time, time.Time) (bool, error) {
-	return false, f.err
+func (f failingEvents) Ack(context.Context, string, string, string, time.Time, time.Time) (events.Event, bool, error) {
+	return events.Event{}, false, f.err
 }
 func (f failingEvents) Dead(context.Context, events.DeadQuery) (events.InboxPage, error) {
 	return events.InboxPage{}, f.err
@@ -128,8 +129,8 @@ func faultAnswers(t *testing.T, c func(http.Handler) *client) {
 			ready := func(context.Context) error { return f.err }
 			auth := tenant.NewAuthenticator(failingTenants{err: f.err}, tenant.AuthConfig{}, nil)
 			routers := map[string]http.Handler{
-				openapi.Ingest:    ingestapi.NewRouter(ingestapi.Deps{Log: log, Events: failingEvents{err: f.err}, Auth: auth, Ready: ready}),
-				openapi.Inbox:     inboxapi.NewRouter(inboxapi.Deps{Log: log, Events: failingEvents{err: f.err}, Auth: auth, Ready: ready}),
+				openapi.Ingest:    ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
+				openapi.Inbox:     inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
 				openapi.KeysAdmin: adminapi.NewRouter(log, failingTenants{err: f.err}, httpx.NewAdminTokens([]string{adminToken}), ready, nil),
 			}
 			ops, err := openapi.Operations("")
@@ -165,8 +166,8 @@ func faultAnswers(t *testing.T, c func(http.Handler) *client) {
 			apitest.SeedTenant(t, mem, "acme", 1)
 			good := apitest.SeedKey(t, mem, "acme", apitest.KeyOptions{})
 			auth = tenant.NewAuthenticator(mem, tenant.AuthConfig{}, nil)
-			routers[openapi.Ingest] = ingestapi.NewRouter(ingestapi.Deps{Log: log, Events: failingEvents{err: f.err}, Auth: auth, Ready: ready})
-			routers[openapi.Inbox] = inboxapi.NewRouter(inboxapi.Deps{Log: log, Events: failingEvents{err: f.err}, Auth: auth, Ready: ready})
+			routers[openapi.Ingest] = ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready})
+			routers[openapi.Inbox] = inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready})
 			samples = sampleRequests(good, adminToken)
 			for _, o := range ops {
 				if o.Service != openapi.Ingest && o.Service != openapi.Inbox {
@@ -206,8 +207,8 @@ func rateLimitedAnswers(t *testing.T, c func(http.Handler) *client) {
 	ready := func(context.Context) error { return nil }
 	store := failingEvents{err: errors.New("a rate-limited request reached the store")}
 	routers := map[string]http.Handler{
-		openapi.Ingest: ingestapi.NewRouter(ingestapi.Deps{Log: log, Events: store, Auth: auth, Ready: ready}),
-		openapi.Inbox:  inboxapi.NewRouter(inboxapi.Deps{Log: log, Events: store, Auth: auth, Ready: ready}),
+		openapi.Ingest: ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(store, queue.Options{}), Auth: auth, Ready: ready}),
+		openapi.Inbox:  inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(store, queue.Options{}), Auth: auth, Ready: ready}),
 	}
 	if err := auth.Admit(tenant.Principal{TenantID: "acme", RateLimit: 1}); err != nil {
 		t.Fatalf("the tenant's one request a second: %v", err)

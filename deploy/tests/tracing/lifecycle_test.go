@@ -24,6 +24,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
@@ -73,9 +74,9 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 	ready := func(context.Context) error { return nil }
 
 	// One origin for both services, routed as the gateway and the Ingress route them.
-	ingestH := ingestapi.NewHandler(ingestapi.Deps{Log: zap.NewNop(), Events: store, Ready: ready, Tel: tel,
+	ingestH := ingestapi.NewHandler(ingestapi.Deps{Log: zap.NewNop(), Publisher: queue.NewPublisher(store, queue.Options{Tel: tel}), Ready: ready, Tel: tel,
 		Auth: tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil)})
-	inboxH := inboxapi.NewHandler(inboxapi.Deps{Log: zap.NewNop(), Events: store, Ready: ready, Tel: tel,
+	inboxH := inboxapi.NewHandler(inboxapi.Deps{Log: zap.NewNop(), Inbox: queue.NewInbox(store, queue.Options{Tel: tel}), Ready: ready, Tel: tel,
 		Auth: tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil)})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/events") {

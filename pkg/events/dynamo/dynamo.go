@@ -123,16 +123,11 @@ func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time
 }
 
 // Ack marks an event delivered and takes it out of the indexes. The lease it was acknowledged
-// under stays on the item, so a repeated ack under the same lease is recognised.
-func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (bool, error) {
-	_, already, err := s.AckEvent(ctx, tenantID, eventID, leaseID, now, expiresAt)
-	return already, err
-}
-
-// AckEvent is Ack that also returns what the acknowledgement needs to be measured and traced:
-// the event's id, type and received_at (the rest of e is unset). The self-assignments make
-// UPDATED_OLD return those attributes without the payload.
-func (s *Store) AckEvent(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (e events.Event, already bool, err error) {
+// under stays on the item, so a repeated ack under the same lease is recognised. It returns
+// what the acknowledgement needs to be measured and traced: the event's id, type and
+// received_at (the rest is unset); the self-assignments make UPDATED_OLD return those
+// attributes without the payload.
+func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (e events.Event, already bool, err error) {
 	cond := "attribute_exists(event_id) AND #status <> :delivered"
 	vals := ddb.Item{
 		":delivered": ddb.S(string(events.StatusDelivered)),
@@ -167,7 +162,9 @@ func (s *Store) AckEvent(ctx context.Context, tenantID, eventID, leaseID string,
 	}
 	if events.Status(ddb.GetS(old, "status")) == events.StatusDelivered &&
 		(leaseID == "" || ddb.GetS(old, "lease_id") == leaseID) {
-		return fromItem(old), true, nil
+		e := fromItem(old)
+		e.Payload = nil
+		return e, true, nil
 	}
 	return events.Event{}, false, events.ErrLeaseLost
 }

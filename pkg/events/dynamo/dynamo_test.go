@@ -76,7 +76,8 @@ func TestPullReadsPastEntriesOtherPullsHold(t *testing.T) {
 			t.Fatal("claim refused")
 		}
 	}
-	got, err := s.Lease(ctx, events.LeaseQuery{TenantID: "busy", Partitions: 1, Max: 100, Visibility: time.Minute, MaxDeliveries: 5, Now: base.Add(time.Hour)})
+	leased, err := s.Lease(ctx, events.LeaseQuery{TenantID: "busy", Partitions: 1, Max: 100, Visibility: time.Minute, MaxDeliveries: 5, Now: base.Add(time.Hour)})
+	got := leased.Events
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +103,15 @@ func TestNackedBackToItsOldEntryIsLeasableAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := events.LeaseQuery{TenantID: "acme", Partitions: 1, Max: 1, Visibility: time.Minute, MaxDeliveries: 5, Now: now}
-	got, err := s.Lease(ctx, q)
+	leased, err := s.Lease(ctx, q)
+	got := leased.Events
 	if err != nil || len(got) != 1 {
 		t.Fatalf("first lease: %v %v", got, err)
 	}
 	if err := s.Nack(ctx, "acme", e.ID, got[0].LeaseID, now, now); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := s.Lease(ctx, q); err != nil || len(again) != 1 || again[0].ID != e.ID {
+	if again, err := s.Lease(ctx, q); err != nil || len(again.Events) != 1 || again.Events[0].ID != e.ID {
 		t.Fatalf("lease after the nack: %v %v, want %s", again, err, e.ID)
 	}
 }

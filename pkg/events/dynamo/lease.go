@@ -56,105 +56,119 @@ const maxExtraReads = 3
 // shows after an ack, fails its condition and is skipped. Pulls in this process skip each
 // other's candidates rather than race for them, reading further into the index when every
 // candidate in hand is someone else's.
-func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) ([]events.Event, error) {
+func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) (events.Leased, error) {
+	r := &leaseRun{s: s, q: q, resume: make([]ddb.Item, max(q.Partitions, 1)), order: map[string]string{}}
 	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
-	per := min(100, max(2*q.Max, 10))
-	partitions := max(q.Partitions, 1)
-	resume := make([]ddb.Item, partitions) // where each partition's last read stopped; nil: at its end
-	var candidates []events.Position
-	read := func(p int, from ddb.Item) error {
-		out, err := s.client.Query(ctx, &dynamodb.QueryInput{
-			TableName:              aws.String(s.table),
-			IndexName:              aws.String(ddb.InboxIndex),
-			KeyConditionExpression: aws.String("inbox_pk = :pk AND inbox_sk <= :upper"),
-			ExpressionAttributeValues: ddb.Item{
-				":pk":    ddb.S(inboxPK(q.TenantID, p)),
-				":upper": ddb.S(upperBound(q.Now)),
-			},
-			ExclusiveStartKey: from,
-			Limit:             aws.Int32(int32(per)),
-		})
-		if err != nil {
-			return fmt.Errorf("query inbox: %w", ddb.Translate(err))
-		}
-		for _, it := range out.Items {
-			pos, err := events.ParseSortKey(ddb.GetS(it, "inbox_sk"))
-			if err != nil {
-				return fmt.Errorf("inbox entry: %w", err)
-			}
-			candidates = append(candidates, pos)
-		}
-		resume[p] = out.LastEvaluatedKey
-		return nil
-	}
-	for p := range partitions {
-		if err := read(p, nil); err != nil {
-			return nil, err
+	r.per = min(100, max(2*q.Max, 10))
+	for p := range r.resume {
+		if err := r.read(ctx, p, nil); err != nil {
+			return events.Leased{}, err
 		}
 	}
-	oldestFirst := func(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) }
-	slices.SortFunc(candidates, oldestFirst)
-
-	// The order handed out is the candidates' index order, whatever their leases changed.
-	order := map[string]string{}
-	var leased []events.Event
-	for extra := 0; len(leased) < q.Max; {
-		if len(candidates) == 0 {
-			if extra == maxExtraReads || !slices.ContainsFunc(resume, func(k ddb.Item) bool { return k != nil }) {
+	slices.SortFunc(r.candidates, oldestFirst)
+	for extra := 0; len(r.out.Events) < q.Max; {
+		if len(r.candidates) == 0 {
+			if extra == maxExtraReads || !r.readFurther(ctx) {
 				break
 			}
 			extra++
-			for p, from := range resume {
-				if from != nil {
-					if err := read(p, from); err != nil {
-						if len(leased) > 0 {
-							break
-						}
-						return nil, err
-					}
-				}
-			}
-			slices.SortFunc(candidates, oldestFirst)
-			if len(candidates) == 0 {
-				break
-			}
 		}
-		var wave []events.Position
-		for len(candidates) > 0 && len(wave) < q.Max-len(leased) {
-			if c := candidates[0]; s.claims.take(q.TenantID, c.SortKey()) {
-				wave = append(wave, c)
-				order[c.EventID] = c.SortKey()
-			}
-			candidates = candidates[1:]
-		}
-		if len(wave) == 0 {
-			continue
-		}
-		got, err := s.leaseWave(ctx, q, wave)
-		leased = append(leased, got...)
-		if err != nil {
-			if len(leased) > 0 {
+		if err := r.wave(ctx); err != nil {
+			if len(r.out.Events) > 0 {
 				// Hand out what is held rather than strand it until its lease lapses.
 				break
 			}
-			return nil, err
-		}
-		if len(got) < len(wave) && len(candidates) > 1 {
-			// Other pullers took part of this wave: they are working down the same oldest
-			// entries. Jumping to a random place among the rest stops the pullers from
-			// colliding on every following candidate too. A lone puller only gets here when it
-			// buries an event, so it otherwise keeps strict oldest-first order.
-			n := rand.IntN(len(candidates))
-			candidates = append(candidates[n:], candidates[:n]...)
+			return r.out, err
 		}
 	}
-	slices.SortFunc(leased, func(a, b events.Event) int { return compare(order[a.ID], order[b.ID]) })
-	return leased, nil
+	slices.SortFunc(r.out.Events, func(a, b events.Event) int { return compare(r.order[a.ID], r.order[b.ID]) })
+	return r.out, nil
 }
 
-func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []events.Position) ([]events.Event, error) {
-	results := make([]*events.Event, len(wave))
-	errs := make([]error, len(wave))
+func oldestFirst(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) }
+
+// leaseRun is one Lease call's state: candidates in hand, where each partition's index read
+// stopped, and what it leased and buried so far.
+type leaseRun struct {
+	s          *Store
+	q          events.LeaseQuery
+	per        int
+	candidates []events.Position
+	resume     []ddb.Item        // where each partition's last read stopped; nil: at its end
+	order      map[string]string // event id → the index entry it was leased from
+	out        events.Leased
+}
+
+func (r *leaseRun) read(ctx context.Context, p int, from ddb.Item) error {
+	out, err := r.s.client.Query(ctx, &dynamodb.QueryInput{
+		TableName:              aws.String(r.s.table),
+		IndexName:              aws.String(ddb.InboxIndex),
+		KeyConditionExpression: aws.String("inbox_pk = :pk AND inbox_sk <= :upper"),
+		ExpressionAttributeValues: ddb.Item{
+			":pk":    ddb.S(inboxPK(r.q.TenantID, p)),
+			":upper": ddb.S(upperBound(r.q.Now)),
+		},
+		ExclusiveStartKey: from,
+		Limit:             aws.Int32(int32(r.per)),
+	})
+	if err != nil {
+		return fmt.Errorf("query inbox: %w", ddb.Translate(err))
+	}
+	for _, it := range out.Items {
+		pos, err := events.ParseSortKey(ddb.GetS(it, "inbox_sk"))
+		if err != nil {
+			return fmt.Errorf("inbox entry: %w", err)
+		}
+		r.candidates = append(r.candidates, pos)
+	}
+	r.resume[p] = out.LastEvaluatedKey
+	return nil
+}
+
+// readFurther reads the next page of every partition that has one; false when none had, or
+// nothing came of it.
+func (r *leaseRun) readFurther(ctx context.Context) bool {
+	if !slices.ContainsFunc(r.resume, func(k ddb.Item) bool { return k != nil }) {
+		return false
+	}
+	for p, from := range r.resume {
+		if from != nil && r.read(ctx, p, from) != nil {
+			break // a failed read only ends this pull's search early
+		}
+	}
+	slices.SortFunc(r.candidates, oldestFirst)
+	return len(r.candidates) > 0
+}
+
+// wave claims as many candidates as are still wanted and leases them in parallel.
+func (r *leaseRun) wave(ctx context.Context) error {
+	var wave []events.Position
+	for len(r.candidates) > 0 && len(wave) < r.q.Max-len(r.out.Events) {
+		if c := r.candidates[0]; r.s.claims.take(r.q.TenantID, c.SortKey()) {
+			wave = append(wave, c)
+			r.order[c.EventID] = c.SortKey()
+		}
+		r.candidates = r.candidates[1:]
+	}
+	if len(wave) == 0 {
+		return nil
+	}
+	got, buried, err := r.s.leaseWave(ctx, r.q, wave)
+	r.out.Events = append(r.out.Events, got...)
+	r.out.Buried = append(r.out.Buried, buried...)
+	if err == nil && len(got)+len(buried) < len(wave) && len(r.candidates) > 1 {
+		// Other pullers took part of this wave: they are working down the same oldest
+		// entries. Jumping to a random place among the rest stops the pullers from colliding
+		// on every following candidate too. A lone puller never gets here, so it keeps strict
+		// oldest-first order.
+		n := rand.IntN(len(r.candidates))
+		r.candidates = append(r.candidates[n:], r.candidates[:n]...)
+	}
+	return err
+}
+
+func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []events.Position) (leased []events.Event, buried []string, err error) {
+	results := make([]leaseOutcome, len(wave))
 	sem := make(chan struct{}, leaseParallelism)
 	var wg sync.WaitGroup
 	for i, pos := range wave {
@@ -162,27 +176,37 @@ func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []event
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i], errs[i] = s.leaseOne(ctx, q, pos)
-			s.claims.done(q.TenantID, pos.SortKey(), results[i] != nil)
+			results[i] = s.leaseOne(ctx, q, pos)
+			s.claims.done(q.TenantID, pos.SortKey(), results[i].leased != nil)
 		}()
 	}
 	wg.Wait()
-	var out []events.Event
-	var firstErr error
-	for i := range wave {
-		if results[i] != nil {
-			out = append(out, *results[i])
+	for _, r := range results {
+		switch {
+		case r.leased != nil:
+			leased = append(leased, *r.leased)
+		case r.buried:
+			buried = append(buried, r.eventID)
 		}
-		if errs[i] != nil && firstErr == nil {
-			firstErr = errs[i]
+		if r.err != nil && err == nil {
+			err = r.err
 		}
 	}
-	return out, firstErr
+	return leased, buried, err
+}
+
+// leaseOutcome is what became of one candidate: leased, buried, skipped (neither) or failed.
+type leaseOutcome struct {
+	eventID string
+	leased  *events.Event
+	buried  bool
+	err     error
 }
 
 // leaseOne takes one candidate if it is still exactly as the index showed it. An event that
 // has been leased MaxDeliveries times already is buried instead.
-func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Position) (*events.Event, error) {
+func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Position) leaseOutcome {
+	res := leaseOutcome{eventID: pos.EventID}
 	until := q.Now.Add(q.Visibility)
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
@@ -205,26 +229,22 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 	})
 	if err == nil {
 		e := fromItem(out.Attributes)
-		return &e, nil
+		res.leased = &e
+		return res
 	}
 	old, err := failedItem(err, q.Now)
 	if err == events.ErrNotFound {
-		return nil, nil
+		return res
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lease event: %w", err)
+		res.err = fmt.Errorf("lease event: %w", err)
+		return res
 	}
 	if events.Status(ddb.GetS(old, "status")) == events.StatusUndelivered && ddb.GetS(old, "inbox_sk") == pos.SortKey() &&
 		ddb.GetN(old, "delivery_count") >= int64(q.MaxDeliveries) {
-		buried, err := s.bury(ctx, q.TenantID, pos, q.Now)
-		if err != nil {
-			return nil, err
-		}
-		if buried && q.Buried != nil {
-			q.Buried(ctx, pos.EventID)
-		}
+		res.buried, res.err = s.bury(ctx, q.TenantID, pos, q.Now)
 	}
-	return nil, nil
+	return res
 }
 
 // bury moves an event that has used up its deliveries from the inbox to the dead letters.

@@ -73,7 +73,7 @@ func otherTenant(t *testing.T, s events.Store) {
 	if _, err := s.Get(ctx, "globex", e.ID, base); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("other tenant get: %v", err)
 	}
-	if _, err := s.Ack(ctx, "globex", e.ID, "", base, base.Add(time.Hour)); !errors.Is(err, events.ErrNotFound) {
+	if _, _, err := s.Ack(ctx, "globex", e.ID, "", base, base.Add(time.Hour)); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("other tenant ack: %v", err)
 	}
 	page, err := s.Inbox(ctx, events.InboxQuery{TenantID: "globex", Partitions: 1, Limit: 10, Now: base})
@@ -90,19 +90,19 @@ func ackLifecycle(t *testing.T, s events.Store) {
 	e := put(t, s, "acme", "a", 1, base)
 	keep := put(t, s, "acme", "a", 1, base.Add(time.Millisecond))
 	at := base.Add(time.Second)
-	already, err := s.Ack(ctx, "acme", e.ID, "", at, at.Add(7*24*time.Hour))
-	if err != nil || already {
-		t.Fatalf("first ack: already=%v err=%v", already, err)
+	acked, already, err := s.Ack(ctx, "acme", e.ID, "", at, at.Add(7*24*time.Hour))
+	if err != nil || already || acked.ID != e.ID || acked.Type != e.Type || !acked.ReceivedAt.Equal(e.ReceivedAt) || acked.Payload != nil {
+		t.Fatalf("first ack: %+v already=%v err=%v", acked, already, err)
 	}
-	already, err = s.Ack(ctx, "acme", e.ID, "", at, at.Add(7*24*time.Hour))
-	if err != nil || !already {
-		t.Fatalf("second ack: already=%v err=%v", already, err)
+	acked, already, err = s.Ack(ctx, "acme", e.ID, "", at, at.Add(7*24*time.Hour))
+	if err != nil || !already || acked.ID != e.ID || acked.Type != e.Type || acked.Payload != nil {
+		t.Fatalf("second ack: %+v already=%v err=%v", acked, already, err)
 	}
 	got, err := s.Get(ctx, "acme", e.ID, at)
 	if err != nil || got.Status != events.StatusDelivered || !got.DeliveredAt.Equal(at) {
 		t.Fatalf("after ack: %+v, %v", got, err)
 	}
-	if _, err := s.Ack(ctx, "acme", events.NewID(), "", at, at); !errors.Is(err, events.ErrNotFound) {
+	if _, _, err := s.Ack(ctx, "acme", events.NewID(), "", at, at); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("unknown ack: %v", err)
 	}
 	page, err := s.Inbox(ctx, events.InboxQuery{TenantID: "acme", Partitions: 1, Limit: 10, Now: at})
@@ -185,7 +185,7 @@ func invisible(t *testing.T, s events.Store) {
 func expiredGone(t *testing.T, s events.Store) {
 	ctx := context.Background()
 	e := put(t, s, "acme", "a", 1, base)
-	if _, err := s.Ack(ctx, "acme", e.ID, "", base, base.Add(time.Hour)); err != nil {
+	if _, _, err := s.Ack(ctx, "acme", e.ID, "", base, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "acme", e.ID, base.Add(time.Hour-time.Second)); err != nil {

@@ -13,13 +13,19 @@ import (
 
 func lease(t *testing.T, s events.Store, tenantID string, partitions, n int, vis time.Duration, maxDeliveries int, now time.Time) []events.Event {
 	t.Helper()
+	return leaseAll(t, s, tenantID, partitions, n, vis, maxDeliveries, now).Events
+}
+
+// leaseAll is lease with what the call buried too.
+func leaseAll(t *testing.T, s events.Store, tenantID string, partitions, n int, vis time.Duration, maxDeliveries int, now time.Time) events.Leased {
+	t.Helper()
 	got, err := s.Lease(context.Background(), events.LeaseQuery{
 		TenantID: tenantID, Partitions: partitions, Max: n, Visibility: vis, MaxDeliveries: maxDeliveries, Now: now,
 	})
 	if err != nil {
 		t.Fatalf("lease: %v", err)
 	}
-	for _, e := range got {
+	for _, e := range got.Events {
 		if !events.ValidLeaseID(e.LeaseID) || e.Status != events.StatusUndelivered || len(e.Payload) == 0 {
 			t.Fatalf("leased event %+v", e)
 		}
@@ -76,19 +82,19 @@ func leaseExpiry(t *testing.T, s events.Store) {
 		t.Fatalf("redelivery %+v", second)
 	}
 	at := base.Add(32 * time.Second)
-	if _, err := s.Ack(ctx, "acme", e.ID, first[0].LeaseID, at, at.Add(time.Hour)); !errors.Is(err, events.ErrLeaseLost) {
+	if _, _, err := s.Ack(ctx, "acme", e.ID, first[0].LeaseID, at, at.Add(time.Hour)); !errors.Is(err, events.ErrLeaseLost) {
 		t.Fatalf("ack with the lost lease: %v", err)
 	}
-	if already, err := s.Ack(ctx, "acme", e.ID, second[0].LeaseID, at, at.Add(time.Hour)); err != nil || already {
+	if _, already, err := s.Ack(ctx, "acme", e.ID, second[0].LeaseID, at, at.Add(time.Hour)); err != nil || already {
 		t.Fatalf("ack with the holding lease: %v %v", already, err)
 	}
-	if already, err := s.Ack(ctx, "acme", e.ID, second[0].LeaseID, at, at.Add(time.Hour)); err != nil || !already {
+	if _, already, err := s.Ack(ctx, "acme", e.ID, second[0].LeaseID, at, at.Add(time.Hour)); err != nil || !already {
 		t.Fatalf("repeated ack: %v %v", already, err)
 	}
-	if _, err := s.Ack(ctx, "acme", e.ID, first[0].LeaseID, at, at.Add(time.Hour)); !errors.Is(err, events.ErrLeaseLost) {
+	if _, _, err := s.Ack(ctx, "acme", e.ID, first[0].LeaseID, at, at.Add(time.Hour)); !errors.Is(err, events.ErrLeaseLost) {
 		t.Fatalf("late ack with the lost lease: %v", err)
 	}
-	if _, err := s.Ack(ctx, "acme", e.ID, events.NewLeaseID(), at, at.Add(time.Hour)); !errors.Is(err, events.ErrLeaseLost) {
+	if _, _, err := s.Ack(ctx, "acme", e.ID, events.NewLeaseID(), at, at.Add(time.Hour)); !errors.Is(err, events.ErrLeaseLost) {
 		t.Fatalf("ack with a made-up lease: %v", err)
 	}
 }
@@ -135,7 +141,7 @@ func nackDelay(t *testing.T, s events.Store) {
 	if len(again) != 1 || again[0].DeliveryCount != 2 {
 		t.Fatalf("after the delay: %+v", again)
 	}
-	if _, err := s.Ack(ctx, "acme", e.ID, again[0].LeaseID, base, base.Add(time.Hour)); err != nil {
+	if _, _, err := s.Ack(ctx, "acme", e.ID, again[0].LeaseID, base, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Nack(ctx, "acme", e.ID, "", base, base); !errors.Is(err, events.ErrSettled) {
@@ -159,9 +165,9 @@ func deadLetters(t *testing.T, s events.Store) {
 	}
 	keep := put(t, s, "acme", "a", 1, now) // younger than e's last lease expiry
 	// The third lease would exceed max_deliveries 2: the event dies and the next one is leased.
-	got := lease(t, s, "acme", 1, 1, time.Second, 2, now)
-	if len(got) != 1 || got[0].ID != keep.ID {
-		t.Fatalf("after burial leased %+v", idsOf(got))
+	got := leaseAll(t, s, "acme", 1, 1, time.Second, 2, now)
+	if len(got.Events) != 1 || got.Events[0].ID != keep.ID || len(got.Buried) != 1 || got.Buried[0] != e.ID {
+		t.Fatalf("after burial leased %v, buried %v", idsOf(got.Events), got.Buried)
 	}
 	dead, err := s.Get(ctx, "acme", e.ID, now)
 	if err != nil || dead.Status != events.StatusDead || dead.DeadAt.IsZero() {
@@ -297,7 +303,8 @@ func ConcurrentPullers(t *testing.T, s events.Store, k, m int) {
 		go func() {
 			defer wg.Done()
 			for {
-				got, err := s.Lease(ctx, events.LeaseQuery{TenantID: "busy", Partitions: 4, Max: 10, Visibility: time.Hour, MaxDeliveries: 10, Now: now})
+				leased, err := s.Lease(ctx, events.LeaseQuery{TenantID: "busy", Partitions: 4, Max: 10, Visibility: time.Hour, MaxDeliveries: 10, Now: now})
+				got := leased.Events
 				if err != nil {
 					t.Errorf("lease: %v", err)
 					return
@@ -309,7 +316,7 @@ func ConcurrentPullers(t *testing.T, s events.Store, k, m int) {
 					mu.Lock()
 					leases[e.ID]++
 					mu.Unlock()
-					if already, err := s.Ack(ctx, "busy", e.ID, e.LeaseID, now, now.Add(time.Hour)); err != nil || already {
+					if _, already, err := s.Ack(ctx, "busy", e.ID, e.LeaseID, now, now.Add(time.Hour)); err != nil || already {
 						t.Errorf("ack %s: already=%v err=%v", e.ID, already, err)
 					}
 				}

@@ -1,85 +1,99 @@
 package inboxapi
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
-const (
-	defaultLimit = 50
-	maxLimit     = 100
-	maxAckIDs    = 100
-	// settleParallelism bounds the concurrent writes of one batch call.
-	settleParallelism = 16
-	// writeTimeout lets a write that reached DynamoDB finish even if the client went away.
-	writeTimeout = 10 * time.Second
-)
+type handlers struct {
+	inbox *queue.Inbox
+}
+
+func (h handlers) list(c *gin.Context) {
+	lq, err := listQuery(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if s, ok := c.GetQuery("event_type"); ok {
+		lq.EventType = &s
+	}
+	page, err := h.inbox.List(c.Request.Context(), httpx.Principal(c), lq)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	writeEvents(c, page.Events, false, page.NextCursor)
+}
+
+func (h handlers) dead(c *gin.Context) {
+	lq, err := listQuery(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	page, err := h.inbox.Dead(c.Request.Context(), httpx.Principal(c), lq.Limit, lq.Cursor)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	writeEvents(c, page.Events, false, page.NextCursor)
+}
 
 // listQuery reads limit and cursor, shared by the inbox and the dead-letter list.
-func listQuery(c *gin.Context, tenantID, list string) (limit int, after events.Position, err error) {
-	limit = defaultLimit
+func listQuery(c *gin.Context) (queue.ListQuery, error) {
+	q := queue.ListQuery{Limit: api.DefaultListLimit}
 	if s, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxLimit {
-			return 0, after, httpx.BadRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxLimit))
+		if err != nil || n < 1 || n > api.MaxListLimit {
+			return q, httpx.BadRequest(fmt.Sprintf("limit must be an integer from 1 to %d", api.MaxListLimit))
 		}
-		limit = n
+		q.Limit = n
 	}
 	if s, ok := c.GetQuery("cursor"); ok {
-		if after, err = events.DecodeCursor(tenantID, list, s); err != nil {
-			return 0, after, err
+		if s == "" {
+			return q, events.ErrInvalidCursor
 		}
+		q.Cursor = s
 	}
-	return limit, after, nil
+	return q, nil
 }
 
-func (h handlers) inbox(c *gin.Context) {
-	p := httpx.Principal(c)
-	limit, after, err := listQuery(c, p.TenantID, events.ListInbox)
+func (h handlers) pull(c *gin.Context) {
+	var req api.PullRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	maxEvents, err1 := intField("max_events", req.MaxEvents, api.DefaultPullEvents, 1, api.MaxPullEvents)
+	vis, err2 := intField("visibility_timeout_seconds", req.VisibilityTimeoutSeconds, api.DefaultVisibilitySeconds, 1, api.MaxVisibilitySeconds)
+	wait, err3 := intField("wait_seconds", req.WaitSeconds, 0, 0, api.MaxWaitSeconds)
+	if err := cmpOr(err1, err2, err3); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	got, err := h.inbox.Pull(c.Request.Context(), httpx.Principal(c), queue.PullQuery{
+		Max: maxEvents, Visibility: seconds(vis), Wait: seconds(wait),
+	})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	q := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: limit, After: after, Now: h.Now()}
-	if s, ok := c.GetQuery("event_type"); ok {
-		if err := events.ValidateType(s); err != nil {
-			httpx.Fail(c, err)
-			return
-		}
-		q.EventType = s
-	}
-	page, err := h.Events.Inbox(c.Request.Context(), q)
-	if err != nil {
-		httpx.Fail(c, err)
-		return
-	}
-	next := ""
-	if !page.Next.IsZero() {
-		next = events.EncodeCursor(p.TenantID, events.ListInbox, page.Next)
-	}
-	writeEvents(c, page.Events, false, next)
-}
-
-type ackRequest struct {
-	EventID  *string    `json:"event_id"`
-	LeaseID  *string    `json:"lease_id"`
-	EventIDs []string   `json:"event_ids"`
-	Leases   []leaseRef `json:"leases"`
+	writeEvents(c, got, true, "")
 }
 
 func (h handlers) ack(c *gin.Context) {
-	var req ackRequest
+	var req api.AckRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -94,16 +108,14 @@ func (h handlers) ack(c *gin.Context) {
 			httpx.Fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, settle(c, items, "acknowledged", func(ctx context.Context, r leaseRef) (map[string]any, error) {
-			return nil, h.ackEvent(ctx, c, r)
-		}))
+		c.JSON(http.StatusOK, settleAnswer(h.inbox.Ack(c.Request.Context(), httpx.Principal(c), items), api.StatusAcknowledged, items))
 		return
 	}
 	if req.EventIDs != nil || req.Leases != nil {
 		httpx.Fail(c, httpx.BadRequest("send one of event_id, event_ids or leases"))
 		return
 	}
-	r := leaseRef{EventID: *req.EventID}
+	r := queue.Ref{EventID: *req.EventID}
 	if req.LeaseID != nil {
 		if !events.ValidLeaseID(*req.LeaseID) {
 			httpx.Fail(c, httpx.BadRequest("lease_id is malformed"))
@@ -111,107 +123,192 @@ func (h handlers) ack(c *gin.Context) {
 		}
 		r.LeaseID = *req.LeaseID
 	}
-	ctx, cancel := writeContext(c)
-	defer cancel()
-	if err := h.ackEvent(ctx, c, r); err != nil {
+	if out := h.inbox.Ack(c.Request.Context(), httpx.Principal(c), []queue.Ref{r}); out[0].Err != nil {
+		httpx.Fail(c, out[0].Err)
+		return
+	}
+	c.JSON(http.StatusOK, api.AckAnswer{Status: api.StatusAcknowledged})
+}
+
+func (h handlers) extend(c *gin.Context) {
+	var req api.ExtendRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "acknowledged"})
+	if req.VisibilityTimeoutSeconds == nil {
+		httpx.Fail(c, httpx.BadRequest("visibility_timeout_seconds is required"))
+		return
+	}
+	vis, err := intField("visibility_timeout_seconds", req.VisibilityTimeoutSeconds, 0, 0, api.MaxVisibilitySeconds)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	items, err := refs("leases", nil, req.Leases, true)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, settleAnswer(h.inbox.Extend(c.Request.Context(), httpx.Principal(c), items, seconds(vis)), api.StatusExtended, items))
 }
 
-// ackEvent acknowledges one of the caller's events; acknowledging twice is not an error.
-func (h handlers) ackEvent(ctx context.Context, c *gin.Context, r leaseRef) error {
-	if !events.ValidID(r.EventID) {
-		return events.ErrNotFound
+func (h handlers) nack(c *gin.Context) {
+	var req api.NackRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	delay, err := intField("delay_seconds", req.DelaySeconds, 0, 0, api.MaxNackDelaySeconds)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	items, err := refs("event_ids or leases", req.EventIDs, req.Leases, false)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, settleAnswer(h.inbox.Nack(c.Request.Context(), httpx.Principal(c), items, seconds(delay)), api.StatusNacked, items))
+}
+
+func (h handlers) redrive(c *gin.Context) {
+	var req api.RedriveRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
 	}
 	p := httpx.Principal(c)
-	now := h.Now()
-	expires := now.Add(time.Duration(orDefault(p.RetentionDays, defaultRetentionDays)) * 24 * time.Hour)
-	ctx, span := h.obs.settle(ctx, p.TenantID, r, "ack")
-	acker, ok := h.Events.(eventAcker)
-	if !ok {
-		_, err := h.Events.Ack(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
-		if err == nil {
-			h.obs.acked.Add(ctx, 1, h.obs.opts.Attrs(p.TenantID))
+	switch {
+	case req.All != nil && req.EventIDs != nil:
+		httpx.Fail(c, httpx.BadRequest("send either event_ids or all, not both"))
+	case req.All != nil:
+		if !*req.All {
+			httpx.Fail(c, httpx.BadRequest(`all must be true; to redrive some events send "event_ids"`))
+			return
 		}
-		endSettle(span, err)
-		return err
-	}
-	e, already, err := acker.AckEvent(ctx, p.TenantID, r.EventID, r.LeaseID, now, expires)
-	if err == nil {
-		span.SetAttributes(telemetry.AttrEventType.String(e.Type))
-		if !already { // a repeated ack settles nothing new
-			m := h.obs.opts.Attrs(p.TenantID)
-			h.obs.acked.Add(ctx, 1, m)
-			h.obs.timeInInbox.Record(ctx, now.Sub(e.ReceivedAt).Seconds(), m)
+		n, more, err := h.inbox.RedriveAll(c.Request.Context(), p)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
 		}
+		c.JSON(http.StatusOK, api.RedriveAllAnswer{RedrivenCount: n, More: more})
+	default:
+		items, err := refs("event_ids", req.EventIDs, nil, false)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		ids := make([]string, len(items))
+		for i, r := range items {
+			ids[i] = r.EventID
+		}
+		c.JSON(http.StatusOK, settleAnswer(h.inbox.Redrive(c.Request.Context(), p, ids), api.StatusRedriven, items))
 	}
-	endSettle(span, err)
-	return err
 }
 
-// eventAcker is a store that can tell what an ack settled, so that time in inbox can be measured.
-type eventAcker interface {
-	AckEvent(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (events.Event, bool, error)
-}
-
-func writeContext(c *gin.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(c.Request.Context()), writeTimeout)
-}
-
-type resultError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-type batchResult struct {
-	Results        []map[string]any `json:"results"`
-	SucceededCount int              `json:"succeeded_count"`
-	FailedCount    int              `json:"failed_count"`
-}
-
-// settle runs op for every item, a bounded number at once, and reports each outcome in order:
-// {"event_id","status"} plus op's extra fields, or {"event_id","error":{"code","message"}}.
-func settle(c *gin.Context, items []leaseRef, status string, op func(context.Context, leaseRef) (map[string]any, error)) batchResult {
-	out := batchResult{Results: make([]map[string]any, len(items))}
-	ctx, cancel := writeContext(c)
-	defer cancel()
-	sem := make(chan struct{}, settleParallelism)
-	var wg sync.WaitGroup
-	for i, r := range items {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var extra map[string]any
-			err := events.ErrNotFound
-			if events.ValidID(r.EventID) {
-				extra, err = op(ctx, r)
-			}
-			res := map[string]any{"event_id": r.EventID}
-			if err != nil {
-				he := httpx.Describe(err)
-				if errors.Is(err, events.ErrNotFound) {
-					he = httpx.NewError(http.StatusNotFound, "not_found", "event not found")
-				}
-				res["error"] = resultError{Code: he.Code, Message: he.Message}
-			} else {
-				res["status"] = status
-				for k, v := range extra {
-					res[k] = v
-				}
-			}
-			out.Results[i] = res
-		}()
-	}
-	wg.Wait()
-	for _, r := range out.Results {
-		if _, failed := r["error"]; failed {
+// settleAnswer renders outcomes in order: the status and what changed, or the item's error.
+func settleAnswer(outcomes []queue.Outcome, status string, items []queue.Ref) api.SettleAnswer {
+	out := api.SettleAnswer{Results: make([]api.SettleResult, len(outcomes))}
+	for i, o := range outcomes {
+		r := api.SettleResult{EventID: o.EventID}
+		if o.Err != nil {
+			he := httpx.Describe(o.Err)
+			r.Error = &api.ItemError{Code: he.Code, Message: he.Message}
 			out.FailedCount++
 		} else {
+			r.Status = status
+			if !o.LeaseExpiresAt.IsZero() {
+				r.LeaseID, r.LeaseExpiresAt = items[i].LeaseID, o.LeaseExpiresAt.UnixMilli()
+			}
+			if !o.VisibleAt.IsZero() {
+				r.VisibleAt = o.VisibleAt.UnixMilli()
+			}
 			out.SucceededCount++
 		}
+		out.Results[i] = r
 	}
 	return out
+}
+
+// refs validates a list of per-event references: 1 to 100, no event twice, lease ids well
+// formed where required, trace contexts well formed where sent.
+func refs(field string, ids []string, leases []api.LeaseRef, needLease bool) ([]queue.Ref, error) {
+	var out []queue.Ref
+	switch {
+	case ids != nil && leases != nil:
+		return nil, httpx.BadRequest("send either event_ids or leases, not both")
+	case ids != nil:
+		if needLease {
+			return nil, httpx.BadRequest("leases is required")
+		}
+		for _, id := range ids {
+			out = append(out, queue.Ref{EventID: id})
+		}
+		field = "event_ids"
+	case leases != nil:
+		for _, l := range leases {
+			out = append(out, queue.Ref{EventID: l.EventID, LeaseID: l.LeaseID, Traceparent: l.Traceparent()})
+		}
+		field = "leases"
+	default:
+		return nil, httpx.BadRequest(field + " is required")
+	}
+	if len(out) == 0 || len(out) > api.MaxSettleItems {
+		return nil, httpx.BadRequest(fmt.Sprintf("%s must hold 1 to %d items", field, api.MaxSettleItems))
+	}
+	seen := make(map[string]bool, len(out))
+	for i, r := range out {
+		if seen[r.EventID] {
+			return nil, httpx.BadRequest(field + " names event " + strconv.Quote(r.EventID) + " more than once")
+		}
+		seen[r.EventID] = true
+		if (field == "leases" || needLease) && !events.ValidLeaseID(r.LeaseID) {
+			return nil, httpx.BadRequest("every lease needs an event_id and a well-formed lease_id")
+		}
+		if leases != nil && leases[i].TraceContext != nil && !telemetry.SpanContextOf(r.Traceparent).IsValid() {
+			return nil, httpx.BadRequest("trace_context.traceparent of event " + strconv.Quote(r.EventID) + " is not a W3C traceparent")
+		}
+	}
+	return out, nil
+}
+
+// intField reads an optional integer field within [lo, hi].
+func intField(name string, v *int, def, lo, hi int) (int, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v < lo || *v > hi {
+		return 0, httpx.BadRequest(fmt.Sprintf("%s must be from %d to %d", name, lo, hi))
+	}
+	return *v, nil
+}
+
+func cmpOr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// writeEvents writes {"events":[...],"next_cursor"?} by hand so payloads go out byte for byte.
+func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string) {
+	b := append(make([]byte, 0, 8192), `{"events":[`...)
+	for i, e := range es {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = api.AppendEvent(b, e, withLease)
+	}
+	b = append(b, ']')
+	if next != "" {
+		b = append(b, `,"next_cursor":"`...)
+		b = append(b, next...) // base64url: nothing to escape
+		b = append(b, '"')
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", append(b, '}'))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
@@ -70,11 +71,10 @@ func newClockFixture(t *testing.T) *clockFixture {
 	cf := &clockFixture{fixture: &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}, now: time.Now()}
 	clock := func() time.Time { return cf.now }
 	cf.h = inboxapi.NewRouter(inboxapi.Deps{
-		Log:    zap.NewNop(),
-		Events: cf.events,
-		Auth:   tenant.NewAuthenticator(cf.tenants, tenant.AuthConfig{}, nil),
-		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.All()...) },
-		Now:    clock,
+		Log:   zap.NewNop(),
+		Inbox: queue.NewInbox(cf.events, queue.Options{Now: clock}),
+		Auth:  tenant.NewAuthenticator(cf.tenants, tenant.AuthConfig{}, nil),
+		Ready: func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.All()...) },
 	})
 	return cf
 }
@@ -221,8 +221,8 @@ func TestLongPoll(t *testing.T) {
 	tables := shared.Tables(t)
 	store := eventsdb.New(shared.Client, tables)
 	tenants := tenantdb.New(shared.Client, tables)
-	watch := inboxapi.NewWatcher(store, zap.NewNop(), time.Now, 10*time.Millisecond, 100*time.Millisecond)
-	h := inboxapi.NewRouter(inboxapi.Deps{Log: zap.NewNop(), Events: store, Watch: watch,
+	watch := queue.NewInbox(store, queue.Options{LongPollMinInterval: 10 * time.Millisecond, LongPollMaxInterval: 100 * time.Millisecond})
+	h := inboxapi.NewRouter(inboxapi.Deps{Log: zap.NewNop(), Inbox: watch,
 		Auth:  tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil),
 		Ready: func(context.Context) error { return nil }})
 	apitest.SeedTenant(t, tenants, "acme", 4)
@@ -249,7 +249,7 @@ func TestLongPoll(t *testing.T) {
 		a.err = json.NewDecoder(res.Body).Decode(&a.p)
 		done <- a
 	}()
-	waitFor(t, func() bool { return watch.Waiters("acme") == 1 })
+	waitFor(t, func() bool { return watch.Waiting("acme") == 1 })
 	e := events.New("acme", "a", []byte(`{"event_type":"a"}`), 4, time.Now())
 	if err := store.Put(context.Background(), e); err != nil {
 		t.Fatal(err)
@@ -275,9 +275,9 @@ func TestLongPoll(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
-	waitFor(t, func() bool { return watch.Waiters("acme") == 1 })
+	waitFor(t, func() bool { return watch.Waiting("acme") == 1 })
 	cancel()
-	waitFor(t, func() bool { return watch.Waiters("acme") == 0 })
+	waitFor(t, func() bool { return watch.Waiting("acme") == 0 })
 }
 
 // waitFor polls cond until it holds, failing after ten seconds.

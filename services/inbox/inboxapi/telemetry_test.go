@@ -24,6 +24,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
@@ -55,12 +56,11 @@ func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
 	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = inboxapi.NewHandler(inboxapi.Deps{
-		Log:     zap.New(core),
-		Events:  eventsdb.New(client, tables),
-		Auth:    tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
-		Ready:   func(context.Context) error { return nil },
-		Tel:     tel,
-		Metrics: opts,
+		Log:   zap.New(core),
+		Inbox: queue.NewInbox(eventsdb.New(client, tables), queue.Options{Log: zap.New(core), Tel: tel, Metrics: opts}),
+		Auth:  tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
+		Ready: func(context.Context) error { return nil },
+		Tel:   tel,
 	})
 	return &traced{fixture: f, spans: rec, tracer: tp.Tracer("test"), logs: logs}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -45,10 +46,10 @@ func newFixture(t *testing.T) *fixture {
 		rec:     rec,
 	}
 	f.h = ingestapi.NewRouter(ingestapi.Deps{
-		Log:    zap.NewNop(),
-		Events: eventsdb.New(client, tables),
-		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
-		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
+		Log:       zap.NewNop(),
+		Publisher: queue.NewPublisher(eventsdb.New(client, tables), queue.Options{}),
+		Auth:      tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
+		Ready:     func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
 	})
 	t.Cleanup(func() {
 		for _, op := range rec.Outside(ddb.ComponentIngest) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	"github.com/trigger-api/trigger-api/pkg/tenant/tenanttest"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -48,10 +49,10 @@ func benchRouter(b *testing.B, log *zap.Logger) (http.Handler, string, *discardS
 	key := apitest.SeedKey(b, tenants, "acme", apitest.KeyOptions{})
 	store := &discardStore{}
 	h := ingestapi.NewRouter(ingestapi.Deps{
-		Log:    log,
-		Events: store,
-		Auth:   tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil),
-		Ready:  func(context.Context) error { return nil },
+		Log:       log,
+		Publisher: queue.NewPublisher(store, queue.Options{Log: log}),
+		Auth:      tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil),
+		Ready:     func(context.Context) error { return nil },
 	})
 	if res := apitest.Do(b, h, apitest.Request{Method: "POST", Path: "/events", Key: key, Body: seedBody}); res.Status != http.StatusAccepted {
 		b.Fatalf("warm-up: %d %s", res.Status, res.Body)

@@ -12,6 +12,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -35,10 +36,10 @@ func TestTenantOverItsRateGets429(t *testing.T) {
 	globex := apitest.SeedKey(t, store, "globex", apitest.KeyOptions{})
 	frozen := time.Now()
 	h := ingestapi.NewRouter(ingestapi.Deps{
-		Log:    zap.NewNop(),
-		Events: stored,
-		Auth:   tenant.NewAuthenticator(store, tenant.AuthConfig{RateLimit: 3}, func() time.Time { return frozen }),
-		Ready:  func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.All()...) },
+		Log:       zap.NewNop(),
+		Publisher: queue.NewPublisher(stored, queue.Options{}),
+		Auth:      tenant.NewAuthenticator(store, tenant.AuthConfig{RateLimit: 3}, func() time.Time { return frozen }),
+		Ready:     func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.All()...) },
 	})
 
 	for i := range 2 {

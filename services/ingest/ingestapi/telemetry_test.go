@@ -22,6 +22,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
@@ -53,12 +54,11 @@ func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
 	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
 	f.h = ingestapi.NewHandler(ingestapi.Deps{
-		Log:     zap.New(core),
-		Events:  eventsdb.New(client, tables),
-		Auth:    tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
-		Ready:   func(context.Context) error { return nil },
-		Tel:     tel,
-		Metrics: opts,
+		Log:       zap.New(core),
+		Publisher: queue.NewPublisher(eventsdb.New(client, tables), queue.Options{Log: zap.New(core), Tel: tel, Metrics: opts}),
+		Auth:      tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
+		Ready:     func(context.Context) error { return nil },
+		Tel:       tel,
 	})
 	return &traced{fixture: f, spans: rec, tel: tel, logs: logs}
 }

@@ -1,16 +1,18 @@
-package events
+package api
 
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/trigger-api/trigger-api/pkg/events"
 )
 
-// AppendJSON writes e as the API shows it. The payload is the producer's bytes exactly as
+// AppendEvent writes e as the API shows it, the JSON form of Event. The payload is the producer's bytes exactly as
 // received (encoding/json would compact and re-escape them, and consumers that verify a digest
 // of the payload need the original); it was validated as JSON on the way in. trace_context lets
 // a consumer continue the event's trace. timestamp repeats
 // received_at under the seed's name. withLease adds the lease, for answers to a pull only.
-func AppendJSON(b []byte, e Event, withLease bool) []byte {
+func AppendEvent(b []byte, e events.Event, withLease bool) []byte {
 	b = append(b, `{"event_id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"event_type":`...)

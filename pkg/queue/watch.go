@@ -1,4 +1,4 @@
-package inboxapi
+package queue
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 // errWaitOver ends a long poll whose wait ran out.
 var errWaitOver = errors.New("wait over")
 
-// Watcher wakes waiting long polls when a tenant's inbox shows visible events. All waiters of
+// watcher wakes waiting long polls when a tenant's inbox shows visible events. All waiters of
 // one tenant share one watch, so a thousand idle workers cost the same reads as one: a check
 // every MinInterval right after activity, backing off to MaxInterval while the inbox stays empty.
-type Watcher struct {
+type watcher struct {
 	store       events.Store
 	log         *zap.Logger
 	now         func() time.Time
@@ -35,13 +35,12 @@ type watch struct {
 	wake       chan struct{} // closed when the inbox looks non-empty, then replaced
 }
 
-// NewWatcher returns a watcher over store.
-func NewWatcher(store events.Store, log *zap.Logger, now func() time.Time, minInterval, maxInterval time.Duration) *Watcher {
-	return &Watcher{store: store, log: log, now: now, minInterval: minInterval, maxInterval: maxInterval, watches: map[string]*watch{}}
+func newWatcher(store events.Store, log *zap.Logger, now func() time.Time, minInterval, maxInterval time.Duration) *watcher {
+	return &watcher{store: store, log: log, now: now, minInterval: minInterval, maxInterval: maxInterval, watches: map[string]*watch{}}
 }
 
-// Waiters is how many long polls wait on tenantID right now.
-func (w *Watcher) Waiters(tenantID string) int {
+// waiters is how many long polls wait on tenantID right now.
+func (w *watcher) waiters(tenantID string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if wt := w.watches[tenantID]; wt != nil {
@@ -50,8 +49,8 @@ func (w *Watcher) Waiters(tenantID string) int {
 	return 0
 }
 
-// Wait blocks until tenantID's inbox may hold visible events, ctx ends or deadline passes.
-func (w *Watcher) Wait(ctx context.Context, tenantID string, partitions int, deadline time.Time) error {
+// wait blocks until tenantID's inbox may hold visible events, ctx ends or deadline passes.
+func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, deadline time.Time) error {
 	w.mu.Lock()
 	wt := w.watches[tenantID]
 	if wt == nil {
@@ -81,7 +80,7 @@ func (w *Watcher) Wait(ctx context.Context, tenantID string, partitions int, dea
 	}
 }
 
-func (w *Watcher) run(wt *watch) {
+func (w *watcher) run(wt *watch) {
 	interval := w.minInterval
 	timer := time.NewTimer(interval)
 	defer timer.Stop()

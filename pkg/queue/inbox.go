@@ -1,0 +1,137 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+)
+
+// Inbox is the consumer side of a tenant's events: reads, leased pulls that long-poll, and
+// the calls that settle what a pull handed out.
+type Inbox struct {
+	store events.Store
+	now   func() time.Time
+	watch *watcher
+	obs   inboxObs
+}
+
+// NewInbox returns the inbox use cases over store.
+func NewInbox(store events.Store, o Options) *Inbox {
+	o = o.complete()
+	return &Inbox{
+		store: store,
+		now:   o.Now,
+		watch: newWatcher(store, o.Log, o.Now, o.LongPollMinInterval, o.LongPollMaxInterval),
+		obs:   newInboxObs(o),
+	}
+}
+
+// Waiting is how many pulls wait for tenantID's events in this process right now.
+func (q *Inbox) Waiting(tenantID string) int { return q.watch.waiters(tenantID) }
+
+// Page is one page of a listing; NextCursor is "" when nothing follows.
+type Page struct {
+	Events     []events.Event
+	NextCursor string
+}
+
+// ListQuery selects a page of the inbox: Limit events from after Cursor ("": the start), of
+// EventType if set.
+type ListQuery struct {
+	Limit     int
+	Cursor    string
+	EventType *string
+}
+
+// List pages through the tenant's undelivered, visible events, oldest first. It leases nothing.
+func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Page, error) {
+	after, err := decodeCursor(p.TenantID, events.ListInbox, lq.Cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	iq := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: lq.Limit, After: after, Now: q.now()}
+	if lq.EventType != nil {
+		if err := events.ValidateType(*lq.EventType); err != nil {
+			return Page{}, err
+		}
+		iq.EventType = *lq.EventType
+	}
+	page, err := q.store.Inbox(ctx, iq)
+	return pageOf(p.TenantID, events.ListInbox, page), err
+}
+
+// Dead pages through the tenant's dead events, oldest death first.
+func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor string) (Page, error) {
+	after, err := decodeCursor(p.TenantID, events.ListDead, cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now()})
+	return pageOf(p.TenantID, events.ListDead, page), err
+}
+
+func decodeCursor(tenantID, list, cursor string) (events.Position, error) {
+	if cursor == "" {
+		return events.Position{}, nil
+	}
+	return events.DecodeCursor(tenantID, list, cursor)
+}
+
+func pageOf(tenantID, list string, page events.InboxPage) Page {
+	out := Page{Events: page.Events}
+	if !page.Next.IsZero() {
+		out.NextCursor = events.EncodeCursor(tenantID, list, page.Next)
+	}
+	return out
+}
+
+// Get reads one of the tenant's events.
+func (q *Inbox) Get(ctx context.Context, p tenant.Principal, eventID string) (events.Event, error) {
+	return get(ctx, q.store, p, eventID, q.now())
+}
+
+// PullQuery asks for up to Max events, each leased for Visibility, waiting up to Wait for the
+// first one when none is visible.
+type PullQuery struct {
+	Max        int
+	Visibility time.Duration
+	Wait       time.Duration
+}
+
+// Pull leases at once if anything is visible, else waits for the watcher's wake-up, up to
+// Wait. An event whose next lease would exceed the tenant's max_deliveries goes to the dead
+// letters instead. A pull whose wait ran out answers no events and no error.
+func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
+	deadline := q.now().Add(pq.Wait)
+	if pq.Wait > 0 {
+		// The wall clock, not q.now: this measures real waiting.
+		start := time.Now()
+		defer func() { q.obs.longPoll.Record(ctx, time.Since(start).Seconds()) }()
+	}
+	for {
+		got, err := q.lease(ctx, p, pq)
+		if err != nil || len(got) > 0 || !q.now().Before(deadline) {
+			return got, err
+		}
+		switch err := q.watch.wait(ctx, p.TenantID, p.Partitions, deadline); {
+		case errors.Is(err, errWaitOver):
+			return nil, nil
+		case err != nil:
+			// The caller went away; nobody is left to answer.
+			return nil, err
+		}
+	}
+}
+
+func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
+	ctx, span := q.obs.receive(ctx, p.TenantID)
+	got, err := q.store.Lease(ctx, events.LeaseQuery{
+		TenantID: p.TenantID, Partitions: p.Partitions, Max: pq.Max, Visibility: pq.Visibility,
+		MaxDeliveries: maxDeliveries(p), Now: q.now(),
+	})
+	q.obs.received(ctx, span, p.TenantID, got, err)
+	return got.Events, err
+}

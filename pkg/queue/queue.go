@@ -1,0 +1,84 @@
+// Package queue holds the use cases of an event's life: publishing it (ingest), and the inbox
+// a consumer works from: listing, pulls that lease and long-poll, settling (ack, nack, extend),
+// dead letters and redrive, retention and each tenant's defaults. The HTTP services decode a
+// request, call one of these and encode the answer; no queue rule lives in them. Stores come
+// in as the domain's interface (events.Store), so this package never sees DynamoDB.
+package queue
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
+)
+
+// writeTimeout bounds a write that must finish even if the caller has gone: a write DynamoDB
+// may already have applied should not be cut off halfway by a client's disconnect.
+const writeTimeout = 10 * time.Second
+
+// Options are what both use cases share.
+type Options struct {
+	Log *zap.Logger          // nil: none
+	Now func() time.Time     // nil: the wall clock
+	Tel *telemetry.Telemetry // nil: record nothing
+	// Metrics decides whether the event counts carry the tenant.
+	Metrics telemetry.MetricsOptions
+	// LongPollMinInterval and LongPollMaxInterval pace the inbox's checks for waiting pulls:
+	// the quickest right after activity, the slowest while a tenant's inbox stays empty.
+	LongPollMinInterval time.Duration // 0: 25 ms
+	LongPollMaxInterval time.Duration // 0: 250 ms
+}
+
+func (o Options) complete() Options {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Tel == nil {
+		o.Tel = telemetry.Nop()
+	}
+	if o.LongPollMinInterval <= 0 {
+		o.LongPollMinInterval = 25 * time.Millisecond
+	}
+	if o.LongPollMaxInterval < o.LongPollMinInterval {
+		o.LongPollMaxInterval = max(250*time.Millisecond, o.LongPollMinInterval)
+	}
+	return o
+}
+
+// maxDeliveries is the tenant's own setting, or the default.
+func maxDeliveries(p tenant.Principal) int {
+	return orDefault(p.MaxDeliveries, tenant.DefaultMaxDeliveries)
+}
+
+// retention is how long an acknowledged event stays readable before TTL removes it.
+func retention(p tenant.Principal) time.Duration {
+	return time.Duration(orDefault(p.RetentionDays, tenant.DefaultRetentionDays)) * 24 * time.Hour
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// detached is ctx without its cancellation, bounded by writeTimeout: for writes that must not
+// be cut off by the caller leaving.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+}
+
+// get reads one of the tenant's events; a malformed id is as absent as an unknown one.
+func get(ctx context.Context, store events.Store, p tenant.Principal, eventID string, now time.Time) (events.Event, error) {
+	if !events.ValidID(eventID) {
+		return events.Event{}, events.ErrNotFound
+	}
+	return store.Get(ctx, p.TenantID, eventID, now)
+}

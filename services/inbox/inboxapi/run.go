@@ -1,0 +1,27 @@
+package inboxapi
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/backend"
+	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/queue"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
+)
+
+// Run serves the inbox API until ctx ends.
+func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
+	b, err := backend.Open(ctx, cfg.Settings, cfg.AuthConfig)
+	if err != nil {
+		return err
+	}
+	tel := telemetry.FromContext(ctx)
+	inbox := queue.NewInbox(b.Events, queue.Options{
+		Log: log, Tel: tel, Metrics: cfg.MetricsOptions,
+		LongPollMinInterval: cfg.LongPollMinInterval, LongPollMaxInterval: cfg.LongPollMaxInterval,
+	})
+	h := NewHandler(Deps{Log: log, Inbox: inbox, Auth: b.Auth, Ready: b.Ready, Tel: tel})
+	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
+}
