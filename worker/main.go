@@ -13,12 +13,17 @@ import (
 	"github.com/trigger-api/trigger-api/worker/runner"
 )
 
-func main() { startup.Main("worker", serve) }
+var program = startup.Program{
+	Name:  "worker",
+	Serve: startup.Cmd[runner.Config]("", "lease, process and settle each configured key's events", serve),
+}
+
+func main() { startup.Main(program) }
 
 func serve(ctx context.Context, log *zap.Logger, cfg runner.Config) error {
 	return runner.Run(ctx, log, cfg)
 }
 
 func run(args []string, stdout io.Writer) error {
-	return startup.Run[runner.Config](context.Background(), "worker", args, stdout, serve)
+	return startup.Exec(context.Background(), program, args, stdout)
 }

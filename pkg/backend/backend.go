@@ -7,9 +7,11 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
@@ -23,13 +25,18 @@ type Backend struct {
 	Auth   *tenant.Authenticator
 }
 
-// Open builds the backend from the shared settings.
-func Open(ctx context.Context, s ddb.Settings, auth tenant.AuthConfig) (*Backend, error) {
+// Open builds the backend from the shared settings, checks the tables once (a missing table or
+// refused credentials stop the start) and watches DynamoDB's health until ctx ends.
+func Open(ctx context.Context, log *zap.Logger, s ddb.Settings, auth tenant.AuthConfig) (*Backend, error) {
 	client, err := ddb.NewClient(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb client: %w", err)
 	}
 	tables := ddb.TableNames(s.TablePrefix)
+	if err := ddb.CheckAtStart(ctx, log, client, tables.All()...); err != nil {
+		return nil, err
+	}
+	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, tables.All()...)
 	return &Backend{
 		Client: client,
 		Tables: tables,
@@ -37,6 +44,3 @@ func Open(ctx context.Context, s ddb.Settings, auth tenant.AuthConfig) (*Backend
 		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), auth, nil),
 	}, nil
 }
-
-// Ready reports whether every table answers: the readiness probe.
-func (b *Backend) Ready(ctx context.Context) error { return ddb.Ping(ctx, b.Client, b.Tables.All()...) }

@@ -24,10 +24,10 @@ var OperationActions = map[string][]string{
 
 // Access is the least-privilege grant of every component: the production IAM policies must say
 // exactly this, and the services' tests check that their code calls nothing outside it.
-// DescribeTable serves the readiness probes.
+// DescribeTable serves the start-up check and the health gauge.
 var Access = map[string][]Grant{
 	ComponentIngest: {
-		{Table: EventsTable, Actions: []string{"BatchWriteItem", "DescribeTable", "GetItem", "PutItem"}},
+		{Table: EventsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem"}},
 		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem"}},
 		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
 	},

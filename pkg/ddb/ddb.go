@@ -3,12 +3,17 @@
 package ddb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -26,7 +31,18 @@ type Settings struct {
 	Region      string `envconfig:"DYNAMODB_REGION" desc:"AWS region of the tables; empty uses the default AWS chain (AWS_REGION)"`
 	Endpoint    string `envconfig:"DYNAMODB_ENDPOINT" desc:"DynamoDB endpoint URL override, for DynamoDB Local; empty uses AWS"`
 	TablePrefix string `envconfig:"TABLE_PREFIX" desc:"prefix prepended to every table name"`
+	// AttemptTimeout bounds one HTTP attempt: a stalled connection then costs one attempt, not
+	// a request's whole budget, and the SDK retries on a fresh connection.
+	AttemptTimeout time.Duration `envconfig:"DYNAMODB_ATTEMPT_TIMEOUT" default:"3s" desc:"longest one DynamoDB HTTP attempt may take before it is abandoned and retried"`
+	// MaxAttempts bounds the SDK's tries per call (first one included).
+	MaxAttempts int `envconfig:"DYNAMODB_MAX_ATTEMPTS" default:"3" desc:"tries per DynamoDB call, the first included; throttling and transport failures are retried with backoff"`
 }
+
+// Defaults for Settings built in code rather than from the environment.
+const (
+	DefaultAttemptTimeout = 3 * time.Second
+	DefaultMaxAttempts    = 3
+)
 
 // NewClient builds a DynamoDB client from the default AWS configuration chain. When ctx carries
 // telemetry (service.Run puts it there), every call is a client span under the caller's span
@@ -34,17 +50,32 @@ type Settings struct {
 func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptions) error) (*dynamodb.Client, error) {
 	// The SDK's default keeps 10 idle connections per host; a busy service would then open and
 	// close connections under load, so keep enough for a few hundred requests in flight.
-	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	attempt := cmp.Or(cfg.AttemptTimeout, DefaultAttemptTimeout)
+	httpClient := awshttp.NewBuildableClient().WithTimeout(attempt).WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = 512
 		t.MaxIdleConnsPerHost = 512
-	})
-	opts = append([]func(*config.LoadOptions) error{config.WithHTTPClient(httpClient)}, opts...)
+		t.ResponseHeaderTimeout = attempt
+	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = min(attempt, time.Second) })
+	opts = append([]func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+				// The client-side retry quota turns a burst of throttling into errors that are
+				// not DynamoDB's and that no one retries; attempts and budgets bound the work.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	}, opts...)
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = credentialsMarker{awsCfg.Credentials}
 	}
 	if telemetry.Enabled(ctx) {
 		tel := telemetry.FromContext(ctx)
@@ -85,14 +116,40 @@ var throttled = map[string]bool{
 	"LimitExceededException":                 true,
 }
 
+// credentialsMarker lets Translate tell a failure to obtain credentials (an IRSA token or the
+// instance role unreachable) from the SDK's other client-side errors: it is unavailability,
+// not a bug in the request.
+type credentialsMarker struct{ aws.CredentialsProvider }
+
+func (m credentialsMarker) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err}
+	}
+	return c, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "obtain AWS credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
 // Translate maps transport failures and throttling to storage.ErrUnavailable and leaves every
 // other error as it is. Adapters call it on each error they do not handle themselves.
 func Translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if errors.Is(err, context.Canceled) {
+		return err // the caller left; nobody waits for a status
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A budget ran out while DynamoDB was slow: the same answer as any unavailability.
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+	}
+	var creds *credentialsError
+	if errors.As(err, &creds) {
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) && throttled[api.ErrorCode()] {

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // Table and index names and the key attributes. These are the single definition of the schema:
@@ -140,12 +141,32 @@ func EnsureTables(ctx context.Context, client *dynamodb.Client, t Tables) error 
 	return nil
 }
 
-// Ping checks that every table answers; readiness probes call it.
-func Ping(ctx context.Context, client *dynamodb.Client, names ...string) error {
+// ErrMisconfigured marks a failure no retry fixes: a missing table, or credentials DynamoDB
+// refuses. A service that meets it at start-up stops with the reason instead of serving 503s.
+var ErrMisconfigured = errors.New("dynamodb is misconfigured")
+
+// misconfigured are the error codes of a deployment mistake rather than a passing failure.
+var misconfigured = map[string]string{
+	"ResourceNotFoundException":   "the table does not exist: create it (keys-admin ensure-tables, or the CloudFormation stack in deploy/aws) or fix TRIGGER_TABLE_PREFIX",
+	"AccessDeniedException":       "access denied: the role these credentials come from (IRSA on EKS) lacks a DynamoDB permission on this table",
+	"UnrecognizedClientException": "the credentials are not valid for this account or region",
+	"InvalidSignatureException":   "the request signature was refused: check the credentials and region",
+	"MissingAuthenticationToken":  "no credentials were sent: check the AWS credential chain (IRSA service account annotation on EKS)",
+}
+
+// Check describes every table. A misconfiguration comes back wrapping ErrMisconfigured with
+// what to fix; anything else is translated as usual.
+func Check(ctx context.Context, client *dynamodb.Client, names ...string) error {
 	for _, name := range names {
-		if _, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}); err != nil {
-			return fmt.Errorf("describe table %s: %w", name, Translate(err))
+		_, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		if err == nil {
+			continue
 		}
+		var api smithy.APIError
+		if errors.As(err, &api) && misconfigured[api.ErrorCode()] != "" {
+			return fmt.Errorf("%w: table %s: %s (%s)", ErrMisconfigured, name, misconfigured[api.ErrorCode()], api.ErrorCode())
+		}
+		return fmt.Errorf("describe table %s: %w", name, Translate(err))
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/proc"
 )
 
 // EndpointEnv names an already running DynamoDB Local that tests share instead of starting one.
@@ -56,16 +57,18 @@ func Dir() (string, error) {
 // Server is a running DynamoDB Local.
 type Server struct {
 	Endpoint string
-	cmd      *exec.Cmd
-	done     chan struct{}
+	process  *proc.Process
 }
 
 // Options tune Start.
 type Options struct {
-	Port   int    // 0: a free one outside the ephemeral range, another if it is taken meanwhile
-	DBPath string // empty: in memory
-	Log    *os.File
+	Port    int    // 0: a free one outside the ephemeral range, another if it is taken meanwhile
+	DBPath  string // empty: in memory
+	LogPath string // where its output goes; empty: discarded
 }
+
+// stopGrace is how long DynamoDB Local may take to end on SIGTERM before it is killed.
+const stopGrace = 5 * time.Second
 
 // Start launches DynamoDB Local and waits until it answers.
 func Start(ctx context.Context, opts Options) (*Server, error) {
@@ -77,22 +80,23 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if _, err := os.Stat(jar); err != nil {
 		return nil, fmt.Errorf("DynamoDB Local not found at %s (run `make dynamodb-local`): %w", jar, err)
 	}
-	if _, err := exec.LookPath("java"); err != nil {
+	java, err := exec.LookPath("java")
+	if err != nil {
 		return nil, fmt.Errorf("java 17+ is needed for DynamoDB Local: %w", err)
 	}
 	if opts.Port != 0 {
-		return start(ctx, dir, jar, opts, opts.Port)
+		return start(ctx, java, dir, jar, opts, opts.Port)
 	}
 	var srv *Server
 	err = StartOnFreePorts(1, func(ports []int) error {
-		s, err := start(ctx, dir, jar, opts, ports[0])
+		s, err := start(ctx, java, dir, jar, opts, ports[0])
 		srv = s
 		return err
 	})
 	return srv, err
 }
 
-func start(ctx context.Context, dir, jar string, opts Options, port int) (*Server, error) {
+func start(ctx context.Context, java, dir, jar string, opts Options, port int) (*Server, error) {
 	args := []string{"-Xmx1g", "-Djava.library.path=" + filepath.Join(dir, "DynamoDBLocal_lib"),
 		"-jar", jar, "-disableTelemetry", "-port", strconv.Itoa(port)}
 	if opts.DBPath != "" {
@@ -100,17 +104,11 @@ func start(ctx context.Context, dir, jar string, opts Options, port int) (*Serve
 	} else {
 		args = append(args, "-inMemory")
 	}
-	cmd := exec.Command("java", args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
-	// Its own process group, so Ctrl-C in a terminal reaches the supervisor first and the
-	// supervisor decides when the database stops.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start DynamoDB Local: %w", err)
+	p, err := proc.Start(proc.Options{Name: "DynamoDB Local", Path: java, Args: args, Dir: dir, LogPath: opts.LogPath})
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), process: p}
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -129,18 +127,16 @@ func (s *Server) waitReady(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		_, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
+		// It must be ours that answered, not another process that holds the port.
+		if s.process.Exited() {
+			return s.exitedErr()
+		}
 		if err == nil {
-			// It must be ours that answered, not another process that holds the port.
-			select {
-			case <-s.done:
-				return errors.New("DynamoDB Local exited during start-up")
-			default:
-				return nil
-			}
+			return nil
 		}
 		select {
-		case <-s.done:
-			return errors.New("DynamoDB Local exited during start-up")
+		case <-s.process.Done():
+			return s.exitedErr()
 		case <-ctx.Done():
 			return fmt.Errorf("DynamoDB Local not ready: %w", err)
 		case <-tick.C:
@@ -148,31 +144,46 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// Stop ends the process and waits for it.
+func (s *Server) exitedErr() error {
+	err := fmt.Errorf("DynamoDB Local exited during start-up (%v)", s.process.Err())
+	if tail := s.process.Tail(10); tail != "" {
+		err = fmt.Errorf("%w; last lines of %s:\n%s", err, s.process.LogPath(), tail)
+	}
+	return err
+}
+
+// Stop ends the process and waits for it: SIGTERM, then SIGKILL if it lingers.
 func (s *Server) Stop() {
-	if s == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	// Java answers SIGTERM with exit status 143: how it ended says nothing worth reporting.
+	_ = s.process.Stop(stopGrace)
 }
 
 // Kill ends the process at once, as a crash would.
-func (s *Server) Kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
+func (s *Server) Kill() { s.process.Kill() }
+
+// Signal sends sig to the process, for instance SIGSTOP and SIGCONT to stall it and let it go
+// on, as an overloaded or partitioned database would stall.
+func (s *Server) Signal(sig syscall.Signal) error { return s.process.Signal(sig) }
+
+// Pid is the process id of the JVM, for reading its CPU time.
+func (s *Server) Pid() int { return s.process.Pid() }
+
+// Done is closed once the process has ended.
+func (s *Server) Done() <-chan struct{} { return s.process.Done() }
 
 // Client returns a DynamoDB client for a DynamoDB Local endpoint.
 func Client(ctx context.Context, endpoint string) (*dynamodb.Client, error) {
-	return ddb.NewClient(ctx, ddb.Settings{Region: Region, Endpoint: endpoint},
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, "")),
-		config.WithRetryMaxAttempts(3))
+	return ClientWith(ctx, ddb.Settings{Endpoint: endpoint})
+}
+
+// ClientWith is Client with settings of the caller's (an endpoint through a fault proxy, a
+// shorter attempt timeout); the region and credentials are DynamoDB Local's.
+func ClientWith(ctx context.Context, s ddb.Settings) (*dynamodb.Client, error) {
+	s.Region = Region
+	return ddb.NewClient(ctx, s, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, "")))
 }
 
 // Env returns the environment a service binary needs to reach this server.

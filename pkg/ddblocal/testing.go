@@ -30,6 +30,10 @@ func Main(m *testing.M, shared **Shared) {
 
 func run(m *testing.M, shared **Shared) int {
 	ctx := context.Background()
+	// Services under test build their client from the default AWS chain, as in production;
+	// DynamoDB Local accepts any credentials, and without these the chain would try EC2 IMDS.
+	os.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
+	os.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
 	s := &Shared{Endpoint: os.Getenv(EndpointEnv)}
 	if s.Endpoint == "" {
 		srv, err := Start(ctx, Options{})

@@ -191,6 +191,10 @@ type Store interface {
 	// non-empty leaseID must hold the event, or be the lease it was acknowledged under. The
 	// event returned carries at least its id, type and received_at, never its payload.
 	Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (e Event, already bool, err error)
+	// Release hands back a lease whose events never reached the consumer: the event is visible
+	// at once and the delivery the lease counted is given back. ErrLeaseLost if leaseID no
+	// longer holds it.
+	Release(ctx context.Context, tenantID, eventID, leaseID string, now time.Time) error
 	// Dead lists dead events.
 	Dead(ctx context.Context, q DeadQuery) (InboxPage, error)
 	// Redrive puts a dead event back in the inbox with a fresh delivery count.

@@ -40,8 +40,8 @@ type ServerConfig struct {
 }
 
 // NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
-// and methods, and /livez and /readyz. ready reports whether the service can serve: its
-// dependencies answer.
+// and methods, and /livez and /readyz. ready reports whether the process takes requests (see
+// ServingUntil); DynamoDB's health is deliberately not part of it.
 func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	r := gin.New()
@@ -61,7 +61,7 @@ func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 		if err := ready(ctx); err != nil {
 			Logger(c, log).Warn("not ready", zap.Error(err))
 			WriteError(c, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
-				Message: "not ready: a dependency does not answer", RetryAfter: notReadyRetryAfter})
+				Message: "not ready: the service is starting or stopping", RetryAfter: notReadyRetryAfter})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
@@ -71,6 +71,20 @@ func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 	r.NoRoute(noRoute)
 	r.NoMethod(noMethod)
 	return r
+}
+
+// errDraining is the readiness of a process that has begun to stop.
+var errDraining = errors.New("draining: the process is stopping")
+
+// ServingUntil is the readiness of a process that serves until ctx ends: ready once it serves,
+// not ready from the moment it starts to stop, whatever its dependencies do.
+func ServingUntil(ctx context.Context) func(context.Context) error {
+	return func(context.Context) error {
+		if ctx.Err() != nil {
+			return errDraining
+		}
+		return nil
+	}
 }
 
 func noRoute(c *gin.Context) {

@@ -97,7 +97,8 @@ func toHTTP(err error) (*Error, bool) {
 		return NewError(http.StatusConflict, "partitions_shrink", "partitions can only be increased"), true
 	case errors.Is(err, tenant.ErrExists):
 		return NewError(http.StatusConflict, "tenant_exists", "a tenant with this id already exists"), true
-	case errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		// A budget that ran out is the store being slow, never the client's fault.
 		return NewError(http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable; retry later"), true
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.

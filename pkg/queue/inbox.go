@@ -59,6 +59,8 @@ func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Pag
 		}
 		iq.EventType = *lq.EventType
 	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	page, err := q.store.Inbox(ctx, iq)
 	return pageOf(p.TenantID, events.ListInbox, page), err
 }
@@ -69,6 +71,8 @@ func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor 
 	if err != nil {
 		return Page{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now()})
 	return pageOf(p.TenantID, events.ListDead, page), err
 }
@@ -103,7 +107,8 @@ type PullQuery struct {
 
 // Pull leases at once if anything is visible, else waits for the watcher's wake-up, up to
 // Wait. An event whose next lease would exceed the tenant's max_deliveries goes to the dead
-// letters instead. A pull whose wait ran out answers no events and no error.
+// letters instead. A pull whose wait ran out, or that the process's Drain ended, answers no
+// events and no error. Leases taken for a caller that has gone meanwhile are given back.
 func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
 	deadline := q.now().Add(pq.Wait)
 	if pq.Wait > 0 {
@@ -113,6 +118,10 @@ func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]e
 	}
 	for {
 		got, err := q.lease(ctx, p, pq)
+		if len(got) > 0 && ctx.Err() != nil {
+			q.Release(ctx, p, got)
+			return nil, ctx.Err()
+		}
 		if err != nil || len(got) > 0 || !q.now().Before(deadline) {
 			return got, err
 		}
@@ -126,12 +135,38 @@ func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]e
 	}
 }
 
+// Drain ends every parked long poll now with no events, and makes later pulls answer at once:
+// a stopping process answers its waiting consumers instead of keeping them until it is killed.
+func (q *Inbox) Drain() { q.watch.drain() }
+
+// Release gives back the leases of events that never reached the consumer (its connection
+// broke before the answer was written): each is visible again with its delivery count as it
+// was. A lease that no longer holds its event is left alone.
+func (q *Inbox) Release(ctx context.Context, p tenant.Principal, got []events.Event) {
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	refs := make([]Ref, len(got))
+	for i, e := range got {
+		refs[i] = Ref{EventID: e.ID, LeaseID: e.LeaseID}
+	}
+	now := q.now()
+	for _, o := range q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+		return Outcome{EventID: r.EventID, Err: q.store.Release(ctx, p.TenantID, r.EventID, r.LeaseID, now)}
+	}) {
+		q.obs.released(ctx, p.TenantID, o.Err)
+	}
+}
+
+// lease takes events in a budget of its own: a lease DynamoDB applied is not cut off halfway
+// because the caller left; Pull gives it back instead.
 func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
-	ctx, span := q.obs.receive(ctx, p.TenantID)
-	got, err := q.store.Lease(ctx, events.LeaseQuery{
+	wctx, cancel := detached(ctx)
+	defer cancel()
+	wctx, span := q.obs.receive(wctx, p.TenantID)
+	got, err := q.store.Lease(wctx, events.LeaseQuery{
 		TenantID: p.TenantID, Partitions: p.Partitions, Max: pq.Max, Visibility: pq.Visibility,
 		MaxDeliveries: maxDeliveries(p), Now: q.now(),
 	})
-	q.obs.received(ctx, span, p.TenantID, got, err)
+	q.obs.received(wctx, span, p.TenantID, got, err)
 	return got.Events, err
 }

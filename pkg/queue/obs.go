@@ -64,6 +64,7 @@ type inboxObs struct {
 	acked       metric.Int64Counter
 	nacked      metric.Int64Counter
 	dead        metric.Int64Counter
+	givenBack   metric.Int64Counter
 	timeInInbox metric.Float64Histogram
 	longPoll    metric.Float64Histogram
 	opts        telemetry.MetricsOptions
@@ -87,9 +88,17 @@ func newInboxObs(o Options) inboxObs {
 		acked:       counter("trigger.events.acknowledged", "events acknowledged"),
 		nacked:      counter("trigger.events.nacked", "events handed back by a nack"),
 		dead:        counter("trigger.events.dead", "events moved to the dead letters after their last delivery"),
+		givenBack:   counter("trigger.events.released", "leases given back because the pull's answer never reached the consumer"),
 		timeInInbox: inInbox,
 		longPoll:    longPoll,
 		opts:        o.Metrics,
+	}
+}
+
+// released counts a lease given back; one that could not be is logged by the caller's span.
+func (o inboxObs) released(ctx context.Context, tenantID string, err error) {
+	if err == nil {
+		o.givenBack.Add(ctx, 1, o.opts.Attrs(tenantID))
 	}
 }
 

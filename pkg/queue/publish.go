@@ -116,8 +116,8 @@ type keyedWrite struct {
 	idem events.Idempotency
 }
 
-// batchWrites sorts a batch's valid items into one unconditional multi-item write and the
-// idempotent writes, which each need a transaction of their own.
+// batchWrites sorts a batch's valid items into plain puts and the idempotent writes, which each
+// need a transaction of their own.
 type batchWrites struct {
 	plain   []events.Event
 	plainAt []int

@@ -20,6 +20,10 @@ import (
 // may already have applied should not be cut off halfway by a client's disconnect.
 const writeTimeout = 10 * time.Second
 
+// readTimeout bounds a read: past it the store is unavailable for this request, and the
+// caller hears so instead of waiting on a stalled connection.
+const readTimeout = 5 * time.Second
+
 // Options are what both use cases share.
 type Options struct {
 	Log *zap.Logger          // nil: none
@@ -80,5 +84,7 @@ func get(ctx context.Context, store events.Store, p tenant.Principal, eventID st
 	if !events.ValidID(eventID) {
 		return events.Event{}, events.ErrNotFound
 	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	return store.Get(ctx, p.TenantID, eventID, now)
 }

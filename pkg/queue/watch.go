@@ -26,6 +26,9 @@ type watcher struct {
 
 	mu      sync.Mutex
 	watches map[string]*watch
+	// drained is closed when the process stops taking long polls: every wait ends at once.
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 type watch struct {
@@ -36,8 +39,11 @@ type watch struct {
 }
 
 func newWatcher(store events.Store, log *zap.Logger, now func() time.Time, minInterval, maxInterval time.Duration) *watcher {
-	return &watcher{store: store, log: log, now: now, minInterval: minInterval, maxInterval: maxInterval, watches: map[string]*watch{}}
+	return &watcher{store: store, log: log, now: now, minInterval: minInterval, maxInterval: maxInterval, watches: map[string]*watch{}, drained: make(chan struct{})}
 }
+
+// drain ends every wait now and makes later ones end at once.
+func (w *watcher) drain() { w.drainOnce.Do(func() { close(w.drained) }) }
 
 // waiters is how many long polls wait on tenantID right now.
 func (w *watcher) waiters(tenantID string) int {
@@ -73,6 +79,8 @@ func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, dea
 	select {
 	case <-wake:
 		return nil
+	case <-w.drained:
+		return errWaitOver
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:

@@ -1,5 +1,6 @@
-// Package service is the start-up every binary shares: configuration, logger, signals, and
-// for the tenant-facing services the DynamoDB backend behind them.
+// Package startup is the one start-up every binary shares: its commands, configuration from
+// the environment, logger, signals and telemetry, around run functions that return an error.
+// main calls Main and is the only place a binary exits.
 package startup
 
 import (
@@ -9,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,15 +28,70 @@ type Config[C any] interface {
 	LogLevel() string
 }
 
-// Main runs a binary until SIGINT or SIGTERM and is the only place it exits.
-func Main[C any, P Config[C]](name string, run func(context.Context, *zap.Logger, C) error) {
+// Program is one binary: what it does when started without a command (Serve) and the other
+// commands it takes as its first argument.
+type Program struct {
+	Name     string
+	Serve    Command
+	Commands []Command
+}
+
+// Command is a run function with the configuration it reads.
+type Command struct {
+	Name    string // the first argument that selects it; "" for Serve
+	Summary string // one line for --help
+	run     func(ctx context.Context, name string, args []string, stdout io.Writer) error
+}
+
+// Cmd makes a command of run, which gets its configuration C loaded from the environment.
+func Cmd[C any, P Config[C]](name, summary string, run func(context.Context, *zap.Logger, C) error) Command {
+	return Command{Name: name, Summary: summary, run: func(ctx context.Context, binary string, args []string, stdout io.Writer) error {
+		return Run[C, P](ctx, binary, args, stdout, run)
+	}}
+}
+
+// Main runs prog with the process's arguments until SIGINT or SIGTERM, and is the only place
+// a binary exits.
+func Main(prog Program) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := Run[C, P](ctx, name, os.Args[1:], os.Stdout, run)
+	err := Exec(ctx, prog, os.Args[1:], os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, name+":", err)
+		fmt.Fprintln(os.Stderr, prog.Name+":", err)
 		os.Exit(1)
 	}
+}
+
+// Exec runs the command args name (Serve when the first argument is a flag or absent). With
+// --help it prints that command's settings, and for Serve the list of commands too.
+func Exec(ctx context.Context, prog Program, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		for _, c := range prog.Commands {
+			if c.Name == args[0] {
+				return c.run(ctx, prog.Name, args[1:], stdout)
+			}
+		}
+		return fmt.Errorf("unknown command %q; %s", args[0], prog.commandList())
+	}
+	err := prog.Serve.run(ctx, prog.Name, args, stdout)
+	if len(prog.Commands) > 0 && slices.ContainsFunc(args, config.IsHelpFlag) {
+		fmt.Fprintf(stdout, "\nUsage:\n  %-28s %s\n", prog.Name, prog.Serve.Summary)
+		for _, c := range prog.Commands {
+			fmt.Fprintf(stdout, "  %-28s %s (settings: %s %s --help)\n", prog.Name+" "+c.Name, c.Summary, prog.Name, c.Name)
+		}
+	}
+	return err
+}
+
+func (p Program) commandList() string {
+	if len(p.Commands) == 0 {
+		return "this program takes no command"
+	}
+	names := make([]string, len(p.Commands))
+	for i, c := range p.Commands {
+		names[i] = c.Name
+	}
+	return "the commands are " + strings.Join(names, ", ")
 }
 
 // Run loads the configuration (--help prints the settings to stdout), builds the logger at the

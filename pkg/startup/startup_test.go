@@ -50,3 +50,33 @@ func TestRunHelpAndErrors(t *testing.T) {
 		t.Fatalf("bad level: err %v, called %v", err, called)
 	}
 }
+
+func TestExecDispatchesCommands(t *testing.T) {
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "n1")
+	var ran []string
+	cmd := func(name string) func(context.Context, *zap.Logger, cfg) error {
+		return func(context.Context, *zap.Logger, cfg) error { ran = append(ran, name); return nil }
+	}
+	prog := startup.Program{
+		Name:     "svc",
+		Serve:    startup.Cmd[cfg]("", "serve things", cmd("serve")),
+		Commands: []startup.Command{startup.Cmd[cfg]("migrate", "migrate things", cmd("migrate"))},
+	}
+	for _, args := range [][]string{nil, {"-x"}, {"migrate"}} {
+		if err := startup.Exec(context.Background(), prog, args, &bytes.Buffer{}); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	if strings.Join(ran, ",") != "serve,serve,migrate" {
+		t.Fatalf("ran %v", ran)
+	}
+	err := startup.Exec(context.Background(), prog, []string{"migrat"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), `unknown command "migrat"`) || !strings.Contains(err.Error(), "migrate") {
+		t.Fatalf("unknown command: %v", err)
+	}
+	var out bytes.Buffer
+	if err := startup.Exec(context.Background(), prog, []string{"--help"}, &out); err != nil || len(ran) != 3 ||
+		!strings.Contains(out.String(), "svc migrate") || !strings.Contains(out.String(), "TRIGGER_SERVICE_TEST_NAME") {
+		t.Fatalf("--help: %v, ran %v\n%s", err, ran, out.String())
+	}
+}

@@ -1,4 +1,14 @@
-// Command inbox serves GET /inbox and POST /ack.
+// Command inbox is where workers take their tenant's events from. It serves, on
+// TRIGGER_HTTP_ADDR:
+//
+//	GET  /inbox            list undelivered events, oldest first; leases nothing
+//	POST /inbox/pull       lease up to 100 visible events, long-polling up to 20 s
+//	POST /inbox/extend     extend held leases
+//	POST /ack, POST /nack  settle events (by lease or by id)
+//	GET  /inbox/dead       list dead events; POST /inbox/redrive puts them back
+//	GET  /livez, /readyz   probes; GET /metrics (also on TRIGGER_METRICS_ADDR); GET /openapi.json
+//
+// `inbox --help` lists its settings.
 package main
 
 import (
@@ -6,4 +16,9 @@ import (
 	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
 )
 
-func main() { startup.Main("inbox", inboxapi.Run) }
+var program = startup.Program{
+	Name:  "inbox",
+	Serve: startup.Cmd[inboxapi.Config]("", "serve the inbox API", inboxapi.Run),
+}
+
+func main() { startup.Main(program) }

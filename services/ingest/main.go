@@ -1,4 +1,11 @@
-// Command ingest serves POST /events and GET /events/{id}.
+// Command ingest is where producers send events. It serves, on TRIGGER_HTTP_ADDR:
+//
+//	POST /events           store one event (202; an Idempotency-Key replay answers 200)
+//	POST /events/batch     store up to 100 events, each judged on its own
+//	GET  /events/{id}      read one of the tenant's events
+//	GET  /livez, /readyz   probes; GET /metrics (also on TRIGGER_METRICS_ADDR); GET /openapi.json
+//
+// `ingest --help` lists its settings.
 package main
 
 import (
@@ -6,4 +13,9 @@ import (
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
 )
 
-func main() { startup.Main("ingest", ingestapi.Run) }
+var program = startup.Program{
+	Name:  "ingest",
+	Serve: startup.Cmd[ingestapi.Config]("", "serve the ingest API", ingestapi.Run),
+}
+
+func main() { startup.Main(program) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+	"github.com/trigger-api/trigger-api/pkg/startup"
 )
 
 // These tests set process environment variables, so none of them runs in parallel.
@@ -120,7 +122,11 @@ func TestEnsureTablesCommand(t *testing.T) {
 			t.Fatalf("ensure-tables run %d: %v", i+1, err)
 		}
 	}
-	if err := ddb.Ping(context.Background(), shared.Client, tables.All()...); err != nil {
+	if err := ddb.Check(context.Background(), shared.Client, tables.All()...); err != nil {
 		t.Fatalf("tables missing after ensure-tables: %v", err)
 	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	return startup.Exec(ctx, program, args, stdout)
 }

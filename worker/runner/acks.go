@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/api"
+	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
 // acker batches acknowledgements: a batch is sent as soon as it holds BatchSize leases, or
@@ -24,7 +27,7 @@ type acker struct {
 }
 
 type pendingAck struct {
-	ref leaseRef
+	ref api.LeaseRef
 	at  time.Time
 }
 
@@ -35,7 +38,7 @@ func newAcker(c *consumer, settle context.Context) *acker {
 }
 
 // add queues an ack; false means the acker has already sent its last batch.
-func (a *acker) add(ref leaseRef) bool {
+func (a *acker) add(ref api.LeaseRef) bool {
 	a.mu.Lock()
 	for len(a.pending) >= a.limit && !a.closed {
 		a.room.Wait()
@@ -95,7 +98,7 @@ func (a *acker) run() {
 
 // next takes the batch to send now, if any; otherwise it says how long until the oldest
 // pending ack is due (0: nothing pending), or that the acker is closed and empty.
-func (a *acker) next(now time.Time) (batch []leaseRef, wait time.Duration, finished bool) {
+func (a *acker) next(now time.Time) (batch []api.LeaseRef, wait time.Duration, finished bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := len(a.pending)
@@ -108,7 +111,7 @@ func (a *acker) next(now time.Time) (batch []leaseRef, wait time.Duration, finis
 		}
 	}
 	n = min(n, a.c.cfg.BatchSize)
-	batch = make([]leaseRef, n)
+	batch = make([]api.LeaseRef, n)
 	for i := range n {
 		batch[i] = a.pending[i].ref
 	}
@@ -120,21 +123,21 @@ func (a *acker) next(now time.Time) (batch []leaseRef, wait time.Duration, finis
 // flush sends one batch. Transient failures are retried until the shutdown timeout, after
 // which one more attempt is made; a refusal is not retried. Either way an ack that is not
 // confirmed only means the inbox redelivers the event once its lease runs out.
-func (a *acker) flush(batch []leaseRef) {
+func (a *acker) flush(batch []api.LeaseRef) {
 	log := a.c.log
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.settle), a.c.cfg.RequestTimeout)
 		ctx, span := a.c.obs.settle(ctx, a.c.tenant, "ack", batch)
-		results, err := a.c.api.ack(ctx, a.c.key, batch)
+		answer, err := a.c.inbox.AckLeases(ctx, batch)
 		endSpan(span, err)
 		cancel()
 		// Only final outcomes count: a retried attempt is not a failed ack.
 		if err == nil {
-			a.c.obs.countSettled(ctx, "ack", results, len(batch), nil)
-			a.report(results)
+			a.c.obs.countSettled(ctx, "ack", answer.Results, len(batch), nil)
+			a.report(answer.Results)
 			return
 		}
-		if !transient(err) {
+		if !client.Transient(err) {
 			a.c.obs.countSettled(ctx, "ack", nil, len(batch), err)
 			log.Error("ack refused; the inbox will redeliver these events", zap.Error(err), zap.Int("events", len(batch)))
 			return
@@ -144,7 +147,7 @@ func (a *acker) flush(batch []leaseRef) {
 			log.Warn("acks not confirmed before the shutdown timeout; the inbox will redeliver these events", zap.Error(err), zap.Int("events", len(batch)))
 			return
 		}
-		d := max(a.c.o.retryBackoff.Delay(attempt), retryAfter(err))
+		d := max(a.c.o.retryBackoff.Delay(attempt), client.RetryAfter(err))
 		log.Warn("ack failed; retrying", zap.Error(err), zap.Int("events", len(batch)), zap.Int("attempt", attempt), zap.Duration("pause", d))
 		// A pause cut short by the shutdown timeout still leads to the one last attempt.
 		_ = a.c.o.pause(a.settle, PauseRetry, d)
@@ -153,15 +156,15 @@ func (a *acker) flush(batch []leaseRef) {
 
 // report logs each item's outcome. A lost lease is final: the event was (or will be) leased
 // to someone else, whose ack is the one that counts, so retrying ours could only fail again.
-func (a *acker) report(results []settleResultDTO) {
+func (a *acker) report(results []api.SettleResult) {
 	for _, r := range results {
 		log := a.c.log.With(zap.String("event_id", r.EventID))
 		switch {
 		case r.Error == nil:
 			log.Debug("event acknowledged")
-		case r.Error.Code == codeLeaseLost:
+		case r.Error.Code == api.CodeLeaseLost:
 			log.Warn("ack: lease lost; the inbox will redeliver the event")
-		case r.Error.Code == codeNotFound:
+		case r.Error.Code == api.CodeNotFound:
 			log.Warn("ack: event not found for this tenant; skipped")
 		default:
 			log.Error("ack failed for the event; the inbox will redeliver it", zap.String("code", r.Error.Code), zap.String("message", r.Error.Message))

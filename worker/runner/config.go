@@ -6,20 +6,21 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/logging"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
-// Limits of the inbox's consumer calls; the worker refuses settings the API would refuse.
+// MaxConcurrency bounds the events one key may hold at once.
+const MaxConcurrency = 1000
+
+// Limits of the consumer calls, as the API states them: the worker refuses settings the API
+// would refuse.
 const (
-	// MaxBatchSize is the most events one pull leases and one ack call settles.
-	MaxBatchSize = 100
-	// MaxWaitSeconds is the longest long poll the inbox serves.
-	MaxWaitSeconds = 20
-	// MaxLease is the longest visibility timeout and nack delay the inbox accepts.
-	MaxLease = 12 * time.Hour
-	// MaxConcurrency bounds the events one key may hold at once.
-	MaxConcurrency = 1000
+	// maxBatchSize is the most events one pull leases and one settle call names.
+	maxBatchSize  = min(api.MaxPullEvents, api.MaxSettleItems)
+	maxVisibility = api.MaxVisibilitySeconds * time.Second
+	maxNackDelay  = api.MaxNackDelaySeconds * time.Second
 )
 
 // Config is the worker's whole configuration, read from TRIGGER_* variables.
@@ -56,16 +57,16 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
 		errs = append(errs, fmt.Errorf("TRIGGER_CONCURRENCY: %d is not in 1..%d", c.Concurrency, MaxConcurrency))
 	}
-	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
-		errs = append(errs, fmt.Errorf("TRIGGER_BATCH_SIZE: %d is not in 1..%d", c.BatchSize, MaxBatchSize))
+	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
+		errs = append(errs, fmt.Errorf("TRIGGER_BATCH_SIZE: %d is not in 1..%d", c.BatchSize, maxBatchSize))
 	}
-	if c.WaitSeconds < 0 || c.WaitSeconds > MaxWaitSeconds {
-		errs = append(errs, fmt.Errorf("TRIGGER_WAIT_SECONDS: %d is not in 0..%d", c.WaitSeconds, MaxWaitSeconds))
+	if c.WaitSeconds < 0 || c.WaitSeconds > api.MaxWaitSeconds {
+		errs = append(errs, fmt.Errorf("TRIGGER_WAIT_SECONDS: %d is not in 0..%d", c.WaitSeconds, api.MaxWaitSeconds))
 	}
-	if err := wholeSeconds(c.VisibilityTimeout, time.Second); err != nil {
+	if err := wholeSeconds(c.VisibilityTimeout, time.Second, maxVisibility); err != nil {
 		errs = append(errs, fmt.Errorf("TRIGGER_VISIBILITY_TIMEOUT: %w", err))
 	}
-	if err := wholeSeconds(c.NackDelay, 0); err != nil {
+	if err := wholeSeconds(c.NackDelay, 0, maxNackDelay); err != nil {
 		errs = append(errs, fmt.Errorf("TRIGGER_NACK_DELAY: %w", err))
 	}
 	for _, d := range []struct {
@@ -86,10 +87,10 @@ func (c Config) Validate() error {
 
 // wholeSeconds checks a duration the API takes in whole seconds, so what is sent is what was
 // configured rather than a silently rounded value.
-func wholeSeconds(d, lo time.Duration) error {
+func wholeSeconds(d, lo, hi time.Duration) error {
 	switch {
-	case d < lo || d > MaxLease:
-		return fmt.Errorf("%v is not in %v..%v", d, lo, MaxLease)
+	case d < lo || d > hi:
+		return fmt.Errorf("%v is not in %v..%v", d, lo, hi)
 	case d%time.Second != 0:
 		return fmt.Errorf("%v is not a whole number of seconds", d)
 	}

@@ -8,16 +8,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/api"
+	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
 // consumer serves one key: a pull loop that leases as many events as it has free slots, one
 // goroutine per event in hand, a lease keeper that extends the leases of slow events, and an
 // acker that batches acknowledgements.
 type consumer struct {
-	key    string
 	tenant string
-	api    *inboxAPI
+	inbox  *client.Client // speaks with this consumer's key, never retrying on its own
 	cfg    Config
 	o      *options
 	obs    obs
@@ -33,9 +33,9 @@ type consumer struct {
 	refusals     int // consecutive refused pulls
 }
 
-func newConsumer(k apikey.Key, api *inboxAPI, cfg Config, o *options, ob obs, log *zap.Logger) *consumer {
+func newConsumer(tenantID string, inbox *client.Client, cfg Config, o *options, ob obs, log *zap.Logger) *consumer {
 	return &consumer{
-		key: k.String(), tenant: k.TenantID, api: api, cfg: cfg, o: o, obs: ob, log: log,
+		tenant: tenantID, inbox: inbox, cfg: cfg, o: o, obs: ob, log: log,
 		slots: make(chan struct{}, cfg.Concurrency),
 	}
 }
@@ -111,11 +111,14 @@ func (c *consumer) reserve(ctx context.Context) (int, bool) {
 }
 
 // pull leases up to n events; pulled is the pull's span, which each event's processing links.
-func (c *consumer) pull(ctx context.Context, n int) (page []leasedEventDTO, pulled trace.SpanContext, err error) {
+func (c *consumer) pull(ctx context.Context, n int) (page []api.Event, pulled trace.SpanContext, err error) {
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.pullTimeout())
 	defer cancel()
 	pctx, span := c.obs.receive(pctx, c.tenant, n)
-	page, err = c.api.pull(pctx, c.key, n)
+	answer, err := c.inbox.Pull(pctx, api.PullRequest{
+		MaxEvents: api.Int(n), VisibilityTimeoutSeconds: api.Int(c.cfg.visibilitySeconds()), WaitSeconds: api.Int(c.cfg.WaitSeconds),
+	})
+	page = answer.Events
 	c.obs.received(span, len(page), err)
 	if err != nil {
 		return nil, trace.SpanContext{}, err
@@ -134,22 +137,22 @@ func (c *consumer) pull(ctx context.Context, n int) (page []leasedEventDTO, pull
 
 // dispatch starts an event goroutine for each leased event and returns how many slots they
 // took. Events that arrive once shutdown has begun are handed back at once rather than started.
-func (c *consumer) dispatch(ctx context.Context, page []leasedEventDTO, pulled trace.SpanContext) (used int) {
+func (c *consumer) dispatch(ctx context.Context, page []api.Event, pulled trace.SpanContext) (used int) {
 	received := time.Now()
-	var late []leasedEventDTO
-	for _, dto := range page {
-		if dto.EventID == "" || dto.LeaseID == "" {
-			c.log.Warn("pulled entry without event_id or lease_id skipped", zap.String("event_id", dto.EventID))
+	var late []api.Event
+	for _, e := range page {
+		if e.EventID == "" || e.LeaseID == "" {
+			c.log.Warn("pulled entry without event_id or lease_id skipped", zap.String("event_id", e.EventID))
 			continue
 		}
 		if ctx.Err() != nil {
-			late = append(late, dto)
+			late = append(late, e)
 			continue
 		}
 		used++
-		h := c.leases.hold(leaseRef{EventID: dto.EventID, LeaseID: dto.LeaseID}, received)
+		h := c.leases.hold(api.LeaseRef{EventID: e.EventID, LeaseID: e.LeaseID}, received)
 		c.inFlight.Add(1)
-		go c.handle(h, dto.toEvent(c.tenant), dto.traceparent(), pulled)
+		go c.handle(h, toEvent(c.tenant, e), e.Traceparent(), pulled)
 	}
 	if len(late) > 0 {
 		c.handBack(late, "pulled during shutdown")
@@ -178,7 +181,7 @@ func (c *consumer) handle(h *heldLease, ev Event, traceparent string, pulled tra
 	c.obs.countProcessed(ctx, time.Since(start), err)
 	processed(span, err)
 	// The settle call continues the processing span's trace; ctx itself may be cancelled.
-	ref := h.ref.traced(ctx)
+	ref := traced(ctx, h.ref)
 	switch c.leases.release(h) {
 	case leaseLost:
 		log.Warn("lease lost while processing; not settled, the inbox will redeliver the event", zap.NamedError("processor_error", err))
@@ -187,7 +190,7 @@ func (c *consumer) handle(h *heldLease, ev Event, traceparent string, pulled tra
 	default:
 		if err != nil {
 			log.Warn("processing failed; nacking the event", zap.Error(err), zap.Duration("delay", c.cfg.NackDelay))
-			c.nack([]leaseRef{ref}, c.cfg.nackDelaySeconds(), "processing failed")
+			c.nack([]api.LeaseRef{ref}, c.cfg.nackDelaySeconds(), "processing failed")
 			return
 		}
 		if !c.acks.add(ref) {
@@ -217,11 +220,11 @@ func (c *consumer) drain(settle context.Context) {
 }
 
 // handBack nacks events without delay, so another consumer can take them at once.
-func (c *consumer) handBack(page []leasedEventDTO, why string) {
-	refs := make([]leaseRef, 0, len(page))
-	for _, dto := range page {
-		if dto.EventID != "" && dto.LeaseID != "" {
-			refs = append(refs, leaseRef{EventID: dto.EventID, LeaseID: dto.LeaseID})
+func (c *consumer) handBack(page []api.Event, why string) {
+	refs := make([]api.LeaseRef, 0, len(page))
+	for _, e := range page {
+		if e.EventID != "" && e.LeaseID != "" {
+			refs = append(refs, api.LeaseRef{EventID: e.EventID, LeaseID: e.LeaseID})
 		}
 	}
 	if len(refs) > 0 {
@@ -231,12 +234,13 @@ func (c *consumer) handBack(page []leasedEventDTO, why string) {
 
 // nack hands events back, visible again after delay seconds. It makes one attempt: if that
 // fails, the leases simply run out and the inbox offers the events again then.
-func (c *consumer) nack(refs []leaseRef, delay int, why string) {
-	for start := 0; start < len(refs); start += MaxBatchSize {
-		chunk := refs[start:min(start+MaxBatchSize, len(refs))]
+func (c *consumer) nack(refs []api.LeaseRef, delay int, why string) {
+	for start := 0; start < len(refs); start += maxBatchSize {
+		chunk := refs[start:min(start+maxBatchSize, len(refs))]
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 		ctx, span := c.obs.settle(ctx, c.tenant, "nack", chunk)
-		results, err := c.api.nack(ctx, c.key, chunk, delay)
+		answer, err := c.inbox.Nack(ctx, api.NackRequest{Leases: chunk, DelaySeconds: api.Int(delay)})
+		results := answer.Results
 		endSpan(span, err)
 		c.obs.countSettled(ctx, "nack", results, len(chunk), err)
 		cancel()
@@ -250,7 +254,7 @@ func (c *consumer) nack(refs []leaseRef, delay int, why string) {
 			switch {
 			case r.Error == nil:
 				log.Info("event nacked", zap.Int("delay_seconds", delay))
-			case r.Error.Code == codeLeaseLost || r.Error.Code == codeNotFound:
+			case r.Error.Code == api.CodeLeaseLost || r.Error.Code == api.CodeNotFound:
 				log.Info("nack: the lease had already lapsed; nothing to hand back", zap.String("code", r.Error.Code))
 			default:
 				log.Warn("nack failed for the event; it is offered again when its lease expires", zap.String("code", r.Error.Code), zap.String("message", r.Error.Message))
@@ -262,15 +266,15 @@ func (c *consumer) nack(refs []leaseRef, delay int, why string) {
 // failed logs a failed pull and pauses as its kind asks: a growing pause for transient
 // failures, a long one for refusals.
 func (c *consumer) failed(ctx context.Context, err error) error {
-	if transient(err) {
+	if client.Transient(err) {
 		c.pullFailures++
-		d := max(c.o.retryBackoff.Delay(c.pullFailures), retryAfter(err))
+		d := max(c.o.retryBackoff.Delay(c.pullFailures), client.RetryAfter(err))
 		c.log.Warn("pull failed; retrying", zap.Error(err), zap.Int("attempt", c.pullFailures), zap.Duration("pause", d))
 		return c.o.pause(ctx, PauseRetry, d)
 	}
 	// A 404 from /inbox/pull means the URL is wrong, which is a refusal like any other 4xx.
 	c.refusals++
-	d := max(c.o.refusedBackoff.Delay(c.refusals), retryAfter(err))
+	d := max(c.o.refusedBackoff.Delay(c.refusals), client.RetryAfter(err))
 	c.log.Error("pull refused; check the key and TRIGGER_INBOX_URL", zap.Error(err), zap.Duration("pause", d))
 	return c.o.pause(ctx, PauseRefused, d)
 }

@@ -32,6 +32,8 @@ type fakeInbox struct {
 	// fail, when set, may answer a request with an error status instead (0: serve it). It runs
 	// under mu, so it may keep its own counters without locking.
 	fail func(r *http.Request) int
+	// retryAfter, when set, is the Retry-After of the answers fail injects.
+	retryAfter string
 	// refuseItemContexts answers, as an inbox older than the field would, 400 to any ack or
 	// nack item carrying a trace_context.
 	refuseItemContexts bool
@@ -138,6 +140,9 @@ func (f *fakeInbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.notify()
 	if f.fail != nil {
 		if status := f.fail(r); status != 0 {
+			if f.retryAfter != "" {
+				w.Header().Set("Retry-After", f.retryAfter)
+			}
 			f.envelope(w, status, "injected")
 			return
 		}

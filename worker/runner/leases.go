@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/api"
 )
 
 type leaseState int
@@ -21,7 +23,7 @@ const (
 // heldLease is one event in hand. Its fields other than ref and ctx are guarded by the
 // keeper's mutex.
 type heldLease struct {
-	ref    leaseRef
+	ref    api.LeaseRef
 	ctx    context.Context // the processor's
 	cancel context.CancelCauseFunc
 	// expires is when the lease runs out by this machine's clock, counted from when the
@@ -55,7 +57,7 @@ func newLeaseKeeper(c *consumer, settle context.Context) *leaseKeeper {
 
 // hold starts tracking a lease granted at received; the processor's context is derived from
 // settle, so it ends at the shutdown timeout but not at SIGTERM.
-func (k *leaseKeeper) hold(ref leaseRef, received time.Time) *heldLease {
+func (k *leaseKeeper) hold(ref api.LeaseRef, received time.Time) *heldLease {
 	ctx, cancel := context.WithCancelCause(k.settle)
 	h := &heldLease{ref: ref, ctx: ctx, cancel: cancel, expires: received.Add(k.vis), due: received.Add(k.vis / 2)}
 	k.mu.Lock()
@@ -77,10 +79,10 @@ func (k *leaseKeeper) release(h *heldLease) leaseState {
 
 // abandonAll marks every lease still held as handed back, cancels its processor and returns
 // the leases to nack.
-func (k *leaseKeeper) abandonAll() []leaseRef {
+func (k *leaseKeeper) abandonAll() []api.LeaseRef {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var refs []leaseRef
+	var refs []api.LeaseRef
 	for _, h := range k.held {
 		if h.state == leaseHeld {
 			h.state = leaseAbandoned
@@ -153,7 +155,7 @@ func (k *leaseKeeper) dueAt(now time.Time) (batch []*heldLease, next time.Time) 
 		if h.state != leaseHeld {
 			continue
 		}
-		if !h.due.After(horizon) && len(batch) < MaxBatchSize {
+		if !h.due.After(horizon) && len(batch) < maxBatchSize {
 			batch = append(batch, h)
 			continue
 		}
@@ -168,13 +170,13 @@ func (k *leaseKeeper) dueAt(now time.Time) (batch []*heldLease, next time.Time) 
 }
 
 func (k *leaseKeeper) extend(batch []*heldLease) {
-	refs := make([]leaseRef, len(batch))
+	refs := make([]api.LeaseRef, len(batch))
 	for i, h := range batch {
 		refs[i] = h.ref
 	}
 	sent := time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(k.settle), k.c.cfg.RequestTimeout)
-	results, err := k.c.api.extend(ctx, k.c.key, refs)
+	answer, err := k.c.inbox.Extend(ctx, api.ExtendRequest{Leases: refs, VisibilityTimeoutSeconds: api.Int(k.c.cfg.visibilitySeconds())})
 	cancel()
 
 	k.mu.Lock()
@@ -189,14 +191,14 @@ func (k *leaseKeeper) extend(batch []*heldLease) {
 		return
 	}
 	k.failures = 0
-	for i, r := range results {
+	for i, r := range answer.Results {
 		h := batch[i]
 		switch {
 		case r.Error == nil:
 			h.expires = sent.Add(k.vis)
 			h.due = sent.Add(k.vis / 2)
 			k.c.log.Debug("lease extended", zap.String("event_id", h.ref.EventID))
-		case r.Error.Code == codeLeaseLost || r.Error.Code == codeNotFound:
+		case r.Error.Code == api.CodeLeaseLost || r.Error.Code == api.CodeNotFound:
 			if h.state == leaseHeld {
 				h.state = leaseLost
 				h.cancel(ErrLeaseLost)

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
@@ -58,7 +59,7 @@ func (o obs) countProcessed(ctx context.Context, took time.Duration, err error) 
 }
 
 // countSettled records the outcome of each item of an ack or nack call; err is the call's own.
-func (o obs) countSettled(ctx context.Context, op string, results []settleResultDTO, items int, err error) {
+func (o obs) countSettled(ctx context.Context, op string, results []api.SettleResult, items int, err error) {
 	if err != nil {
 		o.settled.Add(ctx, int64(items), o.opts.Attrs(o.tenant, attribute.String("operation", op), attribute.String("outcome", "failed")))
 		return
@@ -67,7 +68,7 @@ func (o obs) countSettled(ctx context.Context, op string, results []settleResult
 		outcome := "ok"
 		if r.Error != nil {
 			switch r.Error.Code {
-			case codeLeaseLost, codeNotFound:
+			case api.CodeLeaseLost, api.CodeNotFound:
 				outcome = r.Error.Code
 			default:
 				outcome = "failed"
@@ -138,19 +139,19 @@ func processed(span trace.Span, err error) {
 // settle starts the span of one ack or nack call. A call for one event continues that event's
 // trace; a batch starts its own and links every event's processing span. Either way each
 // item carries its own context, so the inbox settles every event inside its own trace.
-func (o obs) settle(ctx context.Context, tenantID, outcome string, refs []leaseRef) (context.Context, trace.Span) {
+func (o obs) settle(ctx context.Context, tenantID, outcome string, refs []api.LeaseRef) (context.Context, trace.Span) {
 	attrs := append(telemetry.MessagingAttrs("settle", tenantID),
 		attribute.String("trigger.settle.outcome", outcome), attribute.Int("messaging.batch.message_count", len(refs)))
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 	if len(refs) == 1 {
 		attrs = append(attrs, telemetry.MessageID(refs[0].EventID))
-		if sc := refs[0].spanContext(); sc.IsValid() {
+		if sc := spanContextOf(refs[0]); sc.IsValid() {
 			ctx = trace.ContextWithSpanContext(ctx, sc)
 		}
 	} else {
 		opts = append(opts, trace.WithNewRoot())
 		for _, r := range refs {
-			if sc := r.spanContext(); sc.IsValid() {
+			if sc := spanContextOf(r); sc.IsValid() {
 				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{telemetry.MessageID(r.EventID)}}))
 			}
 		}

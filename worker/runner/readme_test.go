@@ -7,4 +7,4 @@ import (
 	"github.com/trigger-api/trigger-api/worker/runner"
 )
 
-func TestReadmeListsSettings(t *testing.T) { configtest.CheckReadme(t, "worker", &runner.Config{}) }
+func TestReadmeListsSettings(t *testing.T) { configtest.CheckDocs(t, "worker", &runner.Config{}) }

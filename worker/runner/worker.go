@@ -1,6 +1,7 @@
-// Package app is the worker, the mock Zap runner: for each tenant key it leases events from the
-// inbox with long polls, processes several at once, keeps their leases alive while they run and
-// settles each one: a batched ack when it succeeds, a delayed nack when it fails.
+// Package runner is the worker, the mock Zap runner: for each tenant key it leases events from
+// the inbox with long polls, processes several at once, keeps their leases alive while they run
+// and settles each one: a batched ack when it succeeds, a delayed nack when it fails. It speaks
+// to the inbox through the API's Go client, pkg/client.
 package runner
 
 import (
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
@@ -80,7 +82,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 		o.client = NewHTTPClient(cfg, len(keys))
 	}
 	tel := telemetry.FromContext(ctx)
-	api, err := newInboxAPI(tracedClient(o.client, tel), cfg)
+	consumers, err := newConsumers(keys, cfg, &o, tel, log)
 	if err != nil {
 		return err
 	}
@@ -115,17 +117,33 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config, opts ...Option) error
 	}()
 
 	var wg sync.WaitGroup
-	for _, k := range keys {
-		c := newConsumer(k, api, cfg, &o, newObs(tel, cfg.MetricsOptions, k.TenantID),
-			// The prefix is the part of a key that may be shown; it tells two keys of one
-			// tenant apart in the logs.
-			log.With(zap.String("tenant_id", k.TenantID), zap.String("key_prefix", k.Prefix())))
+	for _, c := range consumers {
 		wg.Go(func() { c.run(ctx, settle) })
 	}
-	log.Info("running", zap.Int("consumers", len(keys)))
+	log.Info("running", zap.Int("consumers", len(consumers)))
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// newConsumers builds one consumer per key, each with an API client of its own key sharing
+// one traced HTTP client. The clients never retry by themselves: the consumers retry with
+// their own backoff and pauser, one settle span per attempt, and decide when to pull again.
+func newConsumers(keys []apikey.Key, cfg Config, o *options, tel *telemetry.Telemetry, log *zap.Logger) ([]*consumer, error) {
+	httpc := tracedClient(o.client, tel)
+	out := make([]*consumer, 0, len(keys))
+	for _, k := range keys {
+		inbox, err := client.New(cfg.InboxURL, k.String(),
+			client.WithHTTPClient(httpc), client.WithUserAgent("trigger-worker"), client.WithRetries(0))
+		if err != nil {
+			return nil, fmt.Errorf("inbox client: %w", err)
+		}
+		out = append(out, newConsumer(k.TenantID, inbox, cfg, o, newObs(tel, cfg.MetricsOptions, k.TenantID),
+			// The prefix is the part of a key that may be shown; it tells two keys of one
+			// tenant apart in the logs.
+			log.With(zap.String("tenant_id", k.TenantID), zap.String("key_prefix", k.Prefix()))))
+	}
+	return out, nil
 }
 
 // serveMetrics serves GET /metrics and GET /livez on addr until stop is called.

@@ -624,6 +624,44 @@ func TestRunRetriesTransientFailuresWithGrowingPauses(t *testing.T) {
 	}
 }
 
+// TestRunWaitsOutRetryAfterInItsOwnPause: the worker's client makes each call once, so a 503
+// with Retry-After reaches the worker, which pauses at least that long through its own pauser
+// (one settle span per attempt) before sending the batch again.
+func TestRunWaitsOutRetryAfterInItsOwnPause(t *testing.T) {
+	h := newHarness(t)
+	acme := h.fake.tenant(t, "acme", 3)
+	acks := 0
+	h.fake.retryAfter = "1"
+	h.fake.fail = func(r *http.Request) int {
+		if r.URL.Path == "/ack" {
+			if acks++; acks == 1 {
+				return http.StatusServiceUnavailable
+			}
+		}
+		return 0
+	}
+	h.start(t, []string{acme})
+	h.fake.waitFor(t, "every event acknowledged", func(f *fakeInbox) bool { return f.countState("acme", "acked") == 3 })
+	h.stop(t)
+
+	var retries []time.Duration
+	for _, p := range h.recorded() {
+		if p.reason == runner.PauseRetry {
+			retries = append(retries, p.d)
+		}
+	}
+	if len(retries) != 1 || retries[0] != time.Second {
+		t.Errorf("retry pauses %v, want one of the 1s Retry-After", retries)
+	}
+	h.fake.mu.Lock()
+	sent := acks
+	h.fake.mu.Unlock()
+	if sent != 2 {
+		t.Errorf("%d ack requests, want the refused one and the worker's retry", sent)
+	}
+	checkSettledOnce(t, h.fake, ids("acme", 0, 3))
+}
+
 func TestRunRefusedKeyPausesLongInsteadOfRetryingHot(t *testing.T) {
 	h := newHarness(t)
 	h.fake.tenant(t, "acme", 1)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -21,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
+	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 )
 
@@ -33,7 +34,7 @@ const (
 
 const (
 	// preloadBatch is the most events POST /events/batch takes in one call.
-	preloadBatch = 100
+	preloadBatch = api.MaxBatchEvents
 	// preloadInFlight keeps the preload quick without it becoming a benchmark of its own.
 	preloadInFlight = 8
 	// maxInFlight bounds the steady producer's outstanding requests: if ingest stalls the
@@ -44,7 +45,7 @@ const (
 	probeInterval = 100 * time.Millisecond
 	maxReplicas   = 16
 	// maxWorkerBatch is the most events the inbox leases in one pull.
-	maxWorkerBatch = 100
+	maxWorkerBatch = api.MaxPullEvents
 )
 
 type deliveryOptions struct {
@@ -126,6 +127,13 @@ type deliveryRig struct {
 	body  []byte
 }
 
+// tenantClient is the API client of one tenant's key, over the bench's connection pool. Every
+// call is made once, whatever the client's retry rules: a retry would time two attempts as one
+// round trip, or a refused preload call as a slow one.
+func (d *deliveryRig) tenantClient(key string) (*client.Client, error) {
+	return client.New(d.ingest.url, key, client.WithHTTPClient(d.http), client.WithRetries(0))
+}
+
 // runDelivery drains first and measures latency after: the drains run right after the
 // ingest suite, so their ratio compares rates taken under the same conditions, and they warm
 // DynamoDB Local's lease and ack paths before the latencies are taken.
@@ -140,7 +148,7 @@ func runDelivery(ctx context.Context, o options, r *rig, ingest *ingestFigure, s
 		return err
 	}
 	defer inbox.stop()
-	r.logf("inbox listening on %s (log: %s)", inbox.url, inbox.log)
+	r.logf("inbox listening on %s (log: %s)", inbox.url, inbox.LogPath())
 	dr := &deliveryRig{rig: r, opts: d, inbox: inbox, http: loadClient(maxInFlight), body: eventBody(o.bodyBytes)}
 	defer dr.http.CloseIdleConnections()
 
@@ -194,7 +202,7 @@ func runDelivery(ctx context.Context, o options, r *rig, ingest *ingestFigure, s
 	}
 	fmt.Fprintf(stdout, "%s\n", b)
 	if !rep.Valid {
-		errs = append(errs, fmt.Errorf("a delivery phase lost events or failed to ingest; the figures are not a measurement (see %s and the worker logs in %s)", inbox.log, r.cacheDir))
+		errs = append(errs, fmt.Errorf("a delivery phase lost events or failed to ingest; the figures are not a measurement (see %s and the worker logs in %s)", inbox.LogPath(), r.cacheDir))
 	}
 	return errors.Join(errs...)
 }
@@ -235,7 +243,7 @@ func (d *deliveryRig) startWorkers(phase string, n int, key string, k workerKind
 
 func anyExited(cs []*child) *child {
 	for _, c := range cs {
-		if c.exited() {
+		if c.Exited() {
 			return c
 		}
 	}
@@ -246,12 +254,12 @@ func anyExited(cs []*child) *child {
 func (d *deliveryRig) cpuGroups(workers []*child) []cpuGroup {
 	w := make([]int, len(workers))
 	for i, c := range workers {
-		w[i] = c.pid()
+		w[i] = c.Pid()
 	}
 	return []cpuGroup{
 		{"bench", []int{os.Getpid()}},
-		{"ingest", []int{d.ingest.pid()}},
-		{"inbox", []int{d.inbox.pid()}},
+		{"ingest", []int{d.ingest.Pid()}},
+		{"inbox", []int{d.inbox.Pid()}},
 		{"worker", w},
 		{"dynamodb_local", []int{d.ddbPID}},
 	}
@@ -265,6 +273,10 @@ func (d *deliveryRig) latency(ctx context.Context, tenantID string, k workerKind
 	if err != nil {
 		return rep, err
 	}
+	pub, err := d.tenantClient(key)
+	if err != nil {
+		return rep, err
+	}
 	rec := newReceipts()
 	workers, err := d.startWorkers("latency-"+k.Name, 1, key, k, rec)
 	if err != nil {
@@ -275,7 +287,7 @@ func (d *deliveryRig) latency(ctx context.Context, tenantID string, k workerKind
 
 	var before groupSnapshot
 	var measureStart time.Time
-	send := ingestPostID(d.http, d.ingest.url, key, d.body)
+	send := publishID(pub, d.body)
 	d.logf("latency %s: %v/s for %v, the first %v not counted", k.Name, o.rate, o.lead+o.latency, o.lead)
 	p := steadyLoad(ctx, o.rate, o.lead, o.latency, send, func() {
 		measureStart = time.Now()
@@ -285,7 +297,7 @@ func (d *deliveryRig) latency(ctx context.Context, tenantID string, k workerKind
 		return rep, err
 	}
 	if len(p.sent) == 0 {
-		return rep, fmt.Errorf("no event accepted by ingest (see %s): %v", d.ingest.log, p.firstErr)
+		return rep, fmt.Errorf("no event accepted by ingest (see %s): %v", d.ingest.LogPath(), p.firstErr)
 	}
 
 	// The poller may have just missed the last events; allow it a few of its cycles.
@@ -296,7 +308,7 @@ func (d *deliveryRig) latency(ctx context.Context, tenantID string, k workerKind
 	deadline := time.Now().Add(3*k.pollInterval() + 5*time.Second)
 	for rec.countOf(ids) < len(ids) && time.Now().Before(deadline) {
 		if c := anyExited(workers); c != nil {
-			return rep, fmt.Errorf("worker exited (see %s)", c.log)
+			return rep, fmt.Errorf("worker exited (see %s)", c.LogPath())
 		}
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
 			return rep, err
@@ -331,9 +343,13 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 	if err != nil {
 		return rep, err
 	}
+	pub, err := d.tenantClient(key)
+	if err != nil {
+		return rep, err
+	}
 	d.logf("drain %d replica(s): loading %d events through POST /events/batch", replicas, o.drainEvents)
-	if rep.Preload, err = preload(ctx, d.http, d.ingest.url, key, d.body, o.drainEvents); err != nil {
-		return rep, fmt.Errorf("preload (see %s): %w", d.ingest.log, err)
+	if rep.Preload, err = preload(ctx, pub, d.body, o.drainEvents); err != nil {
+		return rep, fmt.Errorf("preload (see %s): %w", d.ingest.LogPath(), err)
 	}
 	rep.Events = rep.Preload.Accepted
 	if left, err := d.unacked(ctx, tenantID); err != nil || !left {
@@ -363,7 +379,7 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 			return rep, err
 		}
 		if c := anyExited(workers); c != nil {
-			return rep, fmt.Errorf("worker exited (see %s)", c.log)
+			return rep, fmt.Errorf("worker exited (see %s)", c.LogPath())
 		}
 		left, err := d.unacked(ctx, tenantID)
 		if err != nil {
@@ -512,57 +528,38 @@ func steadyLoad(ctx context.Context, rate float64, lead, measure time.Duration, 
 	return out
 }
 
-// ingestPostID returns a send that posts one event and reads its id from the 202.
-func ingestPostID(client *http.Client, url, key string, body []byte) sendFunc {
+// publishID returns a send that publishes one event and returns the id the 202 gave it.
+func publishID(pub *client.Client, body []byte) sendFunc {
 	return func(ctx context.Context) (string, error) {
-		var out struct {
-			EventID string `json:"event_id"`
-		}
-		if err := postJSON(ctx, client, url+"/events", key, body, http.StatusAccepted, &out); err != nil {
+		accepted, _, err := pub.Publish(ctx, body, "")
+		if err != nil {
 			return "", err
 		}
-		if out.EventID == "" {
+		if accepted.EventID == "" {
 			return "", errors.New("POST /events: no event_id in the answer")
 		}
-		return out.EventID, nil
+		return accepted.EventID, nil
 	}
 }
 
-func postJSON(ctx context.Context, client *http.Client, url, key string, body []byte, want int, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
+// batchOf is a POST /events/batch of n copies of event; each copy becomes its own event with
+// its own id.
+func batchOf(event []byte, n int) []json.RawMessage {
+	out := make([]json.RawMessage, n)
+	for i := range out {
+		out[i] = event
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != want {
-		return fmt.Errorf("POST %s: status %d: %.200s", req.URL.Path, res.StatusCode, b)
-	}
-	return json.Unmarshal(b, out)
+	return out
 }
 
-// batchBody is a POST /events/batch body holding n copies of event; each copy becomes its
-// own event with its own id.
-func batchBody(event []byte, n int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"events":[`)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
+// batchFailure says how many of a batch's k events failed, and why the first one did.
+func batchFailure(out api.BatchAnswer, k int) error {
+	for _, r := range out.Results {
+		if r.Error != nil {
+			return fmt.Errorf("POST /events/batch: %d of %d events failed, the first with %s: %s", out.FailedCount, k, r.Error.Code, r.Error.Message)
 		}
-		b.Write(event)
 	}
-	b.WriteString(`]}`)
-	return b.Bytes()
+	return fmt.Errorf("POST /events/batch: %d of %d events failed", out.FailedCount, k)
 }
 
 // batchSizes splits n events into POST /events/batch calls.
@@ -577,7 +574,7 @@ func batchSizes(n int) []int {
 }
 
 // preload ingests n events through POST /events/batch, a few calls in flight.
-func preload(ctx context.Context, client *http.Client, url, key string, event []byte, n int) (preloadReport, error) {
+func preload(ctx context.Context, pub *client.Client, event []byte, n int) (preloadReport, error) {
 	rep := preloadReport{Method: "POST /events/batch", BatchSize: preloadBatch, InFlight: preloadInFlight}
 	jobs := make(chan int)
 	var (
@@ -589,11 +586,7 @@ func preload(ctx context.Context, client *http.Client, url, key string, event []
 	for range preloadInFlight {
 		wg.Go(func() {
 			for k := range jobs {
-				var out struct {
-					Results     []json.RawMessage `json:"results"`
-					FailedCount int               `json:"failed_count"`
-				}
-				err := postJSON(ctx, client, url+"/events/batch", key, batchBody(event, k), http.StatusOK, &out)
+				out, err := pub.PublishBatch(ctx, batchOf(event, k))
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -603,7 +596,7 @@ func preload(ctx context.Context, client *http.Client, url, key string, event []
 					rep.Accepted += len(out.Results) - out.FailedCount
 					rep.Failed += out.FailedCount
 					if out.FailedCount > 0 {
-						firstErr = cmp.Or(firstErr, fmt.Errorf("POST /events/batch: %d of %d events failed", out.FailedCount, k))
+						firstErr = cmp.Or(firstErr, batchFailure(out, k))
 					}
 				}
 				mu.Unlock()

@@ -6,9 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/api"
+	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
 // A line as the worker writes it (pkg/logging: zap's production JSON, ISO 8601 time).
@@ -31,30 +38,6 @@ func TestParseWorkerLine(t *testing.T) {
 		if _, _, ok := parseWorkerLine([]byte(bad)); ok {
 			t.Errorf("%q accepted", bad)
 		}
-	}
-}
-
-func TestLineTeeSplitsLinesAcrossWrites(t *testing.T) {
-	var out bytes.Buffer
-	var lines []string
-	var stamps []time.Time
-	w := &lineTee{out: &out, onLine: func(line []byte, read time.Time) {
-		lines = append(lines, string(line))
-		stamps = append(stamps, read)
-	}}
-	for _, chunk := range []string{"one\ntw", "o\nthree\nfour\n", "tail without newline"} {
-		if n, err := w.Write([]byte(chunk)); n != len(chunk) || err != nil {
-			t.Fatalf("write %q: %d, %v", chunk, n, err)
-		}
-	}
-	if fmt.Sprint(lines) != "[one two three four]" {
-		t.Fatalf("lines %q", lines)
-	}
-	if !stamps[2].Equal(stamps[3]) {
-		t.Error("lines read together got different stamps")
-	}
-	if out.String() != "one\ntwo\nthree\nfour\ntail without newline" {
-		t.Fatalf("copy %q", out.String())
 	}
 }
 
@@ -139,19 +122,135 @@ func TestSteadyLoadKeepsPaceAndCountsOnlyTheWindow(t *testing.T) {
 	}
 }
 
-func TestBatchBodyAndSizes(t *testing.T) {
+func TestBatchOfAndSizes(t *testing.T) {
 	ev := eventBody(0)
-	var got struct {
-		Events []json.RawMessage `json:"events"`
+	b, err := json.Marshal(api.BatchRequest{Events: batchOf(ev, 3)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(batchBody(ev, 3), &got); err != nil || len(got.Events) != 3 || !bytes.Equal(got.Events[2], ev) {
-		t.Fatalf("%v %d", err, len(got.Events))
+	var got api.BatchRequest
+	if err := json.Unmarshal(b, &got); err != nil || len(got.Events) != 3 || !bytes.Equal(got.Events[2], ev) {
+		t.Fatalf("%v %s", err, b)
 	}
 	if s := fmt.Sprint(batchSizes(250)); s != "[100 100 50]" {
 		t.Fatal(s)
 	}
 	if len(batchSizes(0)) != 0 {
 		t.Fatal("batches for no events")
+	}
+}
+
+// fakeIngest is an ingest service for the delivery suite's calls: it checks what the client
+// sends and answers as the service would, refusing the events whose "customer_id" is "refuse".
+type fakeIngest struct {
+	t        *testing.T
+	key      string
+	status   int // set: every call is answered with this status and an error envelope
+	calls    atomic.Int64
+	received atomic.Int64
+	maxBatch atomic.Int64
+}
+
+func (f *fakeIngest) rig(t *testing.T) *deliveryRig {
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return &deliveryRig{rig: &rig{ingest: &child{url: srv.URL}}, http: srv.Client(), body: eventBody(0)}
+}
+
+func (f *fakeIngest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.calls.Add(1)
+	if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+f.key || r.Header.Get("Content-Type") != "application/json" {
+		f.t.Errorf("%s %s with Authorization %q, Content-Type %q", r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if f.status != 0 {
+		w.Header().Set(api.HeaderRequestID, "req_fake")
+		w.WriteHeader(f.status)
+		_ = json.NewEncoder(w).Encode(api.ErrorEnvelope{Error: api.ErrorBody{Code: "unavailable", Message: "try later", RequestID: "req_fake"}})
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	switch r.URL.Path {
+	case "/events":
+		f.received.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(api.Accepted{EventID: fmt.Sprintf("evt_%d", f.received.Load()), Status: "accepted"})
+	case "/events/batch":
+		var req api.BatchRequest
+		if err := json.Unmarshal(body, &req); err != nil || len(req.Events) == 0 {
+			f.t.Errorf("batch body %.100s: %v", body, err)
+		}
+		f.received.Add(int64(len(req.Events)))
+		if n := int64(len(req.Events)); n > f.maxBatch.Load() {
+			f.maxBatch.Store(n)
+		}
+		var out api.BatchAnswer
+		for i, e := range req.Events {
+			if bytes.Contains(e, []byte(`"customer_id":"refuse"`)) {
+				out.FailedCount++
+				out.Results = append(out.Results, api.BatchResult{Error: &api.ItemError{Code: "invalid_event", Message: "refused"}})
+				continue
+			}
+			out.Results = append(out.Results, api.BatchResult{EventID: fmt.Sprintf("evt_b%d", i), Status: "accepted"})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	default:
+		f.t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+func TestPreloadCountsAcceptedAndRefusedEvents(t *testing.T) {
+	f := &fakeIngest{t: t, key: "tenant_bench_live_x"}
+	d := f.rig(t)
+	pub, err := d.tenantClient(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := preload(t.Context(), pub, d.body, 250)
+	if err != nil || rep.Accepted != 250 || rep.Failed != 0 || f.received.Load() != 250 || f.calls.Load() != 3 {
+		t.Fatalf("%+v %v: %d events in %d calls", rep, err, f.received.Load(), f.calls.Load())
+	}
+	if f.maxBatch.Load() != api.MaxBatchEvents || rep.BatchSize != api.MaxBatchEvents {
+		t.Fatalf("largest batch %d, reported %d", f.maxBatch.Load(), rep.BatchSize)
+	}
+
+	rep, err = preload(t.Context(), pub, []byte(`{"event_type":"customer.created","customer_id":"refuse"}`), 5)
+	if err == nil || !strings.Contains(err.Error(), "5 of 5 events failed, the first with invalid_event") || rep.Accepted != 0 || rep.Failed != 5 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+}
+
+// A refused call is made once, not retried, and its error is the client's, envelope and all.
+func TestDeliveryCallsAreNotRetried(t *testing.T) {
+	f := &fakeIngest{t: t, key: "tenant_bench_live_x", status: http.StatusServiceUnavailable}
+	d := f.rig(t)
+	pub, err := d.tenantClient(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := preload(t.Context(), pub, d.body, 10)
+	if !client.IsCode(err, api.CodeUnavailable) || rep.Failed != 10 || f.calls.Load() != 1 {
+		t.Fatalf("%+v %v after %d calls", rep, err, f.calls.Load())
+	}
+	_, err = publishID(pub, d.body)(t.Context())
+	if e, ok := errors.AsType[*client.Error](err); !ok || e.RequestID != "req_fake" || f.calls.Load() != 2 {
+		t.Fatalf("%v after %d calls", err, f.calls.Load())
+	}
+}
+
+func TestPublishIDReturnsTheAcceptedID(t *testing.T) {
+	f := &fakeIngest{t: t, key: "tenant_bench_live_x"}
+	d := f.rig(t)
+	pub, err := d.tenantClient(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := publishID(pub, d.body)
+	for _, want := range []string{"evt_1", "evt_2"} {
+		if id, err := send(t.Context()); err != nil || id != want {
+			t.Fatalf("id %q %v, want %s", id, err, want)
+		}
 	}
 }
 

@@ -137,55 +137,89 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := validateOptions(o); err != nil {
 		return err
 	}
+	r, err := newRig(stderr)
+	if err != nil {
+		return err
+	}
+	stopDDB, err := r.startDynamoDB(ctx, o.endpoint)
+	if err != nil {
+		return err
+	}
+	defer stopDDB()
+	if err := r.createTables(ctx); err != nil {
+		return err
+	}
+	defer deleteTables(context.WithoutCancel(ctx), r.client, r.tables)
+	if err := r.startIngest(ctx, o); err != nil {
+		return err
+	}
+	defer r.ingest.stop()
+	return runSuites(ctx, o, r, stdout)
+}
+
+// newRig finds the workspace and makes the bench's cache directory, where its binaries,
+// logs and reports go.
+func newRig(stderr io.Writer) (*rig, error) {
 	r := &rig{}
 	r.logf = func(format string, args ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
 	root, err := stack.FindRoot()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.root = root
 	r.cacheDir = filepath.Join(root, ".cache", "bench")
 	r.binDir = filepath.Join(r.cacheDir, "bin")
 	if err := os.MkdirAll(r.cacheDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
+	return r, nil
+}
 
-	r.endpoint = o.endpoint
+// startDynamoDB starts an in-memory DynamoDB Local, or uses the one at endpoint, and connects
+// to it. The returned stop ends only one the bench started.
+func (r *rig) startDynamoDB(ctx context.Context, endpoint string) (stop func(), err error) {
+	stop = func() {}
+	r.endpoint = endpoint
 	if r.endpoint == "" {
 		r.logf("starting DynamoDB Local (in memory)")
-		logFile, err := os.Create(filepath.Join(r.cacheDir, "dynamodb-local.log"))
+		srv, err := ddblocal.Start(ctx, ddblocal.Options{LogPath: filepath.Join(r.cacheDir, "dynamodb-local.log")})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("dynamodb local: %w", err)
 		}
-		defer logFile.Close()
-		srv, err := ddblocal.Start(ctx, ddblocal.Options{Log: logFile})
-		if err != nil {
-			return fmt.Errorf("dynamodb local: %w", err)
-		}
-		defer srv.Stop()
-		r.endpoint = srv.Endpoint
+		stop = srv.Stop
+		r.endpoint, r.ddbPID = srv.Endpoint, srv.Pid()
 		r.ddbDesc = "DynamoDB Local, in memory, started by the bench"
 	} else {
 		r.ddbDesc = "DynamoDB Local at " + r.endpoint
-	}
-	if port, err := endpointPort(r.endpoint); err == nil {
-		if r.ddbPID, err = listenerPID(port); err != nil {
-			r.logf("DynamoDB Local's CPU will not be reported: %v", err)
+		// Not the bench's child: its process is found by the port it listens on.
+		if port, err := endpointPort(r.endpoint); err == nil {
+			if r.ddbPID, err = listenerPID(port); err != nil {
+				r.logf("DynamoDB Local's CPU will not be reported: %v", err)
+			}
 		}
 	}
-
 	if r.client, err = ddblocal.Client(ctx, r.endpoint); err != nil {
-		return err
+		stop()
+		return nil, err
 	}
+	return stop, nil
+}
+
+// createTables makes this run's own set of tables.
+func (r *rig) createTables(ctx context.Context) error {
 	r.prefix = randomPrefix()
 	r.tables = ddb.TableNames(r.prefix)
 	if err := ddb.EnsureTables(ctx, r.client, r.tables); err != nil {
 		return fmt.Errorf("ensure tables: %w", err)
 	}
-	defer deleteTables(context.WithoutCancel(ctx), r.client, r.tables)
+	return nil
+}
 
+// startIngest builds the binaries the chosen suites run and starts the ingest service they
+// all send to.
+func (r *rig) startIngest(ctx context.Context, o options) error {
 	pkgs := []string{"./services/ingest"}
 	if o.runs(suiteDelivery) {
 		pkgs = append(pkgs, "./services/inbox", "./worker")
@@ -194,14 +228,17 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := buildBinaries(ctx, r.root, r.binDir, pkgs...); err != nil {
 		return err
 	}
+	var err error
 	if r.ingest, err = startService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log")); err != nil {
 		return err
 	}
-	defer r.ingest.stop()
-	r.logf("ingest listening on %s (log: %s)", r.ingest.url, r.ingest.log)
+	r.logf("ingest listening on %s (log: %s)", r.ingest.url, r.ingest.LogPath())
+	return nil
+}
 
-	// A suite whose figures are not a measurement does not stop the next one: its error is
-	// returned once everything has been reported.
+// runSuites runs the chosen suites in order. A suite whose figures are not a measurement does
+// not stop the next one: its error is returned once everything has been reported.
+func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	var errs []error
 	var ingestRate *ingestFigure
 	if o.runs(suiteIngest) {
@@ -250,7 +287,7 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 	// One event first: it proves the service accepts the key and body, and the item it stores
 	// is the template of the bare writes.
 	if err := ops[modeIngest](ctx); err != nil {
-		return nil, fmt.Errorf("first event through the service (see %s): %w", r.ingest.log, err)
+		return nil, fmt.Errorf("first event through the service (see %s): %w", r.ingest.LogPath(), err)
 	}
 	tmpl, err := templateItem(ctx, r.client, r.tables.Events)
 	if err != nil {
@@ -263,7 +300,7 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 
-	pids := processes{bench: os.Getpid(), ingest: r.ingest.pid(), ddb: r.ddbPID}
+	pids := processes{bench: os.Getpid(), ingest: r.ingest.Pid(), ddb: r.ddbPID}
 	samples := map[string][]time.Duration{}
 	for i, letter := range o.order {
 		if ctx.Err() != nil {
@@ -292,21 +329,29 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 	rep.LoadAvg1.End = loadAvg1()
 	rep.finish(samples)
 
-	if err := writeReport(r.path(o.out), rep); err != nil {
+	if err := writeIngest(r.path(o.out), stdout, rep); err != nil {
 		return nil, err
+	}
+	if !rep.Valid {
+		return &rep, fmt.Errorf("more than %.0f%% of the operations of an ingest phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, r.ingest.LogPath())
+	}
+	return &rep, nil
+}
+
+// writeIngest writes the full report to path, and prints the table and the one-line summary.
+func writeIngest(path string, stdout io.Writer, rep report) error {
+	if err := writeReport(path, rep); err != nil {
+		return err
 	}
 	printTable(stdout, rep)
 	line := rep
 	line.Phases = nil
 	b, err := json.Marshal(line)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", b)
-	if !rep.Valid {
-		return &rep, fmt.Errorf("more than %.0f%% of the operations of an ingest phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, r.ingest.log)
-	}
-	return &rep, nil
+	return nil
 }
 
 // path resolves a report path: a relative one is taken from the workspace root.

@@ -103,8 +103,8 @@ func loadAvg1() float64 {
 }
 
 // listenerPID finds the process listening on a TCP port, so the CPU of a DynamoDB Local the
-// bench did not start itself (or whose pid ddblocal keeps private) can still be attributed.
-// It matches the socket's inode in /proc/net/tcp{,6} against the processes' open files.
+// bench did not start itself can still be attributed. It matches the socket's inode in
+// /proc/net/tcp{,6} against the processes' open files.
 func listenerPID(port int) (int, error) {
 	inodes := map[string]bool{}
 	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {

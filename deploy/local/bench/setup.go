@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,17 +17,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/proc"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	tenantdb "github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
@@ -112,39 +116,22 @@ func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
 
 // child is one binary the bench started: a service, whose url is set, or a worker.
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{}
-	log  string
+	*proc.Process
+	url string
 }
+
+// childStopGrace bounds a child's shutdown; above the services' own drain time, so a clean
+// stop is never cut short.
+const childStopGrace = 25 * time.Second
 
 // spawn starts bin with env, its output going to logPath. When onLine is set it also sees
 // every line of output, with the time the bench read it.
 func spawn(name, bin string, args, env []string, logPath string, onLine func(line []byte, read time.Time)) (*child, error) {
-	logFile, err := os.Create(logPath)
+	p, err := proc.Start(proc.Options{Name: name, Path: bin, Args: args, Env: env, LogPath: logPath, OnLine: onLine})
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if onLine != nil {
-		// One writer value for both streams: os/exec then calls its Write from one goroutine
-		// at a time, so lines from stdout and stderr never interleave mid-line.
-		w := &lineTee{out: logFile, onLine: onLine}
-		cmd.Stdout, cmd.Stderr = w, w
-		// Bounds how long Wait waits for the copying goroutine if a grandchild kept the pipe.
-		cmd.WaitDelay = 3 * time.Second
-	}
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(c.done) }()
-	return c, nil
+	return &child{Process: p}, nil
 }
 
 // startService runs a service binary on a free loopback port, with extra added to its
@@ -168,8 +155,6 @@ func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, lo
 	return c, nil
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
 // waitReady polls path under c.url until it answers 200.
 func (c *child) waitReady(ctx context.Context, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -187,38 +172,18 @@ func (c *child) waitReady(ctx context.Context, path string) error {
 			}
 		}
 		select {
-		case <-c.done:
-			return fmt.Errorf("%s exited during start-up; see %s", c.name, c.log)
+		case <-c.Done():
+			return fmt.Errorf("%s exited during start-up (%v):\n%s", c.Name(), c.Err(), c.Tail(10))
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready (see %s): %w", c.name, c.log, ctx.Err())
+			return fmt.Errorf("%s not ready (see %s): %w", c.Name(), c.LogPath(), ctx.Err())
 		case <-tick.C:
 		}
 	}
 }
 
-// exited reports whether the process has ended.
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM for a graceful shutdown and kills the process if it lingers.
-func (c *child) stop() {
-	if c.exited() {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(25 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
+// stop ends the child with SIGTERM, as Kubernetes would, and kills it if it lingers. How it
+// ended is not a figure: a failure during a phase has already shown in its results.
+func (c *child) stop() { _ = c.Stop(childStopGrace) }
 
 // stopAll stops children in parallel, so replicas' shutdowns overlap.
 func stopAll(cs []*child) {
@@ -301,7 +266,8 @@ func itemBytes(it ddb.Item) int {
 }
 
 // ingestPost returns an op that sends one POST /events over keep-alive loopback HTTP.
-func ingestPost(client *http.Client, url, key string, body []byte) op {
+// Not client.Publish: its per-call labeler and answer decoding would add load-generator CPU to the phases measured.
+func ingestPost(hc *http.Client, url, key string, body []byte) op {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/events", bytes.NewReader(body))
 		if err != nil {
@@ -309,17 +275,23 @@ func ingestPost(client *http.Client, url, key string, body []byte) op {
 		}
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
+		res, err := hc.Do(req)
 		if err != nil {
 			return err
+		}
+		if res.StatusCode != http.StatusAccepted {
+			// The error the client would have returned, so a phase's first error says why.
+			var env api.ErrorEnvelope
+			_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&env)
+			err = &client.Error{
+				Op: "publish", Status: res.StatusCode, Code: env.Error.Code, Message: env.Error.Message,
+				RequestID: cmp.Or(env.Error.RequestID, res.Header.Get(api.HeaderRequestID)),
+			}
 		}
 		// Reading to EOF returns the connection to the pool; a half-read body would close it.
 		_, _ = io.Copy(io.Discard, res.Body)
 		_ = res.Body.Close()
-		if res.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("POST /events: status %d", res.StatusCode)
-		}
-		return nil
+		return err
 	}
 }
 

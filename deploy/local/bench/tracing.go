@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -77,37 +79,16 @@ type traceMode struct {
 // tables, one with tracing off and one exporting to a Jaeger the bench starts, in alternating
 // phases at the same concurrency.
 func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error {
-	addrs, err := stack.FreeJaegerAddrs()
-	if err != nil {
-		return err
-	}
-	args, env, err := stack.JaegerCommand(stack.DefaultJaegerBin(r.root), r.cacheDir, addrs)
-	if err != nil {
-		return err
-	}
-	jaeger, err := spawn("jaeger", stack.DefaultJaegerBin(r.root), args, childEnv(env...), filepath.Join(r.cacheDir, "jaeger.log"), nil)
+	jaeger, addrs, err := startJaeger(ctx, r)
 	if err != nil {
 		return err
 	}
 	defer jaeger.stop()
-	jaeger.url = addrs.QueryURL()
-	if err := jaeger.waitReady(ctx, "/api/services"); err != nil {
+	services, err := startTracedServices(ctx, o, r, addrs)
+	if err != nil {
 		return err
 	}
-	services := map[string]*child{}
-	for mode, extra := range map[string][]string{
-		modeTraceOff:        {"OTEL_SDK_DISABLED=true"},
-		modeTraceUnexported: nil,
-		modeTraceJaeger:     addrs.OTLPEnv(),
-	} {
-		c, err := startService(ctx, "ingest-"+mode, filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel,
-			filepath.Join(r.cacheDir, "ingest-"+mode+".log"), extra...)
-		if err != nil {
-			return err
-		}
-		defer c.stop()
-		services[mode] = c
-	}
+	defer stopAll(slices.Collect(maps.Values(services)))
 	r.logf("tracing: ingest with tracing off on %s, without an endpoint on %s, exporting to Jaeger (%s) on %s",
 		services[modeTraceOff].url, services[modeTraceUnexported].url, jaeger.url, services[modeTraceJaeger].url)
 
@@ -122,11 +103,84 @@ func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error 
 	for mode, c := range services {
 		ops[mode] = ingestPost(httpClient, c.url, key, body)
 	}
-	warm := o
-	warm.warmup = min(o.warmup, 20*time.Second)
-	for done := time.Duration(0); done < warm.warmup; done += warmUpChunk {
+	warmup := min(o.warmup, 20*time.Second)
+	if err := tracingWarmUp(ctx, o.concurrency, warmup, ops); err != nil {
+		return err
+	}
+
+	rep := tracingReport{
+		Bench: "ingest-tracing-off-vs-jaeger", Concurrency: o.concurrency, PhaseSeconds: o.duration.Seconds(),
+		WarmupSeconds: warmup.Seconds(), Order: "OUJJUO", CPUs: runtime.NumCPU(), Goal: tracingGoal,
+		Started: time.Now().UTC().Format(time.RFC3339), LoadAvg1: loadPair{Start: loadAvg1()}, Modes: map[string]traceMode{},
+	}
+	totals, err := runTracingPhases(ctx, o, r, &rep, services, jaeger, ops)
+	if err != nil {
+		return err
+	}
+	rep.LoadAvg1.End = loadAvg1()
+	rep.finish(totals)
+	// The exporting mode only measures export if the spans got there.
+	if rep.TracesFound, err = countTraces(ctx, jaeger.url, "ingest"); err != nil || rep.TracesFound == 0 {
+		rep.Valid = false
+		r.logf("tracing: Jaeger holds no ingest trace (%v); the jaeger mode exported nothing", err)
+	}
+	if err := writeTracing(r.path(o.tracingOut), stdout, rep); err != nil {
+		return err
+	}
+	if !rep.Valid {
+		return fmt.Errorf("the tracing phases do not measure: errors above %.0f%% or no spans in Jaeger (see %s)", 100*maxErrorRate, r.cacheDir)
+	}
+	return nil
+}
+
+// startJaeger runs the Jaeger that `make jaeger` built, on free loopback ports, and waits
+// until its query API answers.
+func startJaeger(ctx context.Context, r *rig) (*child, stack.JaegerAddrs, error) {
+	addrs, err := stack.FreeJaegerAddrs()
+	if err != nil {
+		return nil, addrs, err
+	}
+	args, env, err := stack.JaegerCommand(stack.DefaultJaegerBin(r.root), r.cacheDir, addrs)
+	if err != nil {
+		return nil, addrs, err
+	}
+	jaeger, err := spawn("jaeger", stack.DefaultJaegerBin(r.root), args, childEnv(env...), filepath.Join(r.cacheDir, "jaeger.log"), nil)
+	if err != nil {
+		return nil, addrs, err
+	}
+	jaeger.url = addrs.QueryURL()
+	if err := jaeger.waitReady(ctx, "/api/services"); err != nil {
+		jaeger.stop()
+		return nil, addrs, err
+	}
+	return jaeger, addrs, nil
+}
+
+// startTracedServices starts one ingest binary per tracing mode on the bench's tables.
+func startTracedServices(ctx context.Context, o options, r *rig, addrs stack.JaegerAddrs) (map[string]*child, error) {
+	services := map[string]*child{}
+	for mode, extra := range map[string][]string{
+		modeTraceOff:        {"OTEL_SDK_DISABLED=true"},
+		modeTraceUnexported: nil,
+		modeTraceJaeger:     addrs.OTLPEnv(),
+	} {
+		c, err := startService(ctx, "ingest-"+mode, filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel,
+			filepath.Join(r.cacheDir, "ingest-"+mode+".log"), extra...)
+		if err != nil {
+			stopAll(slices.Collect(maps.Values(services)))
+			return nil, err
+		}
+		services[mode] = c
+	}
+	return services, nil
+}
+
+// tracingWarmUp runs unmeasured load on every mode in alternating chunks, as warmUp does for
+// the ingest suite.
+func tracingWarmUp(ctx context.Context, concurrency int, warmup time.Duration, ops map[string]op) error {
+	for done := time.Duration(0); done < warmup; done += warmUpChunk {
 		for _, mode := range traceModes {
-			res := closedLoop(ctx, o.concurrency, min(warmUpChunk, warm.warmup-done), ops[mode])
+			res := closedLoop(ctx, concurrency, min(warmUpChunk, warmup-done), ops[mode])
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -135,22 +189,26 @@ func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error 
 			}
 		}
 	}
+	return nil
+}
 
-	rep := tracingReport{
-		Bench: "ingest-tracing-off-vs-jaeger", Concurrency: o.concurrency, PhaseSeconds: o.duration.Seconds(),
-		WarmupSeconds: warm.warmup.Seconds(), Order: "OUJJUO", CPUs: runtime.NumCPU(), Goal: tracingGoal,
-		Started: time.Now().UTC().Format(time.RFC3339), LoadAvg1: loadPair{Start: loadAvg1()}, Modes: map[string]traceMode{},
-	}
-	samples := map[string][]time.Duration{}
-	wall := map[string]time.Duration{}
-	cpu := map[string][2]float64{} // service, jaeger
+// modeTotals is what the phases of one tracing mode add up to.
+type modeTotals struct {
+	latencies             []time.Duration
+	wall                  time.Duration
+	serviceCPU, jaegerCPU float64
+}
+
+// runTracingPhases runs rep.Order's phases, adding each to rep, and returns each mode's totals.
+func runTracingPhases(ctx context.Context, o options, r *rig, rep *tracingReport, services map[string]*child, jaeger *child, ops map[string]op) (map[string]*modeTotals, error) {
+	totals := map[string]*modeTotals{}
 	for i, letter := range rep.Order {
 		mode := map[rune]string{'O': modeTraceOff, 'U': modeTraceUnexported, 'J': modeTraceJaeger}[letter]
-		pids := []int{services[mode].pid(), jaeger.pid(), r.ddbPID}
+		pids := []int{services[mode].Pid(), jaeger.Pid(), r.ddbPID}
 		before := cpuOf(pids)
 		res := closedLoop(ctx, o.concurrency, o.duration, ops[mode])
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		after := cpuOf(pids)
 		p := tracingPhase{
@@ -159,39 +217,47 @@ func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error 
 			ServiceCPU: round(after[0]-before[0], 2), JaegerCPU: round(after[1]-before[1], 2), DDBCPU: round(after[2]-before[2], 2),
 		}
 		rep.Phases = append(rep.Phases, p)
-		samples[mode] = append(samples[mode], res.latencies...)
-		wall[mode] += res.wall
-		c := cpu[mode]
-		cpu[mode] = [2]float64{c[0] + p.ServiceCPU, c[1] + p.JaegerCPU}
+		t := totals[mode]
+		if t == nil {
+			t = &modeTotals{}
+			totals[mode] = t
+		}
+		t.latencies = append(t.latencies, res.latencies...)
+		t.wall += res.wall
+		t.serviceCPU += p.ServiceCPU
+		t.jaegerCPU += p.JaegerCPU
 		r.logf("tracing phase %d %-6s %8.1f events/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", p.N, mode, p.EventsPerS, p.Latency.P50, p.Latency.P99, p.Errors)
 	}
-	rep.LoadAvg1.End = loadAvg1()
-	rep.Valid = true
-	for _, p := range rep.Phases {
-		if p.Events == 0 || float64(p.Errors) > maxErrorRate*float64(p.Events+p.Errors) {
-			rep.Valid = false
-		}
-	}
-	for mode, lat := range samples {
-		n := float64(len(lat))
-		m := traceMode{Events: len(lat), Seconds: round(wall[mode].Seconds(), 2), EventsPerS: round(n/wall[mode].Seconds(), 1), Latency: summarise(lat)}
-		if n > 0 {
-			m.ServiceCPUPerEvent = round(cpu[mode][0]/n*1e6, 0)
-			m.JaegerCPUPerEvent = round(cpu[mode][1]/n*1e6, 0)
-		}
-		rep.Modes[mode] = m
-	}
-	if off := rep.Modes[modeTraceOff].EventsPerS; off > 0 {
-		rep.Ratio = round(rep.Modes[modeTraceJaeger].EventsPerS/off, 3)
-		rep.UnexportedRatio = round(rep.Modes[modeTraceUnexported].EventsPerS/off, 3)
-	}
-	// The exporting mode only measures export if the spans got there.
-	if rep.TracesFound, err = countTraces(ctx, jaeger.url, "ingest"); err != nil || rep.TracesFound == 0 {
-		rep.Valid = false
-		r.logf("tracing: Jaeger holds no ingest trace (%v); the jaeger mode exported nothing", err)
-	}
+	return totals, nil
+}
 
-	if err := writeReport(r.path(o.tracingOut), rep); err != nil {
+// finish judges the phases and sums them up per mode; whether Jaeger got the spans is judged
+// apart.
+func (r *tracingReport) finish(totals map[string]*modeTotals) {
+	r.Valid = true
+	for _, p := range r.Phases {
+		if p.Events == 0 || float64(p.Errors) > maxErrorRate*float64(p.Events+p.Errors) {
+			r.Valid = false
+		}
+	}
+	for mode, t := range totals {
+		n := float64(len(t.latencies))
+		m := traceMode{Events: len(t.latencies), Seconds: round(t.wall.Seconds(), 2), EventsPerS: round(n/t.wall.Seconds(), 1), Latency: summarise(t.latencies)}
+		if n > 0 {
+			m.ServiceCPUPerEvent = round(t.serviceCPU/n*1e6, 0)
+			m.JaegerCPUPerEvent = round(t.jaegerCPU/n*1e6, 0)
+		}
+		r.Modes[mode] = m
+	}
+	if off := r.Modes[modeTraceOff].EventsPerS; off > 0 {
+		r.Ratio = round(r.Modes[modeTraceJaeger].EventsPerS/off, 3)
+		r.UnexportedRatio = round(r.Modes[modeTraceUnexported].EventsPerS/off, 3)
+	}
+}
+
+// writeTracing writes the full report to path, and prints the table and the one-line summary.
+func writeTracing(path string, stdout io.Writer, rep tracingReport) error {
+	if err := writeReport(path, rep); err != nil {
 		return err
 	}
 	printTracing(stdout, rep)
@@ -202,9 +268,6 @@ func runTracing(ctx context.Context, o options, r *rig, stdout io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", b)
-	if !rep.Valid {
-		return fmt.Errorf("the tracing phases do not measure: errors above %.0f%% or no spans in Jaeger (see %s)", 100*maxErrorRate, r.cacheDir)
-	}
 	return nil
 }
 

@@ -1,41 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"sync"
 	"time"
 )
-
-// lineTee copies a child's output to out and hands each complete line to onLine, stamped with
-// the time the bench read it. Lines that arrive in one read share one stamp: that is as close
-// as the bench can tell when they reached it.
-type lineTee struct {
-	out    io.Writer
-	onLine func(line []byte, read time.Time)
-	buf    []byte
-}
-
-func (w *lineTee) Write(b []byte) (int, error) {
-	read := time.Now()
-	// The log file is a record, not the measurement: a failed write must not stop the child.
-	_, _ = w.out.Write(b)
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.onLine(w.buf[:i], read)
-		w.buf = w.buf[i+1:]
-	}
-	// Keeps the buffer from growing without bound when lines keep arriving whole.
-	if len(w.buf) == 0 {
-		w.buf = w.buf[:0:0]
-	}
-	return len(b), nil
-}
 
 // The worker's log messages the bench reads: one per event it received from a pull, and the
 // one it writes as its consumers start.
@@ -92,7 +61,7 @@ type receipts struct {
 
 func newReceipts() *receipts { return &receipts{first: map[string]receipt{}} }
 
-// observe is a lineTee's onLine for worker output.
+// observe is the OnLine of every worker the bench runs.
 func (r *receipts) observe(line []byte, read time.Time) {
 	l, logged, ok := parseWorkerLine(line)
 	if !ok {

@@ -103,90 +103,106 @@ func (f failingTenants) ExpireKeyBy(context.Context, string, string, time.Time) 
 	return tenant.APIKey{}, f.err
 }
 
+// fault is a failure of the stores and the answer it must give.
+type fault struct {
+	name   string
+	err    error
+	status int
+	code   string
+}
+
 // faultAnswers sends one conforming request per operation to the real routers whose stores
 // fail, and checks the answers against the document: 503 with Retry-After when DynamoDB is
 // unavailable, 500 for anything unknown, and the batch calls' per-item errors. A live stack
 // cannot be made to fail on cue; the routers, middleware and error mapping are the real ones.
 func faultAnswers(t *testing.T, c func(http.Handler) *client) {
-	const adminToken = "contract-admin-token-0123456789abcdef"
-	faults := []struct {
-		name   string
-		err    error
-		status int
-		code   string
-	}{
+	for _, f := range []fault{
 		{"dynamodb-unavailable", fmt.Errorf("query: %w", storage.ErrUnavailable), http.StatusServiceUnavailable, "unavailable"},
 		{"unexpected-failure", errors.New("a failure nobody mapped"), http.StatusInternalServerError, "internal"},
-	}
-	log := zap.NewNop()
-	for _, f := range faults {
+	} {
 		t.Run(f.name, func(t *testing.T) {
-			// The key store fails: the request is refused before any handler runs.
-			key, err := apikey.New("acme")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ready := func(context.Context) error { return f.err }
-			auth := tenant.NewAuthenticator(failingTenants{err: f.err}, tenant.AuthConfig{}, nil)
-			routers := map[string]http.Handler{
-				openapi.Ingest:    ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
-				openapi.Inbox:     inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
-				openapi.KeysAdmin: adminapi.NewRouter(log, failingTenants{err: f.err}, httpx.NewAdminTokens([]string{adminToken}), ready, nil),
-			}
 			ops, err := openapi.Operations("")
 			if err != nil {
 				t.Fatal(err)
 			}
-			samples := sampleRequests(key.String(), adminToken)
-			for _, o := range ops {
-				s := samples[o.ID]
-				s.name = o.ID + "-auth-store-fails"
-				switch o.ID {
-				case "livez", "getOpenAPI":
-					s.status = http.StatusOK
-				case "readyz":
-					s.status = http.StatusServiceUnavailable
-				default:
-					s.status, s.code = f.status, f.code
-				}
-				services := []string{o.Service}
-				if o.Service == openapi.Every {
-					services = openapi.Services
-				}
-				for _, svc := range services {
-					a := c(routers[svc]).do(t, s)
-					if a.Status == http.StatusServiceUnavailable && a.Header.Get("Retry-After") == "" {
-						t.Errorf("%s: 503 without Retry-After", s.name)
-					}
-				}
-			}
-
-			// The key store works and the events store fails: the handlers meet the failure.
-			mem := tenanttest.NewMemory()
-			apitest.SeedTenant(t, mem, "acme", 1)
-			good := apitest.SeedKey(t, mem, "acme", apitest.KeyOptions{})
-			auth = tenant.NewAuthenticator(mem, tenant.AuthConfig{}, nil)
-			routers[openapi.Ingest] = ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready})
-			routers[openapi.Inbox] = inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready})
-			samples = sampleRequests(good, adminToken)
-			for _, o := range ops {
-				if o.Service != openapi.Ingest && o.Service != openapi.Inbox {
-					continue
-				}
-				s := samples[o.ID]
-				s.name = o.ID + "-events-store-fails"
-				a := c(routers[o.Service]).do(t, s)
-				// Calls that settle or store several items answer 200 and carry the failure per
-				// item; the others answer it.
-				if a.Status == http.StatusOK {
-					if !strings.Contains(string(a.Body), `"code":"`+f.code+`"`) {
-						t.Errorf("%s: 200 without the per-item %s error: %s", s.name, f.code, a.Body)
-					}
-				} else if a.Status != f.status {
-					t.Errorf("%s: %d, want %d or a 200 with per-item errors: %s", s.name, a.Status, f.status, a.Body)
-				}
-			}
+			t.Run("key-store-fails", func(t *testing.T) { keyStoreFails(t, c, f, ops) })
+			t.Run("events-store-fails", func(t *testing.T) { eventsStoreFails(t, c, f, ops) })
 		})
+	}
+}
+
+// faultAdminToken is the admin token the fault routers accept.
+const faultAdminToken = "contract-admin-token-0123456789abcdef"
+
+// keyStoreFails: the request is refused before any handler runs.
+func keyStoreFails(t *testing.T, c func(http.Handler) *client, f fault, ops []openapi.Operation) {
+	log := zap.NewNop()
+	key, err := apikey.New("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := func(context.Context) error { return f.err }
+	auth := tenant.NewAuthenticator(failingTenants{err: f.err}, tenant.AuthConfig{}, nil)
+	routers := map[string]http.Handler{
+		openapi.Ingest:    ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
+		openapi.Inbox:     inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
+		openapi.KeysAdmin: adminapi.NewRouter(log, failingTenants{err: f.err}, httpx.NewAdminTokens([]string{faultAdminToken}), ready, nil),
+	}
+	samples := sampleRequests(key.String(), faultAdminToken)
+	for _, o := range ops {
+		s := samples[o.ID]
+		s.name = o.ID + "-auth-store-fails"
+		switch o.ID {
+		case "livez", "getOpenAPI":
+			s.status = http.StatusOK
+		case "readyz":
+			s.status = http.StatusServiceUnavailable
+		default:
+			s.status, s.code = f.status, f.code
+		}
+		services := []string{o.Service}
+		if o.Service == openapi.Every {
+			services = openapi.Services
+		}
+		for _, svc := range services {
+			a := c(routers[svc]).do(t, s)
+			if a.Status == http.StatusServiceUnavailable && a.Header.Get("Retry-After") == "" {
+				t.Errorf("%s: 503 without Retry-After", s.name)
+			}
+		}
+	}
+}
+
+// eventsStoreFails: the key store works and the events store fails, so the handlers meet the
+// failure.
+func eventsStoreFails(t *testing.T, c func(http.Handler) *client, f fault, ops []openapi.Operation) {
+	log := zap.NewNop()
+	ready := func(context.Context) error { return f.err }
+	mem := tenanttest.NewMemory()
+	apitest.SeedTenant(t, mem, "acme", 1)
+	good := apitest.SeedKey(t, mem, "acme", apitest.KeyOptions{})
+	auth := tenant.NewAuthenticator(mem, tenant.AuthConfig{}, nil)
+	routers := map[string]http.Handler{
+		openapi.Ingest: ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
+		openapi.Inbox:  inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
+	}
+	samples := sampleRequests(good, faultAdminToken)
+	for _, o := range ops {
+		if o.Service != openapi.Ingest && o.Service != openapi.Inbox {
+			continue
+		}
+		s := samples[o.ID]
+		s.name = o.ID + "-events-store-fails"
+		a := c(routers[o.Service]).do(t, s)
+		// Calls that settle or store several items answer 200 and carry the failure per
+		// item; the others answer it.
+		if a.Status == http.StatusOK {
+			if !strings.Contains(string(a.Body), `"code":"`+f.code+`"`) {
+				t.Errorf("%s: 200 without the per-item %s error: %s", s.name, f.code, a.Body)
+			}
+		} else if a.Status != f.status {
+			t.Errorf("%s: %d, want %d or a 200 with per-item errors: %s", s.name, a.Status, f.status, a.Body)
+		}
 	}
 }
 

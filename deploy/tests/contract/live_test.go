@@ -144,34 +144,106 @@ func decodeAs[T any](t *testing.T, a answer) T {
 	return v
 }
 
-// liveRun drives the running stack through every operation, every answer it documents that a
-// healthy stack gives, and the bad-input tables of the lifecycle and delivery issues.
-func liveRun(t *testing.T, c *client, st *stack.Stack) {
-	admin := st.AdminToken
-	sfx := randomHex(3)
-	var (
-		mainT   = "ct-main-" + sfx
-		otherT  = "ct-other-" + sfx
-		deadT   = "ct-dead-" + sfx
-		partsT  = "ct-parts-" + sfx
-		suspT   = "ct-susp-" + sfx
-		ghost   = "ct-ghost-" + sfx
-		unknown = events.NewID()
-		lease0  = events.NewLeaseID()
-	)
-	tenants := "/admin/tenants"
-	keysOf := func(tenantID string) string { return tenants + "/" + tenantID + "/keys" }
-	issue := func(name, tenantID, body string) issuedKey {
-		t.Helper()
-		a := c.do(t, call{name: name, method: "POST", path: keysOf(tenantID), key: admin, body: body, status: 201})
-		k := decodeAs[issuedKey](t, a)
-		if _, err := apikey.Parse(k.APIKey); err != nil || k.KeyID == "" {
-			t.Fatalf("%s: no usable key in %s", name, a.Body)
-		}
-		return k
-	}
+// The admin API's tenants, and the keys of one of them.
+const tenants = "/admin/tenants"
 
-	// --- Admin: tenants -------------------------------------------------------------------
+func keysOf(tenantID string) string { return tenants + "/" + tenantID + "/keys" }
+
+// The seed's two events.
+const (
+	seedA = `{"event_type":"customer.created","customer_id":"123","email":"alice@example.com"}`
+	seedB = `{"event_type":"invoice.paid","invoice_id":"inv_8912","amount":3200}`
+)
+
+// liveRun drives the running stack through every operation, every answer it documents that a
+// healthy stack gives, and the bad-input tables of the lifecycle and delivery issues. Each step
+// is a subtest that builds on what the steps before it made: tenants, their keys, events,
+// leases, dead letters.
+func liveRun(t *testing.T, c *client, st *stack.Stack) {
+	sfx := randomHex(3)
+	ls := &liveScript{
+		c:       c,
+		st:      st,
+		admin:   st.AdminToken,
+		sfx:     sfx,
+		mainT:   "ct-main-" + sfx,
+		otherT:  "ct-other-" + sfx,
+		deadT:   "ct-dead-" + sfx,
+		partsT:  "ct-parts-" + sfx,
+		suspT:   "ct-susp-" + sfx,
+		ghost:   "ct-ghost-" + sfx,
+		unknown: events.NewID(),
+		lease0:  events.NewLeaseID(),
+	}
+	runSteps(t,
+		step{"admin-tenants", ls.adminTenants},
+		step{"admin-tenant-list", ls.tenantList},
+		step{"admin-keys", ls.adminKeys},
+		step{"ingest", ls.ingest},
+		step{"batch-ingest", ls.batchIngest},
+		step{"inbox-reads", ls.inboxReads},
+		step{"leases", ls.leases},
+		step{"lease-and-settle-bad-input", ls.leaseBadInput},
+		step{"dead-letters", ls.deadLetters},
+		step{"redrive", ls.redrive},
+		step{"partitioned-tenant", ls.partitionedTenant},
+		step{"other-tenant-untouched", ls.otherTenantUntouched},
+	)
+}
+
+// liveScript is what the live run's steps hand on to each other.
+type liveScript struct {
+	c     *client
+	st    *stack.Stack
+	admin string // the admin token
+	sfx   string // makes this run's tenant ids and idempotency keys its own
+	// Tenants: main gets most calls, other's event must stay untouched, dead has
+	// max_deliveries 2, parts has partitions, susp is suspended; ghost never exists.
+	mainT, otherT, deadT, partsT, suspT, ghost string
+	unknown                                    string // an event id nobody holds
+	lease0                                     string // a lease id that never held anything
+
+	// Keys, by what they may do or what happens to them.
+	mainKey, readOnly, ackOnly, writeOnly, otherKey, deadKey, partsKey, suspKey issuedKey
+	toRevoke, toExpire, toRoll                                                  issuedKey
+
+	mainEvents []string      // main's events, in ingest order
+	evB        acceptedEvent // other's event, which nothing main does may touch
+	listing    eventPage     // main's inbox before any lease
+	l1         leaseRef      // the first lease of main's first pull, acknowledged
+	dead       []string      // the dead tenant's events
+}
+
+// issue issues a key for tenantID and checks it is one.
+func (ls *liveScript) issue(t *testing.T, name, tenantID, body string) issuedKey {
+	t.Helper()
+	a := ls.c.do(t, call{name: name, method: "POST", path: keysOf(tenantID), key: ls.admin, body: body, status: 201})
+	k := decodeAs[issuedKey](t, a)
+	if _, err := apikey.Parse(k.APIKey); err != nil || k.KeyID == "" {
+		t.Fatalf("%s: no usable key in %s", name, a.Body)
+	}
+	return k
+}
+
+// post publishes one event and checks the answer's Location names it.
+func (ls *liveScript) post(t *testing.T, name, key, body string, header http.Header, status int) acceptedEvent {
+	t.Helper()
+	a := ls.c.do(t, call{name: name, method: "POST", path: "/events", key: key, body: body, header: header, status: status})
+	ev := decodeAs[acceptedEvent](t, a)
+	if a.Header.Get("Location") != "/events/"+ev.EventID {
+		t.Errorf("%s: Location %q for %s", name, a.Header.Get("Location"), ev.EventID)
+	}
+	return ev
+}
+
+func (ls *liveScript) pull(t *testing.T, name, key, body string) eventPage {
+	t.Helper()
+	return decodeAs[eventPage](t, ls.c.do(t, call{name: name, method: "POST", path: "/inbox/pull", key: key, body: body, status: 200}))
+}
+
+func (ls *liveScript) adminTenants(t *testing.T) {
+	c, st, admin, sfx := ls.c, ls.st, ls.admin, ls.sfx
+	mainT, otherT, deadT, partsT, suspT, ghost := ls.mainT, ls.otherT, ls.deadT, ls.partsT, ls.suspT, ls.ghost
 	c.run(t, []call{
 		{name: "create-201", method: "POST", path: tenants, key: admin, body: `{"tenant_id":"` + mainT + `","name":"Contract main"}`, status: 201},
 		{name: "create-201-other", method: "POST", path: tenants, key: admin, body: `{"tenant_id":"` + otherT + `","name":"Contract other"}`, status: 201},
@@ -214,7 +286,11 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "patch-415", method: "PATCH", path: tenants + "/" + mainT, key: admin, contentType: "text/plain", body: `{"status":"active"}`, status: 415, code: "unsupported_media_type", invalid: true},
 		{name: "patch-401", method: "PATCH", path: tenants + "/" + mainT, body: `{"status":"active"}`, status: 401, code: "unauthenticated", invalid: true},
 	})
+}
 
+func (ls *liveScript) tenantList(t *testing.T) {
+	c, admin := ls.c, ls.admin
+	mainT, otherT, deadT, partsT, suspT := ls.mainT, ls.otherT, ls.deadT, ls.partsT, ls.suspT
 	// Pages of two walk every tenant once.
 	seen := map[string]bool{}
 	path := tenants + "?limit=2"
@@ -255,19 +331,23 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "list-400-cursor-not-a-tenant", method: "GET", path: tenants + "?cursor=QmFkX0lk", key: admin, status: 400, code: "invalid_cursor"},
 		{name: "list-401", method: "GET", path: tenants, status: 401, code: "unauthenticated", invalid: true},
 	})
+}
 
-	// --- Admin: keys ----------------------------------------------------------------------
-	mainKey := issue("issue-201", mainT, `{"label":"contract"}`)
-	readOnly := issue("issue-201-read-only", mainT, `{"scopes":["inbox:read"],"label":"reader"}`)
-	ackOnly := issue("issue-201-ack-only", mainT, `{"scopes":["inbox:ack"]}`)
-	writeOnly := issue("issue-201-write-only", mainT, `{"scopes":["events:write","events:write"],"expires_at":"`+time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)+`"}`)
-	otherKey := issue("issue-201-no-body", otherT, ``)
-	deadKey := issue("issue-201-dead-tenant", deadT, `{}`)
-	partsKey := issue("issue-201-partitioned-tenant", partsT, `{}`)
-	suspKey := issue("issue-201-suspended-tenant", suspT, `{}`)
-	toRevoke := issue("issue-201-to-revoke", mainT, `{}`)
-	toExpire := issue("issue-201-to-expire", mainT, `{}`)
-	toRoll := issue("issue-201-to-roll", mainT, `{"label":"rolled"}`)
+func (ls *liveScript) adminKeys(t *testing.T) {
+	c, admin := ls.c, ls.admin
+	mainT, otherT, deadT, partsT, suspT, ghost := ls.mainT, ls.otherT, ls.deadT, ls.partsT, ls.suspT, ls.ghost
+	ls.mainKey = ls.issue(t, "issue-201", mainT, `{"label":"contract"}`)
+	ls.readOnly = ls.issue(t, "issue-201-read-only", mainT, `{"scopes":["inbox:read"],"label":"reader"}`)
+	ls.ackOnly = ls.issue(t, "issue-201-ack-only", mainT, `{"scopes":["inbox:ack"]}`)
+	ls.writeOnly = ls.issue(t, "issue-201-write-only", mainT, `{"scopes":["events:write","events:write"],"expires_at":"`+time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)+`"}`)
+	ls.otherKey = ls.issue(t, "issue-201-no-body", otherT, ``)
+	ls.deadKey = ls.issue(t, "issue-201-dead-tenant", deadT, `{}`)
+	ls.partsKey = ls.issue(t, "issue-201-partitioned-tenant", partsT, `{}`)
+	ls.suspKey = ls.issue(t, "issue-201-suspended-tenant", suspT, `{}`)
+	ls.toRevoke = ls.issue(t, "issue-201-to-revoke", mainT, `{}`)
+	ls.toExpire = ls.issue(t, "issue-201-to-expire", mainT, `{}`)
+	ls.toRoll = ls.issue(t, "issue-201-to-roll", mainT, `{"label":"rolled"}`)
+	toRevoke, toExpire, toRoll := ls.toRevoke, ls.toExpire, ls.toRoll
 	c.run(t, []call{
 		{name: "issue-400-unknown-scope", method: "POST", path: keysOf(mainT), key: admin, body: `{"scopes":["admin"]}`, status: 400, code: "invalid_request", invalid: true},
 		{name: "issue-400-empty-scopes", method: "POST", path: keysOf(mainT), key: admin, body: `{"scopes":[]}`, status: 400, code: "invalid_request", invalid: true},
@@ -315,26 +395,19 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "admin-405", method: "PUT", path: tenants + "/" + mainT, key: admin, body: `{}`, status: 405, code: "method_not_allowed"},
 		{name: "admin-404-no-route", method: "GET", path: "/admin/nothing", key: admin, status: 404, code: "not_found"},
 	})
+}
 
-	// --- Ingest ---------------------------------------------------------------------------
-	seedA := `{"event_type":"customer.created","customer_id":"123","email":"alice@example.com"}`
-	seedB := `{"event_type":"invoice.paid","invoice_id":"inv_8912","amount":3200}`
-	post := func(name, key, body string, header http.Header, status int) acceptedEvent {
-		t.Helper()
-		a := c.do(t, call{name: name, method: "POST", path: "/events", key: key, body: body, header: header, status: status})
-		ev := decodeAs[acceptedEvent](t, a)
-		if a.Header.Get("Location") != "/events/"+ev.EventID {
-			t.Errorf("%s: Location %q for %s", name, a.Header.Get("Location"), ev.EventID)
-		}
-		return ev
-	}
-	var mainEvents []string // in ingest order
-	evA := post("ingest-202", mainKey.APIKey, seedA, http.Header{"X-Request-Id": {"contract-" + sfx}}, 202)
-	mainEvents = append(mainEvents, evA.EventID)
-	evB := post("ingest-202-other-tenant", otherKey.APIKey, seedB, nil, 202)
+func (ls *liveScript) ingest(t *testing.T) {
+	c, sfx, mainT, unknown := ls.c, ls.sfx, ls.mainT, ls.unknown
+	mainKey, readOnly, ackOnly, writeOnly, otherKey, suspKey := ls.mainKey, ls.readOnly, ls.ackOnly, ls.writeOnly, ls.otherKey, ls.suspKey
+	toRevoke, toExpire := ls.toRevoke, ls.toExpire
+	evA := ls.post(t, "ingest-202", mainKey.APIKey, seedA, http.Header{"X-Request-Id": {"contract-" + sfx}}, 202)
+	ls.mainEvents = append(ls.mainEvents, evA.EventID)
+	evB := ls.post(t, "ingest-202-other-tenant", otherKey.APIKey, seedB, nil, 202)
+	ls.evB = evB
 	idem := http.Header{"Idempotency-Key": {"contract-" + sfx}}
-	first := post("ingest-202-idempotent", writeOnly.APIKey, seedB, idem, 202)
-	mainEvents = append(mainEvents, first.EventID)
+	first := ls.post(t, "ingest-202-idempotent", writeOnly.APIKey, seedB, idem, 202)
+	ls.mainEvents = append(ls.mainEvents, first.EventID)
 	replay := c.do(t, call{name: "ingest-200-replay", method: "POST", path: "/events", key: mainKey.APIKey, body: seedB, header: idem, status: 200})
 	if got := decodeAs[acceptedEvent](t, replay); got.EventID != first.EventID || replay.Header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("replay answered %s with Idempotent-Replayed %q; want %s and true", replay.Body, replay.Header.Get("Idempotent-Replayed"), first.EventID)
@@ -385,8 +458,10 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "get-event-403-scope", method: "GET", path: "/events/" + evA.EventID, key: ackOnly.APIKey, status: 403, code: "forbidden"},
 		{name: "get-event-401", method: "GET", path: "/events/" + evA.EventID, status: 401, code: "unauthenticated", invalid: true},
 	})
+}
 
-	// --- Batch ingest ---------------------------------------------------------------------
+func (ls *liveScript) batchIngest(t *testing.T) {
+	c, sfx, mainKey, readOnly := ls.c, ls.sfx, ls.mainKey, ls.readOnly
 	itemKey := "batch-" + sfx
 	idemItem := `{"event_type":"invoice.paid","idempotency_key":"` + itemKey + `","amount":3200}`
 	mixed := `{"events":[` + seedA + `,{"customer_id":"no type"},[1,2],` + idemItem + `,{"event_type":"x","idempotency_key":""}]}`
@@ -395,7 +470,7 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 	if got := mixedRes.outcomes(); !slices.Equal(got, []string{"accepted", "invalid_event", "invalid_event", "accepted", "invalid_request"}) {
 		t.Errorf("mixed batch outcomes %v", got)
 	} else {
-		mainEvents = append(mainEvents, mixedRes.Results[0].EventID, mixedRes.Results[3].EventID)
+		ls.mainEvents = append(ls.mainEvents, mixedRes.Results[0].EventID, mixedRes.Results[3].EventID)
 	}
 	a = c.do(t, call{name: "batch-200-replay", method: "POST", path: "/events/batch", key: mainKey.APIKey, body: `{"events":[` + idemItem + `]}`, status: 200})
 	if got := decodeAs[itemResults](t, a); !slices.Equal(got.outcomes(), []string{"accepted+replayed"}) || len(mixedRes.Results) > 3 && got.Results[0].EventID != mixedRes.Results[3].EventID {
@@ -416,17 +491,21 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "batch-403-scope", method: "POST", path: "/events/batch", key: readOnly.APIKey, body: `{"events":[` + seedA + `]}`, status: 403, code: "forbidden"},
 		{name: "batch-401", method: "POST", path: "/events/batch", body: `{"events":[` + seedA + `]}`, status: 401, code: "unauthenticated", invalid: true},
 	})
+}
 
-	// --- Inbox reads ----------------------------------------------------------------------
+func (ls *liveScript) inboxReads(t *testing.T) {
+	c, otherT, mainKey, readOnly, ackOnly := ls.c, ls.otherT, ls.mainKey, ls.readOnly, ls.ackOnly
+	mainEvents, evB := ls.mainEvents, ls.evB
 	inbox := c.until(t, call{name: "inbox-200", method: "GET", path: "/inbox?limit=100", key: mainKey.APIKey, status: 200}, func(a answer) bool {
 		return len(decodeAs[eventPage](t, a).Events) >= len(mainEvents)
 	})
 	listing := decodeAs[eventPage](t, inbox)
+	ls.listing = listing
 	if got := ids(listing); !sameEvents(got, mainEvents) {
 		t.Fatalf("main's inbox lists %v, want its events %v", got, mainEvents)
 	}
 	oldestFirst(t, "inbox-200", listing)
-	a = c.do(t, call{name: "inbox-200-page", method: "GET", path: "/inbox?limit=1", key: mainKey.APIKey, status: 200})
+	a := c.do(t, call{name: "inbox-200-page", method: "GET", path: "/inbox?limit=1", key: mainKey.APIKey, status: 200})
 	if p := decodeAs[eventPage](t, a); p.NextCursor == "" {
 		t.Errorf("a page of 1 of %d events has no next_cursor", len(mainEvents))
 	} else {
@@ -452,18 +531,18 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "inbox-404-no-route", method: "GET", path: "/inbox/nothing", key: mainKey.APIKey, status: 404, code: "not_found"},
 		{name: "gateway-404-no-route", method: "GET", path: "/nothing", status: 404, code: "not_found"},
 	})
+}
 
-	// --- Leases ---------------------------------------------------------------------------
-	pull := func(name, key, body string) eventPage {
-		t.Helper()
-		return decodeAs[eventPage](t, c.do(t, call{name: name, method: "POST", path: "/inbox/pull", key: key, body: body, status: 200}))
-	}
-	first2 := pull("pull-200", mainKey.APIKey, `{"max_events":2,"visibility_timeout_seconds":60,"wait_seconds":5}`)
+func (ls *liveScript) leases(t *testing.T) {
+	c, unknown, lease0, mainKey, ackOnly := ls.c, ls.unknown, ls.lease0, ls.mainKey, ls.ackOnly
+	mainEvents, evB, listing := ls.mainEvents, ls.evB, ls.listing
+	first2 := ls.pull(t, "pull-200", mainKey.APIKey, `{"max_events":2,"visibility_timeout_seconds":60,"wait_seconds":5}`)
 	if got := ids(first2); !slices.Equal(got, ids(listing)[:2]) {
 		t.Fatalf("the first pull leased %v, want the two oldest %v", got, ids(listing)[:2])
 	}
 	l1, l2 := leases(first2)[0], leases(first2)[1]
-	a = c.do(t, call{name: "extend-200", method: "POST", path: "/inbox/extend", key: ackOnly.APIKey, status: 200,
+	ls.l1 = l1
+	a := c.do(t, call{name: "extend-200", method: "POST", path: "/inbox/extend", key: ackOnly.APIKey, status: 200,
 		body: jsonBody(t, map[string]any{"leases": []leaseRef{l1, {EventID: l2.EventID, LeaseID: lease0}}, "visibility_timeout_seconds": 120})})
 	if got := decodeAs[itemResults](t, a).outcomes(); !slices.Equal(got, []string{"extended", "lease_lost"}) {
 		t.Errorf("extend outcomes %v, want extended and lease_lost", got)
@@ -480,7 +559,7 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 	})
 	var rest []leaseRef
 	for len(rest) < len(mainEvents)-1 {
-		p := pull("pull-200-rest", mainKey.APIKey, `{"max_events":10,"visibility_timeout_seconds":60,"wait_seconds":5}`)
+		p := ls.pull(t, "pull-200-rest", mainKey.APIKey, `{"max_events":10,"visibility_timeout_seconds":60,"wait_seconds":5}`)
 		if len(p.Events) == 0 {
 			t.Fatalf("pulls leased %d of the %d events left", len(rest), len(mainEvents)-1)
 		}
@@ -505,14 +584,19 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 	if got := decodeAs[itemResults](t, a).outcomes(); !slices.Equal(got, []string{"already_settled", "not_found"}) {
 		t.Errorf("nack of an acknowledged and an unknown event: outcomes %v", got)
 	}
-	if p := pull("pull-200-empty-after-wait", mainKey.APIKey, `{"wait_seconds":1}`); len(p.Events) != 0 {
+	if p := ls.pull(t, "pull-200-empty-after-wait", mainKey.APIKey, `{"wait_seconds":1}`); len(p.Events) != 0 {
 		t.Errorf("the drained inbox leased %v", ids(p))
 	}
 	c.run(t, []call{
 		{name: "get-event-200-delivered", method: "GET", path: "/events/" + l1.EventID, key: mainKey.APIKey, status: 200},
 		{name: "inbox-200-empty", method: "GET", path: "/inbox", key: mainKey.APIKey, status: 200},
 	})
+}
 
+// leaseBadInput: the bad-input tables of pull, extend, nack and ack.
+func (ls *liveScript) leaseBadInput(t *testing.T) {
+	c, unknown, lease0, mainKey, readOnly, ackOnly := ls.c, ls.unknown, ls.lease0, ls.mainKey, ls.readOnly, ls.ackOnly
+	evB, l1 := ls.evB, ls.l1
 	manyIDs := make([]string, 101)
 	for i := range manyIDs {
 		manyIDs[i] = events.NewID()
@@ -572,16 +656,20 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		{name: "ack-403-scope", method: "POST", path: "/ack", key: readOnly.APIKey, body: `{"event_id":"` + l1.EventID + `"}`, status: 403, code: "forbidden"},
 		{name: "ack-401", method: "POST", path: "/ack", body: `{"event_id":"` + l1.EventID + `"}`, status: 401, code: "unauthenticated", invalid: true},
 	})
+}
 
-	// --- Dead letters: max_deliveries 2, so the third lease buries an event ----------------
+// deadLetters: max_deliveries is 2, so the third lease buries an event.
+func (ls *liveScript) deadLetters(t *testing.T) {
+	c, deadKey := ls.c, ls.deadKey
 	var dead []string
 	for i, body := range []string{seedA, seedB} {
-		dead = append(dead, post(fmt.Sprintf("ingest-202-dead-tenant-%d", i), deadKey.APIKey, body, nil, 202).EventID)
+		dead = append(dead, ls.post(t, fmt.Sprintf("ingest-202-dead-tenant-%d", i), deadKey.APIKey, body, nil, 202).EventID)
 	}
+	ls.dead = dead
 	for round := 1; round <= 2; round++ {
 		var held []leaseRef
 		for len(held) < len(dead) {
-			p := pull(fmt.Sprintf("pull-200-dead-round-%d", round), deadKey.APIKey, `{"max_events":10,"visibility_timeout_seconds":60,"wait_seconds":5}`)
+			p := ls.pull(t, fmt.Sprintf("pull-200-dead-round-%d", round), deadKey.APIKey, `{"max_events":10,"visibility_timeout_seconds":60,"wait_seconds":5}`)
 			if len(p.Events) == 0 {
 				t.Fatalf("round %d: pulls leased %d of %d events", round, len(held), len(dead))
 			}
@@ -594,7 +682,7 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		}
 		c.do(t, call{name: fmt.Sprintf("nack-200-dead-round-%d", round), method: "POST", path: "/nack", key: deadKey.APIKey, body: jsonBody(t, map[string]any{"leases": held}), status: 200})
 	}
-	if p := pull("pull-200-buries", deadKey.APIKey, `{"max_events":10,"wait_seconds":1}`); len(p.Events) != 0 {
+	if p := ls.pull(t, "pull-200-buries", deadKey.APIKey, `{"max_events":10,"wait_seconds":1}`); len(p.Events) != 0 {
 		t.Errorf("a third lease of events with max_deliveries 2 leased %v", ids(p))
 	}
 	listed := c.until(t, call{name: "dead-200", method: "GET", path: "/inbox/dead", key: deadKey.APIKey, status: 200}, func(a answer) bool {
@@ -605,14 +693,19 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 	} else if p.Events[0].Status != "dead" || p.Events[0].DeliveryCount != 2 {
 		t.Errorf("dead letter %+v, want status dead after 2 deliveries", p.Events[0])
 	}
-	a = c.do(t, call{name: "dead-200-page", method: "GET", path: "/inbox/dead?limit=1", key: deadKey.APIKey, status: 200})
+	a := c.do(t, call{name: "dead-200-page", method: "GET", path: "/inbox/dead?limit=1", key: deadKey.APIKey, status: 200})
 	if p := decodeAs[eventPage](t, a); p.NextCursor == "" {
 		t.Error("a page of 1 of 2 dead letters has no next_cursor")
 	} else {
 		c.do(t, call{name: "dead-200-next-page", method: "GET", path: "/inbox/dead?limit=1&cursor=" + p.NextCursor, key: deadKey.APIKey, status: 200})
 	}
+}
+
+func (ls *liveScript) redrive(t *testing.T) {
+	c, deadT, unknown, readOnly, ackOnly, deadKey := ls.c, ls.deadT, ls.unknown, ls.readOnly, ls.ackOnly, ls.deadKey
+	dead := ls.dead
 	inboxCursor := events.EncodeCursor(deadT, events.ListInbox, events.Position{VisibleAt: time.Now(), EventID: dead[0]})
-	a = c.do(t, call{name: "redrive-200-ids", method: "POST", path: "/inbox/redrive", key: deadKey.APIKey, status: 200, body: jsonBody(t, map[string]any{"event_ids": []string{dead[0], unknown}})})
+	a := c.do(t, call{name: "redrive-200-ids", method: "POST", path: "/inbox/redrive", key: deadKey.APIKey, status: 200, body: jsonBody(t, map[string]any{"event_ids": []string{dead[0], unknown}})})
 	if got := decodeAs[itemResults](t, a).outcomes(); !slices.Equal(got, []string{"redriven", "not_found"}) {
 		t.Errorf("redrive outcomes %v", got)
 	}
@@ -641,7 +734,7 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 	// Redriven events are back with a fresh count; leasing and acknowledging them ends the story.
 	var back []leaseRef
 	for len(back) < len(dead) {
-		p := pull("pull-200-redriven", deadKey.APIKey, `{"max_events":10,"wait_seconds":5}`)
+		p := ls.pull(t, "pull-200-redriven", deadKey.APIKey, `{"max_events":10,"wait_seconds":5}`)
 		if len(p.Events) == 0 {
 			t.Fatalf("the redriven events are not leased again (%d of %d)", len(back), len(dead))
 		}
@@ -653,11 +746,14 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		back = append(back, leases(p)...)
 	}
 	c.do(t, call{name: "ack-200-redriven", method: "POST", path: "/ack", key: deadKey.APIKey, body: jsonBody(t, map[string]any{"leases": back}), status: 200})
+}
 
-	// --- A partitioned tenant: reads and pulls merge its partitions oldest first -----------
+// partitionedTenant: reads and pulls merge its partitions oldest first.
+func (ls *liveScript) partitionedTenant(t *testing.T) {
+	c, partsKey := ls.c, ls.partsKey
 	var spread []string
 	for i := range 6 {
-		spread = append(spread, post(fmt.Sprintf("ingest-202-partitioned-%d", i), partsKey.APIKey, fmt.Sprintf(`{"event_type":"customer.created","customer_id":"p%d"}`, i), nil, 202).EventID)
+		spread = append(spread, ls.post(t, fmt.Sprintf("ingest-202-partitioned-%d", i), partsKey.APIKey, fmt.Sprintf(`{"event_type":"customer.created","customer_id":"p%d"}`, i), nil, 202).EventID)
 	}
 	listedParts := c.until(t, call{name: "inbox-200-partitioned", method: "GET", path: "/inbox", key: partsKey.APIKey, status: 200}, func(a answer) bool {
 		return len(decodeAs[eventPage](t, a).Events) >= len(spread)
@@ -669,20 +765,46 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 	oldestFirst(t, "inbox-200-partitioned", partsPage)
 	var partLeases []leaseRef
 	for len(partLeases) < len(spread) {
-		p := pull("pull-200-partitioned", partsKey.APIKey, `{"max_events":100,"wait_seconds":5}`)
+		p := ls.pull(t, "pull-200-partitioned", partsKey.APIKey, `{"max_events":100,"wait_seconds":5}`)
 		if len(p.Events) == 0 {
 			t.Fatalf("pulls leased %d of %d partitioned events", len(partLeases), len(spread))
 		}
 		partLeases = append(partLeases, leases(p)...)
 	}
-	a = c.do(t, call{name: "ack-200-partitioned", method: "POST", path: "/ack", key: partsKey.APIKey, body: jsonBody(t, map[string]any{"leases": partLeases}), status: 200})
+	a := c.do(t, call{name: "ack-200-partitioned", method: "POST", path: "/ack", key: partsKey.APIKey, body: jsonBody(t, map[string]any{"leases": partLeases}), status: 200})
 	if r := decodeAs[itemResults](t, a); r.Succeeded != len(spread) {
 		t.Errorf("acking the partitioned events: %s", a.Body)
 	}
+}
 
+func (ls *liveScript) otherTenantUntouched(t *testing.T) {
+	c, otherKey, evB := ls.c, ls.otherKey, ls.evB
 	// The other tenant's event is untouched by everything above.
-	a = c.do(t, call{name: "get-event-200-untouched", method: "GET", path: "/events/" + evB.EventID, key: otherKey.APIKey, status: 200})
+	a := c.do(t, call{name: "get-event-200-untouched", method: "GET", path: "/events/" + evB.EventID, key: otherKey.APIKey, status: 200})
 	if e := decodeAs[listedEvent](t, a); e.Status != "undelivered" || e.DeliveryCount != 0 {
 		t.Errorf("the other tenant's event is now %+v", e)
+	}
+}
+
+// step is one step of a sequence whose steps build on the ones before.
+type step struct {
+	name string
+	run  func(*testing.T)
+}
+
+// runSteps runs steps in order, each as a subtest. A step that stopped short (t.FailNow) ends
+// the sequence, since the steps after it need what it did not finish; one that only reported
+// errors lets the rest run and report theirs.
+func runSteps(t *testing.T, steps ...step) {
+	t.Helper()
+	for _, s := range steps {
+		finished := false
+		t.Run(s.name, func(t *testing.T) {
+			s.run(t)
+			finished = true
+		})
+		if !finished {
+			return
+		}
 	}
 }

@@ -26,21 +26,65 @@ func TestPostmanCollection(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
+	installNewman(ctx, t)
 
-	// npm ci installs exactly the lockfile's newman into deploy/postman/node_modules.
+	st := sharedStack(t)
+	proxy := checkingProxy(t, loadDocument(t), st.GatewayURL)
+	run, out := runNewman(ctx, t, proxy, st.AdminToken)
+	for _, f := range run.Run.Failures {
+		t.Errorf("%s: %s %s: %s", f.Source.Name, f.Error.Name, f.Error.Test, f.Error.Message)
+	}
+	for kind, s := range run.Run.Stats {
+		if s.Failed > 0 {
+			t.Errorf("newman: %d of %d %s failed", s.Failed, s.Total, kind)
+		}
+	}
+	everythingRan(t, run)
+	if t.Failed() {
+		t.Logf("newman's output:\n%s", out)
+		return
+	}
+	t.Logf("newman: %d requests, %d checks, all passed", run.Run.Stats["requests"].Total, run.Run.Stats["assertions"].Total)
+}
+
+// installNewman installs exactly the lockfile's newman into deploy/postman/node_modules.
+func installNewman(ctx context.Context, t *testing.T) {
+	t.Helper()
 	npmCI := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--prefer-offline")
 	npmCI.Dir = postmanDir
 	if out, err := npmCI.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci in %s: %v\n%s", postmanDir, err, out)
 	}
+}
 
-	st := sharedStack(t)
-	proxy := checkingProxy(t, loadDocument(t), st.GatewayURL)
+// newmanReport is what the checks read of newman's JSON report.
+type newmanReport struct {
+	Run struct {
+		Stats map[string]struct {
+			Total  int `json:"total"`
+			Failed int `json:"failed"`
+		} `json:"stats"`
+		Failures []struct {
+			Error struct {
+				Name    string `json:"name"`
+				Message string `json:"message"`
+				Test    string `json:"test"`
+			} `json:"error"`
+			Source struct {
+				Name string `json:"name"`
+			} `json:"source"`
+		} `json:"failures"`
+	} `json:"run"`
+}
+
+// runNewman runs the collection against baseURL and returns newman's report and its output.
+func runNewman(ctx context.Context, t *testing.T, baseURL, adminToken string) (newmanReport, []byte) {
+	t.Helper()
 	report := filepath.Join(t.TempDir(), "newman.json")
 	newman := exec.CommandContext(ctx, "npx", "--no", "--", "newman", "run", "collection.json",
 		"-e", "environment.json",
-		"--env-var", "baseUrl="+proxy,
-		"--env-var", "adminToken="+st.AdminToken,
+		"--env-var", "baseUrl="+baseURL,
+		"--env-var", "adminToken="+adminToken,
 		"--reporters", "cli,json",
 		"--reporter-json-export", report,
 		"--timeout-request", "60000",
@@ -52,25 +96,7 @@ func TestPostmanCollection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("newman: %v\n%s", err, out)
 	}
-
-	var run struct {
-		Run struct {
-			Stats map[string]struct {
-				Total  int `json:"total"`
-				Failed int `json:"failed"`
-			} `json:"stats"`
-			Failures []struct {
-				Error struct {
-					Name    string `json:"name"`
-					Message string `json:"message"`
-					Test    string `json:"test"`
-				} `json:"error"`
-				Source struct {
-					Name string `json:"name"`
-				} `json:"source"`
-			} `json:"failures"`
-		} `json:"run"`
-	}
+	var run newmanReport
 	data, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatalf("newman wrote no report: %v\n%s", err, out)
@@ -78,17 +104,13 @@ func TestPostmanCollection(t *testing.T) {
 	if err := json.Unmarshal(data, &run); err != nil {
 		t.Fatalf("newman's report: %v", err)
 	}
-	for _, f := range run.Run.Failures {
-		t.Errorf("%s: %s %s: %s", f.Source.Name, f.Error.Name, f.Error.Test, f.Error.Message)
-	}
-	for kind, s := range run.Run.Stats {
-		if s.Failed > 0 {
-			t.Errorf("newman: %d of %d %s failed", s.Failed, s.Total, kind)
-		}
-	}
+	return run, out
+}
 
-	// Every request ran and every check in the collection ran at least once: a script that
-	// stops early, or a request that newman skips, does not pass by saying nothing.
+// everythingRan checks every request ran and every check in the collection ran at least once:
+// a script that stops early, or a request that newman skips, does not pass by saying nothing.
+func everythingRan(t *testing.T, run newmanReport) {
+	t.Helper()
 	collection, err := os.ReadFile(filepath.Join(postmanDir, "collection.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +135,4 @@ func TestPostmanCollection(t *testing.T) {
 	if got := run.Run.Stats["assertions"].Total; got < checks {
 		t.Errorf("newman ran %d checks, the collection has %d", got, checks)
 	}
-	if t.Failed() {
-		t.Logf("newman's output:\n%s", out)
-		return
-	}
-	t.Logf("newman: %d requests, %d checks, all passed", run.Run.Stats["requests"].Total, run.Run.Stats["assertions"].Total)
 }

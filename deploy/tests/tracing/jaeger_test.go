@@ -28,6 +28,25 @@ import (
 func TestLifecycleTraceReachesJaeger(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	st := startTracingStack(ctx, t)
+	traceID, producerSpan := randomHex(t, 16), randomHex(t, 8)
+	eventID := postWithTraceparent(ctx, t, st, "00-"+traceID+"-"+producerSpan+"-01")
+	tr, ack := waitForLifecycle(ctx, t, st, eventID)
+
+	t.Run("one-trace-under-the-producers-id", func(t *testing.T) {
+		if tr.ID != traceID {
+			t.Errorf("trace id %s, want the producer's %s", tr.ID, traceID)
+		}
+		if got := tr.Services(); !slices.Equal(got, []string{stack.Inbox, stack.Ingest, stack.Worker}) {
+			t.Errorf("services %v, want inbox, ingest and worker", got)
+		}
+	})
+	t.Run("spans-under-their-parents", func(t *testing.T) { spansUnderTheirParents(t, tr, ack, producerSpan, eventID) })
+	t.Run("timeline-shows-the-lifecycle-and-no-secret", func(t *testing.T) { timelineShowsNoSecret(t, tr, st, eventID) })
+}
+
+func startTracingStack(ctx context.Context, t *testing.T) *stack.Stack {
+	t.Helper()
 	stateDir := t.TempDir()
 	st, err := stack.Start(ctx, stack.Options{
 		BinDir:           t.TempDir(),
@@ -50,13 +69,18 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 			t.Log(stack.LogTails(stateDir, 30))
 		}
 	})
+	return st
+}
 
-	traceID, producerSpan := randomHex(t, 16), randomHex(t, 8)
+// postWithTraceparent posts acme's event under the producer's traceparent, set by hand so that
+// the trace id is one the test chose, and returns the event's id.
+func postWithTraceparent(ctx context.Context, t *testing.T, st *stack.Stack, traceparent string) string {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, st.GatewayURL+"/events",
 		strings.NewReader(`{"event_type":"order.paid","order_id":"o-42"}`))
 	req.Header.Set("Authorization", "Bearer "+st.Keys["acme"])
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Traceparent", "00-"+traceID+"-"+producerSpan+"-01")
+	req.Header.Set("Traceparent", traceparent)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -69,56 +93,62 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(body, &posted) != nil || posted.EventID == "" {
 		t.Fatalf("POST /events: %d %s", resp.StatusCode, body)
 	}
+	return posted.EventID
+}
 
-	// The stack's worker acks the event at once; the spans then reach Jaeger in batches, so
-	// the test polls its API until the whole lifecycle is there, down to the inbox's write for
-	// the ack attempt that succeeded (a loaded machine may have the worker retry the ack).
-	want := []struct{ service, name string }{
-		{stack.Ingest, "POST /events"}, {stack.Ingest, "trigger publish"}, {stack.Ingest, "DynamoDB.PutItem"},
-		{stack.Worker, "trigger process"}, {stack.Worker, "trigger settle"}, {stack.Worker, "POST /ack"},
-		{stack.Inbox, "POST /ack"}, {stack.Inbox, "trigger settle"}, {stack.Inbox, "DynamoDB.UpdateItem"},
-	}
+// lifecycleSpans are the spans of the event's lifecycle, down to the inbox's write for the ack.
+var lifecycleSpans = []struct{ service, name string }{
+	{stack.Ingest, "POST /events"}, {stack.Ingest, "trigger publish"}, {stack.Ingest, "DynamoDB.PutItem"},
+	{stack.Worker, "trigger process"}, {stack.Worker, "trigger settle"}, {stack.Worker, "POST /ack"},
+	{stack.Inbox, "POST /ack"}, {stack.Inbox, "trigger settle"}, {stack.Inbox, "DynamoDB.UpdateItem"},
+}
+
+// waitForLifecycle returns the event's trace once Jaeger holds its whole lifecycle. The stack's
+// worker acks the event at once, but the spans reach Jaeger in batches, so this polls Jaeger's
+// API until every lifecycle span is there and the ack attempt that succeeded (a loaded machine
+// may have the worker retry the ack) is chained down to the inbox's write.
+func waitForLifecycle(ctx context.Context, t *testing.T, st *stack.Stack, eventID string) (stack.Trace, ackChain) {
+	t.Helper()
 	var (
 		tr  stack.Trace
 		ack ackChain
+		err error
 	)
 	deadline := time.NewTimer(60 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		tr, err = stack.EventTrace(ctx, st.JaegerURL, posted.EventID)
+		tr, err = stack.EventTrace(ctx, st.JaegerURL, eventID)
 		if err != nil && !errors.Is(err, stack.ErrNoTrace) {
 			t.Fatal(err)
 		}
 		if err == nil {
-			if i := slices.IndexFunc(want, func(w struct{ service, name string }) bool {
+			if i := slices.IndexFunc(lifecycleSpans, func(w struct{ service, name string }) bool {
 				_, ok := tr.Find(w.service, w.name)
 				return !ok
 			}); i >= 0 {
-				err = fmt.Errorf("no %s span %q", want[i].service, want[i].name)
+				err = fmt.Errorf("no %s span %q", lifecycleSpans[i].service, lifecycleSpans[i].name)
 			}
 		}
 		if err == nil {
 			if ack, err = successfulAck(tr); err == nil {
-				break
+				return tr, ack
 			}
 		}
 		select {
 		case <-deadline.C:
 			var b bytes.Buffer
 			_ = tr.Timeline(&b)
-			t.Fatalf("Jaeger never held the whole lifecycle of %s (last error %v); what it had:\n%s", posted.EventID, err, b.String())
+			t.Fatalf("Jaeger never held the whole lifecycle of %s (last error %v); what it had:\n%s", eventID, err, b.String())
 		case <-tick.C:
 		}
 	}
+}
 
-	if tr.ID != traceID {
-		t.Errorf("trace id %s, want the producer's %s", tr.ID, traceID)
-	}
-	if got := tr.Services(); !slices.Equal(got, []string{stack.Inbox, stack.Ingest, stack.Worker}) {
-		t.Errorf("services %v, want inbox, ingest and worker", got)
-	}
+// spansUnderTheirParents checks the lifecycle's spans are each under the right parent, from the
+// producer's span down, its attributes, and the processing span's link.
+func spansUnderTheirParents(t *testing.T, tr stack.Trace, ack ackChain, producerSpan, eventID string) {
 	span := func(service, name string) stack.Span {
 		s, _ := tr.Find(service, name)
 		return s
@@ -157,22 +187,25 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 			t.Errorf("worker POST /ack span %s: parent %s is none of the settle attempts", s.SpanID, s.ParentID)
 		}
 	}
-	if process.Attrs["messaging.message.id"] != posted.EventID || publish.Attrs["trigger.tenant.id"] != "acme" {
+	if process.Attrs["messaging.message.id"] != eventID || publish.Attrs["trigger.tenant.id"] != "acme" {
 		t.Errorf("lifecycle attributes: process %v, publish %v", process.Attrs, publish.Attrs)
 	}
 	// The processing span links the worker's pull, which lives in a trace of its own.
 	if len(process.Links) != 1 || process.Links[0].TraceID == tr.ID {
 		t.Errorf("processing span links %v, want the pull's span in its own trace", process.Links)
 	}
+}
 
-	// What `make trace EVENT=...` prints: the same spans, indented under their parents.
+// timelineShowsNoSecret checks what `make trace EVENT=...` prints: the same spans, indented
+// under their parents, and neither a credential nor the payload.
+func timelineShowsNoSecret(t *testing.T, tr stack.Trace, st *stack.Stack, eventID string) {
 	var b bytes.Buffer
 	if err := tr.Timeline(&b); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	t.Logf("make trace EVENT=%s:\n%s", posted.EventID, out)
-	for _, w := range want {
+	t.Logf("make trace EVENT=%s:\n%s", eventID, out)
+	for _, w := range lifecycleSpans {
 		if !strings.Contains(out, w.name) {
 			t.Errorf("timeline lacks %s", w.name)
 		}

@@ -60,17 +60,53 @@ func TestLifecycleIsOneTraceAcrossServicesAndWorker(t *testing.T) {
 }
 
 func testLifecycle(t *testing.T, flaky *flakyAck) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	tel, err := telemetry.New(tp)
+	l := startLifecycle(t)
+	eventID, producer := l.produce(t)
+	l.consumeOnce(t, flaky, eventID)
+	// Close waits for every handler, so every server span has ended.
+	l.srv.Close()
+
+	lt := newLifecycleTrace(l.rec.Ended(), producer.SpanContext(), eventID)
+	steps := []step{
+		{"post-publish-process-under-the-producer", lt.postPublishProcess},
+		{"every-ack-attempt-continues-processing", lt.ackAttempts},
+		{"one-ack-attempt-succeeded-the-last", lt.oneAckSucceeded},
+		{"inbox-settled-the-successful-ack", lt.inboxSettledAck},
+	}
+	if flaky != nil {
+		steps = append(steps, step{"failed-ack-was-retried", func(t *testing.T) { lt.failedAckRetried(t, flaky) }})
+	}
+	steps = append(steps,
+		step{"processing-links-the-pull", lt.processingLinksPull},
+		step{"spans-name-the-event", lt.spansNameTheEvent},
+	)
+	runSteps(t, steps...)
+}
+
+// lifecycle is one case's deployment: ingest and inbox in this process, behind one origin,
+// recording into one span recorder, with one tenant and its key.
+type lifecycle struct {
+	rec *tracetest.SpanRecorder
+	tp  *sdktrace.TracerProvider
+	tel *telemetry.Telemetry
+	srv *httptest.Server
+	key string
+}
+
+func startLifecycle(t *testing.T) *lifecycle {
+	t.Helper()
+	l := &lifecycle{rec: tracetest.NewSpanRecorder()}
+	l.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(l.rec))
+	tel, err := telemetry.New(l.tp)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.tel = tel
 	tables := shared.Tables(t)
 	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	store, tenants := eventsdb.New(client, tables), tenantdb.New(client, tables)
 	apitest.SeedTenant(t, tenantdb.New(shared.Client, tables), "acme", 1)
-	key := apitest.SeedKey(t, tenantdb.New(shared.Client, tables), "acme", apitest.KeyOptions{})
+	l.key = apitest.SeedKey(t, tenantdb.New(shared.Client, tables), "acme", apitest.KeyOptions{})
 	ready := func(context.Context) error { return nil }
 
 	// One origin for both services, routed as the gateway and the Ingress route them.
@@ -78,19 +114,25 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 		Auth: tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil)})
 	inboxH := inboxapi.NewHandler(inboxapi.Deps{Log: zap.NewNop(), Inbox: queue.NewInbox(store, queue.Options{Tel: tel}), Ready: ready, Tel: tel,
 		Auth: tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil)})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/events") {
 			ingestH.ServeHTTP(w, r)
 			return
 		}
 		inboxH.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
+	t.Cleanup(l.srv.Close)
+	return l
+}
 
-	// The producer's own span: the trace's root.
-	pctx, producer := tp.Tracer("producer").Start(context.Background(), "producer send")
-	req, _ := http.NewRequestWithContext(pctx, http.MethodPost, srv.URL+"/events", strings.NewReader(`{"event_type":"order.paid","order_id":"o-1"}`))
-	req.Header.Set("Authorization", "Bearer "+key)
+// produce posts an event under the producer's own span, the trace's root, which it returns
+// ended, with the event's id. The traceparent is set by hand, as a producer without
+// OpenTelemetry's HTTP instrumentation would, so no client span comes between the two.
+func (l *lifecycle) produce(t *testing.T) (string, trace.Span) {
+	t.Helper()
+	pctx, producer := l.tp.Tracer("producer").Start(context.Background(), "producer send")
+	req, _ := http.NewRequestWithContext(pctx, http.MethodPost, l.srv.URL+"/events", strings.NewReader(`{"event_type":"order.paid","order_id":"o-1"}`))
+	req.Header.Set("Authorization", "Bearer "+l.key)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Traceparent", telemetry.Traceparent(pctx))
 	resp, err := http.DefaultClient.Do(req)
@@ -106,8 +148,13 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 	if resp.StatusCode/100 != 2 || json.Unmarshal(body, &posted) != nil || posted.EventID == "" {
 		t.Fatalf("POST /events: %d %s", resp.StatusCode, body)
 	}
+	return posted.EventID, producer
+}
 
-	// The worker consumes it once and is stopped; stopping flushes its acks.
+// consumeOnce runs the worker until it has processed eventID, then stops it; stopping flushes
+// its acks. A flaky transport, when given, carries the worker's calls.
+func (l *lifecycle) consumeOnce(t *testing.T, flaky *flakyAck, eventID string) {
+	t.Helper()
 	processed := make(chan string, 1)
 	opts := []runner.Option{runner.WithProcessor(func(_ context.Context, ev runner.Event) error {
 		select {
@@ -117,22 +164,22 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 		return nil
 	})}
 	if flaky != nil {
-		flaky.base = srv.Client().Transport
+		flaky.base = l.srv.Client().Transport
 		opts = append(opts, runner.WithHTTPClient(&http.Client{Transport: flaky}))
 	}
-	ctx, cancel := context.WithCancel(telemetry.NewContext(context.Background(), tel))
+	ctx, cancel := context.WithCancel(telemetry.NewContext(context.Background(), l.tel))
 	done := make(chan error, 1)
 	go func() {
 		done <- runner.Run(ctx, zap.NewNop(), runner.Config{
-			InboxURL: srv.URL, APIKeys: []string{key}, Concurrency: 1, BatchSize: 1, WaitSeconds: 1,
+			InboxURL: l.srv.URL, APIKeys: []string{l.key}, Concurrency: 1, BatchSize: 1, WaitSeconds: 1,
 			VisibilityTimeout: 30 * time.Second, NackDelay: time.Second, AckInterval: time.Millisecond,
 			PollInterval: 10 * time.Millisecond, ShutdownTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second,
 		}, opts...)
 	}()
 	select {
 	case id := <-processed:
-		if id != posted.EventID {
-			t.Fatalf("worker processed %s, want %s", id, posted.EventID)
+		if id != eventID {
+			t.Fatalf("worker processed %s, want %s", id, eventID)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the worker did not process the event")
@@ -141,126 +188,156 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// Close waits for every handler, so every server span has ended.
-	srv.Close()
+}
 
-	spans := rec.Ended()
-	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+// lifecycleTrace is the recorded spans, and the spans of the event's trace that the checks
+// find and hand on to the checks after them.
+type lifecycleTrace struct {
+	spans    []sdktrace.ReadOnlySpan
+	byID     map[trace.SpanID]sdktrace.ReadOnlySpan
+	producer trace.SpanContext
+	eventID  string
+
+	publish, process   sdktrace.ReadOnlySpan
+	settles            []sdktrace.ReadOnlySpan // the worker's ack attempts
+	acked, inboxSettle sdktrace.ReadOnlySpan   // the attempt that succeeded, and the inbox's work for it
+}
+
+func newLifecycleTrace(spans []sdktrace.ReadOnlySpan, producer trace.SpanContext, eventID string) *lifecycleTrace {
+	lt := &lifecycleTrace{spans: spans, byID: map[trace.SpanID]sdktrace.ReadOnlySpan{}, producer: producer, eventID: eventID}
 	for _, s := range spans {
-		byID[s.SpanContext().SpanID()] = s
+		lt.byID[s.SpanContext().SpanID()] = s
 	}
-	// all returns the spans of the event's trace with that name and kind whose parent passes.
-	all := func(name string, kind trace.SpanKind, parent func(sdktrace.ReadOnlySpan) bool) []sdktrace.ReadOnlySpan {
-		var found []sdktrace.ReadOnlySpan
-		for _, s := range spans {
-			if s.Name() == name && s.SpanKind() == kind && s.SpanContext().TraceID() == producer.SpanContext().TraceID() && parent(s) {
-				found = append(found, s)
-			}
-		}
-		return found
-	}
-	inTrace := func(name string, kind trace.SpanKind, parent func(sdktrace.ReadOnlySpan) bool) sdktrace.ReadOnlySpan {
-		t.Helper()
-		found := all(name, kind, parent)
-		if len(found) != 1 {
-			t.Fatalf("%d %v spans %q in the event's trace under the expected parent, want 1", len(found), kind, name)
-		}
-		return found[0]
-	}
-	anyParent := func(sdktrace.ReadOnlySpan) bool { return true }
-	childOf := func(ps ...sdktrace.ReadOnlySpan) func(sdktrace.ReadOnlySpan) bool {
-		return func(s sdktrace.ReadOnlySpan) bool {
-			return slices.ContainsFunc(ps, func(p sdktrace.ReadOnlySpan) bool { return s.Parent().SpanID() == p.SpanContext().SpanID() })
-		}
-	}
-	rootedAt := func(sc trace.SpanContext) func(sdktrace.ReadOnlySpan) bool {
-		return func(s sdktrace.ReadOnlySpan) bool { return s.Parent().SpanID() == sc.SpanID() }
-	}
+	return lt
+}
 
-	postSpan := inTrace("POST /events", trace.SpanKindServer, rootedAt(producer.SpanContext()))
-	publish := inTrace(telemetry.SpanPublish, trace.SpanKindProducer, childOf(postSpan))
-	inTrace("DynamoDB.PutItem", trace.SpanKindClient, childOf(publish))
-	process := inTrace("trigger process", trace.SpanKindConsumer, childOf(publish))
+// all returns the spans of the event's trace with that name and kind whose parent passes.
+func (lt *lifecycleTrace) all(name string, kind trace.SpanKind, parent func(sdktrace.ReadOnlySpan) bool) []sdktrace.ReadOnlySpan {
+	var found []sdktrace.ReadOnlySpan
+	for _, s := range lt.spans {
+		if s.Name() == name && s.SpanKind() == kind && s.SpanContext().TraceID() == lt.producer.TraceID() && parent(s) {
+			found = append(found, s)
+		}
+	}
+	return found
+}
 
-	// Every ack attempt in the trace continues the event's processing, every ack call the
-	// worker made belongs to an attempt, and every call the inbox served is one of those.
-	settles := all("trigger settle", trace.SpanKindClient, anyParent)
-	if len(settles) == 0 {
+// inTrace is the one span of the event's trace with that name and kind whose parent passes.
+func (lt *lifecycleTrace) inTrace(t *testing.T, name string, kind trace.SpanKind, parent func(sdktrace.ReadOnlySpan) bool) sdktrace.ReadOnlySpan {
+	t.Helper()
+	found := lt.all(name, kind, parent)
+	if len(found) != 1 {
+		t.Fatalf("%d %v spans %q in the event's trace under the expected parent, want 1", len(found), kind, name)
+	}
+	return found[0]
+}
+
+func anyParent(sdktrace.ReadOnlySpan) bool { return true }
+
+func childOf(ps ...sdktrace.ReadOnlySpan) func(sdktrace.ReadOnlySpan) bool {
+	return func(s sdktrace.ReadOnlySpan) bool {
+		return slices.ContainsFunc(ps, func(p sdktrace.ReadOnlySpan) bool { return s.Parent().SpanID() == p.SpanContext().SpanID() })
+	}
+}
+
+func rootedAt(sc trace.SpanContext) func(sdktrace.ReadOnlySpan) bool {
+	return func(s sdktrace.ReadOnlySpan) bool { return s.Parent().SpanID() == sc.SpanID() }
+}
+
+func (lt *lifecycleTrace) postPublishProcess(t *testing.T) {
+	postSpan := lt.inTrace(t, "POST /events", trace.SpanKindServer, rootedAt(lt.producer))
+	lt.publish = lt.inTrace(t, telemetry.SpanPublish, trace.SpanKindProducer, childOf(postSpan))
+	lt.inTrace(t, "DynamoDB.PutItem", trace.SpanKindClient, childOf(lt.publish))
+	lt.process = lt.inTrace(t, "trigger process", trace.SpanKindConsumer, childOf(lt.publish))
+}
+
+// ackAttempts: every ack attempt in the trace continues the event's processing, every ack call
+// the worker made belongs to an attempt, and every call the inbox served is one of those.
+func (lt *lifecycleTrace) ackAttempts(t *testing.T) {
+	lt.settles = lt.all("trigger settle", trace.SpanKindClient, anyParent)
+	if len(lt.settles) == 0 {
 		t.Fatal("no worker settle span in the event's trace")
 	}
-	for _, s := range settles {
-		if !childOf(process)(s) {
-			t.Errorf("worker settle span %s: parent %s, want the processing span %s", s.SpanContext().SpanID(), s.Parent().SpanID(), process.SpanContext().SpanID())
+	for _, s := range lt.settles {
+		if !childOf(lt.process)(s) {
+			t.Errorf("worker settle span %s: parent %s, want the processing span %s", s.SpanContext().SpanID(), s.Parent().SpanID(), lt.process.SpanContext().SpanID())
 		}
 	}
-	ackCalls := all("POST /ack", trace.SpanKindClient, anyParent)
+	ackCalls := lt.all("POST /ack", trace.SpanKindClient, anyParent)
 	for _, s := range ackCalls {
-		if !childOf(settles...)(s) {
+		if !childOf(lt.settles...)(s) {
 			t.Errorf("worker POST /ack span %s: parent %s is none of the settle attempts", s.SpanContext().SpanID(), s.Parent().SpanID())
 		}
 	}
-	for _, s := range all("POST /ack", trace.SpanKindServer, anyParent) {
+	for _, s := range lt.all("POST /ack", trace.SpanKindServer, anyParent) {
 		if !childOf(ackCalls...)(s) {
 			t.Errorf("inbox POST /ack span %s: parent %s is none of the worker's ack calls", s.SpanContext().SpanID(), s.Parent().SpanID())
 		}
 	}
+}
 
-	// The worker stops retrying at the first success, so exactly one attempt succeeded, the
-	// last; two would be an event acknowledged twice.
-	var acked sdktrace.ReadOnlySpan
-	for _, s := range settles {
+// oneAckSucceeded: the worker stops retrying at the first success, so exactly one attempt
+// succeeded, the last; two would be an event acknowledged twice.
+func (lt *lifecycleTrace) oneAckSucceeded(t *testing.T) {
+	for _, s := range lt.settles {
 		if s.Status().Code == codes.Error {
 			continue
 		}
-		if acked != nil {
-			t.Fatalf("two successful ack attempts, %s and %s", acked.SpanContext().SpanID(), s.SpanContext().SpanID())
+		if lt.acked != nil {
+			t.Fatalf("two successful ack attempts, %s and %s", lt.acked.SpanContext().SpanID(), s.SpanContext().SpanID())
 		}
-		acked = s
+		lt.acked = s
 	}
-	if acked == nil {
-		t.Fatalf("none of %d ack attempts succeeded", len(settles))
+	if lt.acked == nil {
+		t.Fatalf("none of %d ack attempts succeeded", len(lt.settles))
 	}
-	for _, s := range settles {
-		if s.StartTime().After(acked.StartTime()) {
+	for _, s := range lt.settles {
+		if s.StartTime().After(lt.acked.StartTime()) {
 			t.Errorf("ack attempt %s started after the successful one", s.SpanContext().SpanID())
 		}
 	}
-	// Its call was answered 200 by the inbox, which settled the event and wrote it inside the
-	// same trace.
-	ackClient := inTrace("POST /ack", trace.SpanKindClient, func(s sdktrace.ReadOnlySpan) bool {
-		return childOf(acked)(s) && httpStatus(s) == http.StatusOK
+}
+
+// inboxSettledAck: the successful attempt's call was answered 200 by the inbox, which settled
+// the event and wrote it inside the same trace.
+func (lt *lifecycleTrace) inboxSettledAck(t *testing.T) {
+	ackClient := lt.inTrace(t, "POST /ack", trace.SpanKindClient, func(s sdktrace.ReadOnlySpan) bool {
+		return childOf(lt.acked)(s) && httpStatus(s) == http.StatusOK
 	})
-	ackServer := inTrace("POST /ack", trace.SpanKindServer, childOf(ackClient))
-	inboxSettle := inTrace(telemetry.SpanSettle, trace.SpanKindInternal, childOf(ackServer))
-	if inboxSettle.Status().Code == codes.Error {
-		t.Errorf("the inbox's settle span under the successful ack failed: %s", inboxSettle.Status().Description)
+	ackServer := lt.inTrace(t, "POST /ack", trace.SpanKindServer, childOf(ackClient))
+	lt.inboxSettle = lt.inTrace(t, telemetry.SpanSettle, trace.SpanKindInternal, childOf(ackServer))
+	if lt.inboxSettle.Status().Code == codes.Error {
+		t.Errorf("the inbox's settle span under the successful ack failed: %s", lt.inboxSettle.Status().Description)
 	}
-	inTrace("DynamoDB.UpdateItem", trace.SpanKindClient, childOf(inboxSettle))
+	lt.inTrace(t, "DynamoDB.UpdateItem", trace.SpanKindClient, childOf(lt.inboxSettle))
+}
 
-	if flaky != nil {
-		if !flaky.failed.Load() {
-			t.Fatal("the worker's ack was never failed")
-		}
-		if len(settles) < 2 {
-			t.Errorf("%d ack attempts, want a retry after the failed one", len(settles))
-		}
-		// An answer lost on its way back leaves an inbox that settled the event twice, in one trace.
-		if settled := all(telemetry.SpanSettle, trace.SpanKindInternal, anyParent); flaky.afterInbox && len(settled) < 2 {
-			t.Errorf("%d inbox settle spans, want the lost answer's and the retry's", len(settled))
-		}
+func (lt *lifecycleTrace) failedAckRetried(t *testing.T, flaky *flakyAck) {
+	if !flaky.failed.Load() {
+		t.Fatal("the worker's ack was never failed")
 	}
+	if len(lt.settles) < 2 {
+		t.Errorf("%d ack attempts, want a retry after the failed one", len(lt.settles))
+	}
+	// An answer lost on its way back leaves an inbox that settled the event twice, in one trace.
+	if settled := lt.all(telemetry.SpanSettle, trace.SpanKindInternal, anyParent); flaky.afterInbox && len(settled) < 2 {
+		t.Errorf("%d inbox settle spans, want the lost answer's and the retry's", len(settled))
+	}
+}
 
-	// The processing span links the worker's pull, whose HTTP call the inbox served.
-	links := process.Links()
+// processingLinksPull: the processing span links the worker's pull, whose HTTP call the inbox
+// served.
+func (lt *lifecycleTrace) processingLinksPull(t *testing.T) {
+	links := lt.process.Links()
 	if len(links) != 1 {
 		t.Fatalf("processing span links %v, want the pull", links)
 	}
-	pull, ok := byID[links[0].SpanContext.SpanID()]
+	pull, ok := lt.byID[links[0].SpanContext.SpanID()]
 	if !ok || pull.Name() != "trigger receive" || pull.SpanKind() != trace.SpanKindClient {
 		t.Fatalf("processing span links %v, not the worker's receive span", links[0].SpanContext)
 	}
 	var served bool
-	for _, s := range spans {
+	for _, s := range lt.spans {
 		if s.Name() == "POST /inbox/pull" && s.SpanKind() == trace.SpanKindServer && s.SpanContext().TraceID() == pull.SpanContext().TraceID() {
 			served = true
 		}
@@ -268,15 +345,41 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 	if !served {
 		t.Error("no inbox server span in the pull's trace")
 	}
-	for _, s := range append([]sdktrace.ReadOnlySpan{publish, process, inboxSettle}, settles...) {
+}
+
+func (lt *lifecycleTrace) spansNameTheEvent(t *testing.T) {
+	for _, s := range append([]sdktrace.ReadOnlySpan{lt.publish, lt.process, lt.inboxSettle}, lt.settles...) {
 		var id string
 		for _, a := range s.Attributes() {
 			if a.Key == "messaging.message.id" {
 				id = a.Value.AsString()
 			}
 		}
-		if id != posted.EventID {
-			t.Errorf("%s span names message %q, want %s", s.Name(), id, posted.EventID)
+		if id != lt.eventID {
+			t.Errorf("%s span names message %q, want %s", s.Name(), id, lt.eventID)
+		}
+	}
+}
+
+// step is one step of a sequence whose steps build on the ones before.
+type step struct {
+	name string
+	run  func(*testing.T)
+}
+
+// runSteps runs steps in order, each as a subtest. A step that stopped short (t.FailNow) ends
+// the sequence, since the steps after it need what it did not finish; one that only reported
+// errors lets the rest run and report theirs.
+func runSteps(t *testing.T, steps ...step) {
+	t.Helper()
+	for _, s := range steps {
+		finished := false
+		t.Run(s.name, func(t *testing.T) {
+			s.run(t)
+			finished = true
+		})
+		if !finished {
+			return
 		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package configtest checks the README against the binaries' settings.
+// Package configtest checks the configuration reference against the binaries' settings.
 package configtest
 
 import (
@@ -10,10 +10,13 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/config"
 )
 
-// CheckReadme fails t unless the README at the repository root holds exactly config.Table(binary, spec).
-// Tests of each binary call it, so a setting cannot be added, renamed or re-defaulted without
-// the README following.
-func CheckReadme(t testing.TB, binary string, spec any) {
+// DocsPath is the configuration reference, relative to the repository root.
+const DocsPath = "docs/configuration.md"
+
+// CheckDocs fails t unless DocsPath holds exactly config.Table(binary, spec). Tests of each
+// binary call it, so a setting cannot be added, renamed or re-defaulted without the reference
+// following.
+func CheckDocs(t testing.TB, binary string, spec any) {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -28,12 +31,12 @@ func CheckReadme(t testing.TB, binary string, spec any) {
 		}
 		dir = filepath.Dir(dir)
 	}
-	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	doc, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(DocsPath)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := config.Table(binary, spec)
-	if !strings.Contains(string(readme), want) {
-		t.Fatalf("README.md does not hold the current settings of %s; replace its table with:\n\n%s", binary, want)
+	if !strings.Contains(string(doc), want) {
+		t.Fatalf("%s does not hold the current settings of %s; replace its table with:\n\n%s", DocsPath, binary, want)
 	}
 }

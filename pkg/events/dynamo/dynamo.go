@@ -93,17 +93,27 @@ func expired(it ddb.Item, now time.Time) bool {
 	return exp != 0 && exp <= now.Unix()
 }
 
-// Put writes a new event; the condition guards against ever overwriting an existing id.
+// Put writes a new event; the condition guards against ever overwriting an existing id. Ids
+// are fresh random 128-bit values, so an item already under this id with this event's
+// received_at is this write, applied by an attempt whose answer was lost and then retried.
 func (s *Store) Put(ctx context.Context, e events.Event) error {
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           aws.String(s.table),
-		Item:                toItem(e),
-		ConditionExpression: aws.String("attribute_not_exists(event_id)"),
+		TableName:                           aws.String(s.table),
+		Item:                                toItem(e),
+		ConditionExpression:                 aws.String("attribute_not_exists(event_id)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if err != nil {
-		return fmt.Errorf("put event: %w", ddb.Translate(err))
+	if err == nil || ownPut(err, e) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("put event: %w", ddb.Translate(err))
+}
+
+// ownPut reports whether err is a put's condition failing on the item that put wrote.
+func ownPut(err error, e events.Event) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf) && ccf.Item != nil &&
+		ddb.GetN(ccf.Item, "received_at") == e.ReceivedAt.UnixMilli() && ddb.GetS(ccf.Item, "event_type") == e.Type
 }
 
 // Get reads an event with a consistent read.

@@ -204,10 +204,12 @@ type leaseOutcome struct {
 }
 
 // leaseOne takes one candidate if it is still exactly as the index showed it. An event that
-// has been leased MaxDeliveries times already is buried instead.
+// has been leased MaxDeliveries times already is buried instead. A condition that fails on
+// this call's own lease id is this write, applied by an attempt whose answer was lost.
 func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Position) leaseOutcome {
 	res := leaseOutcome{eventID: pos.EventID}
 	until := q.Now.Add(q.Visibility)
+	leaseID := events.NewLeaseID()
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(q.TenantID, pos.EventID),
@@ -215,7 +217,7 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 		ConditionExpression:      aws.String("#status = :undelivered AND inbox_sk = :oldsk AND delivery_count < :max"),
 		ExpressionAttributeNames: statusName,
 		ExpressionAttributeValues: ddb.Item{
-			":lease":       ddb.S(events.NewLeaseID()),
+			":lease":       ddb.S(leaseID),
 			":one":         ddb.N(1),
 			":until":       ddb.N(until.UnixMilli()),
 			":newsk":       ddb.S(events.Position{VisibleAt: until, EventID: pos.EventID}.SortKey()),
@@ -240,6 +242,11 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 		res.err = fmt.Errorf("lease event: %w", err)
 		return res
 	}
+	if ddb.GetS(old, "lease_id") == leaseID {
+		e := fromItem(old)
+		res.leased = &e
+		return res
+	}
 	if events.Status(ddb.GetS(old, "status")) == events.StatusUndelivered && ddb.GetS(old, "inbox_sk") == pos.SortKey() &&
 		ddb.GetN(old, "delivery_count") >= int64(q.MaxDeliveries) {
 		res.buried, res.err = s.bury(ctx, q.TenantID, pos, q.Now)
@@ -251,11 +258,12 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 // buried is false when another caller moved or changed it first.
 func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, now time.Time) (buried bool, err error) {
 	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      key(tenantID, pos.EventID),
-		UpdateExpression:         aws.String("SET #status = :dead, dead_at = :now, dead_pk = :tenant, dead_sk = :deadsk REMOVE inbox_pk, inbox_sk, lease_id"),
-		ConditionExpression:      aws.String("#status = :undelivered AND inbox_sk = :oldsk"),
-		ExpressionAttributeNames: statusName,
+		TableName:                           aws.String(s.table),
+		Key:                                 key(tenantID, pos.EventID),
+		UpdateExpression:                    aws.String("SET #status = :dead, dead_at = :now, dead_pk = :tenant, dead_sk = :deadsk REMOVE inbox_pk, inbox_sk, lease_id"),
+		ConditionExpression:                 aws.String("#status = :undelivered AND inbox_sk = :oldsk"),
+		ExpressionAttributeNames:            statusName,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ExpressionAttributeValues: ddb.Item{
 			":dead":        ddb.S(string(events.StatusDead)),
 			":now":         ddb.N(now.UnixMilli()),
@@ -265,13 +273,18 @@ func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, 
 			":oldsk":       ddb.S(pos.SortKey()),
 		},
 	})
-	if ddb.IsConditionFailed(err) {
+	if err == nil {
+		return true, nil
+	}
+	old, err := failedItem(err, now)
+	switch {
+	case err == events.ErrNotFound:
 		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("bury event: %w", err)
 	}
-	if err != nil {
-		return false, fmt.Errorf("bury event: %w", ddb.Translate(err))
-	}
-	return true, nil
+	// Dead at this very call's time: an attempt whose answer was lost buried it.
+	return events.Status(ddb.GetS(old, "status")) == events.StatusDead && ddb.GetN(old, "dead_at") == now.UnixMilli(), nil
 }
 
 // Extend moves the lease's expiry; only the lease that holds the event may.
@@ -311,14 +324,17 @@ func (s *Store) Nack(ctx context.Context, tenantID, eventID, leaseID string, vis
 		":newsk":       ddb.S(events.Position{VisibleAt: visibleAt, EventID: eventID}.SortKey()),
 		":undelivered": ddb.S(string(events.StatusUndelivered)),
 	}
+	update := "SET visible_at = :visible, inbox_sk = :newsk REMOVE lease_id"
 	if leaseID != "" {
 		cond += " AND lease_id = :lease"
 		vals[":lease"] = ddb.S(leaseID)
+		// The lease removed is remembered, so a retry of this nack knows it already happened.
+		update = "SET visible_at = :visible, inbox_sk = :newsk, nacked_lease = :lease REMOVE lease_id"
 	}
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(tenantID, eventID),
-		UpdateExpression:                    aws.String("SET visible_at = :visible, inbox_sk = :newsk REMOVE lease_id"),
+		UpdateExpression:                    aws.String(update),
 		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            statusName,
 		ExpressionAttributeValues:           vals,
@@ -331,8 +347,44 @@ func (s *Store) Nack(ctx context.Context, tenantID, eventID, leaseID string, vis
 	if err != nil {
 		return fmt.Errorf("nack event: %w", err)
 	}
+	if leaseID != "" && ddb.GetS(old, "nacked_lease") == leaseID {
+		return nil
+	}
 	if events.Status(ddb.GetS(old, "status")) != events.StatusUndelivered {
 		return events.ErrSettled
+	}
+	return events.ErrLeaseLost
+}
+
+// Release makes a leased event visible now and takes back the delivery its lease counted.
+// The lease id is kept as the released one, so a retry of this write knows it happened.
+func (s *Store) Release(ctx context.Context, tenantID, eventID, leaseID string, now time.Time) error {
+	s.claims.free(tenantID, events.Position{VisibleAt: now, EventID: eventID}.SortKey())
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(tenantID, eventID),
+		UpdateExpression:         aws.String("SET visible_at = :now, inbox_sk = :newsk, delivery_count = delivery_count - :one, released_lease = :lease REMOVE lease_id"),
+		ConditionExpression:      aws.String("#status = :undelivered AND lease_id = :lease AND delivery_count > :zero"),
+		ExpressionAttributeNames: statusName,
+		ExpressionAttributeValues: ddb.Item{
+			":now":         ddb.N(now.UnixMilli()),
+			":newsk":       ddb.S(events.Position{VisibleAt: now, EventID: eventID}.SortKey()),
+			":one":         ddb.N(1),
+			":zero":        ddb.N(0),
+			":lease":       ddb.S(leaseID),
+			":undelivered": ddb.S(string(events.StatusUndelivered)),
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil
+	}
+	old, err := failedItem(err, now)
+	if err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	if ddb.GetS(old, "released_lease") == leaseID {
+		return nil
 	}
 	return events.ErrLeaseLost
 }
@@ -396,11 +448,12 @@ func (s *Store) Redrive(ctx context.Context, tenantID, eventID string, now time.
 		return events.ErrNotDead
 	}
 	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      key(tenantID, eventID),
-		UpdateExpression:         aws.String("SET #status = :undelivered, delivery_count = :zero, visible_at = :now, inbox_pk = :pk, inbox_sk = :sk REMOVE dead_pk, dead_sk, dead_at, lease_id"),
-		ConditionExpression:      aws.String("#status = :dead"),
-		ExpressionAttributeNames: statusName,
+		TableName:                           aws.String(s.table),
+		Key:                                 key(tenantID, eventID),
+		UpdateExpression:                    aws.String("SET #status = :undelivered, delivery_count = :zero, visible_at = :now, inbox_pk = :pk, inbox_sk = :sk, redriven_at = :now REMOVE dead_pk, dead_sk, dead_at, lease_id"),
+		ConditionExpression:                 aws.String("#status = :dead"),
+		ExpressionAttributeNames:            statusName,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		ExpressionAttributeValues: ddb.Item{
 			":undelivered": ddb.S(string(events.StatusUndelivered)),
 			":zero":        ddb.N(0),
@@ -410,12 +463,16 @@ func (s *Store) Redrive(ctx context.Context, tenantID, eventID string, now time.
 			":dead":        ddb.S(string(events.StatusDead)),
 		},
 	})
-	if ddb.IsConditionFailed(err) {
-		// Someone redrove or acknowledged it between the read and the write.
-		return events.ErrNotDead
+	if err == nil {
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("redrive event: %w", ddb.Translate(err))
+	old, err := failedItem(err, now)
+	switch {
+	case err != nil && err != events.ErrNotFound:
+		return fmt.Errorf("redrive event: %w", err)
+	case err == nil && ddb.GetN(old, "redriven_at") == now.UnixMilli():
+		return nil // an attempt whose answer was lost redrove it
 	}
-	return nil
+	// Someone redrove or acknowledged it between the read and the write.
+	return events.ErrNotDead
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -62,6 +63,10 @@ func (s *Store) PutOnce(ctx context.Context, e events.Event, idem events.Idempot
 					return events.Event{}, false, err
 				}
 			}
+			if ddb.GetS(old, "original_event_id") == e.ID {
+				// An attempt whose answer was lost wrote it: this request stored it.
+				return e, false, nil
+			}
 			if ddb.GetS(old, "fingerprint") != idem.Fingerprint {
 				return events.Event{}, false, events.ErrIdempotencyConflict
 			}
@@ -111,43 +116,25 @@ func (s *Store) readRecord(ctx context.Context, tenantID, keyHash string) (ddb.I
 	return out.Item, nil
 }
 
-// PutMany writes events 25 at a time. Event ids are fresh random 128-bit values, so the
-// unconditional batch write cannot overwrite anything.
+// PutMany writes each event with its own conditional Put, several at a time. BatchWriteItem
+// would take a 25th of the requests but takes no condition: an attempt the SDK gave up on can
+// still be applied later, over an event leased or acknowledged in between, and deliver it twice.
+// A Put cannot overwrite, and recognises its own earlier write.
 func (s *Store) PutMany(ctx context.Context, es []events.Event) []error {
 	errs := make([]error, len(es))
-	for start := 0; start < len(es); start += 25 {
-		chunk := es[start:min(start+25, len(es))]
-		byID := make(map[string]int, len(chunk))
-		writes := make([]types.WriteRequest, len(chunk))
-		for i, e := range chunk {
-			byID[e.ID] = start + i
-			writes[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: toItem(e)}}
-		}
-		pending := map[string][]types.WriteRequest{s.table: writes}
-		for attempt := 0; len(pending[s.table]) > 0; attempt++ {
-			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
-				}
-			}
-			var err error
-			if attempt == 8 || ctx.Err() != nil {
-				err = fmt.Errorf("batch write: unprocessed after retries: %w", storage.ErrUnavailable)
-			} else {
-				var out *dynamodb.BatchWriteItemOutput
-				out, err = s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-				if err == nil {
-					pending = out.UnprocessedItems
-					continue
-				}
-				err = fmt.Errorf("batch write: %w", ddb.Translate(err))
-			}
-			for _, w := range pending[s.table] {
-				errs[byID[ddb.GetS(w.PutRequest.Item, "event_id")]] = err
-			}
-			break
-		}
+	sem := make(chan struct{}, putManyParallelism)
+	var wg sync.WaitGroup
+	for i, e := range es {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = s.Put(ctx, e)
+		})
 	}
+	wg.Wait()
 	return errs
 }
+
+// putManyParallelism bounds the Puts one batch has in flight, so one request holds a bounded
+// share of the connection pool.
+const putManyParallelism = 16

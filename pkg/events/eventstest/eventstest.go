@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) events.Store) {
 	t.Run("lease-oldest-first-p4", func(t *testing.T) { t.Parallel(); leaseOrder(t, newStore(t), 4) })
 	t.Run("lease-expires-and-returns", func(t *testing.T) { t.Parallel(); leaseExpiry(t, newStore(t)) })
 	t.Run("lease-extend", func(t *testing.T) { t.Parallel(); leaseExtend(t, newStore(t)) })
+	t.Run("lease-release", func(t *testing.T) { t.Parallel(); leaseRelease(t, newStore(t)) })
 	t.Run("nack-with-delay", func(t *testing.T) { t.Parallel(); nackDelay(t, newStore(t)) })
 	t.Run("dead-letter-and-redrive", func(t *testing.T) { t.Parallel(); deadLetters(t, newStore(t)) })
 	t.Run("idempotent-put", func(t *testing.T) { t.Parallel(); idempotentPut(t, newStore(t)) })

@@ -131,11 +131,16 @@ func nackDelay(t *testing.T, s events.Store) {
 	if err := s.Nack(ctx, "acme", e.ID, held[0].LeaseID, base.Add(10*time.Second), base); err != nil {
 		t.Fatalf("nack: %v", err)
 	}
+	// A nack repeated under the lease it dropped (a retry whose first answer was lost) answers
+	// as the first did, and changes nothing.
+	if err := s.Nack(ctx, "acme", e.ID, held[0].LeaseID, base, base); err != nil {
+		t.Fatalf("second nack with the dropped lease: %v", err)
+	}
 	if got := lease(t, s, "acme", 1, 1, time.Minute, 10, base.Add(5*time.Second)); len(got) != 0 {
 		t.Fatal("leased before the nack delay passed")
 	}
-	if err := s.Nack(ctx, "acme", e.ID, held[0].LeaseID, base, base); !errors.Is(err, events.ErrLeaseLost) {
-		t.Fatalf("second nack with the dropped lease: %v", err)
+	if err := s.Nack(ctx, "acme", e.ID, events.NewLeaseID(), base, base); !errors.Is(err, events.ErrLeaseLost) {
+		t.Fatalf("nack with a lease that never held it: %v", err)
 	}
 	again := lease(t, s, "acme", 1, 1, time.Minute, 10, base.Add(11*time.Second))
 	if len(again) != 1 || again[0].DeliveryCount != 2 {
@@ -149,6 +154,36 @@ func nackDelay(t *testing.T, s events.Store) {
 	}
 	if err := s.Nack(ctx, "globex", e.ID, "", base, base); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("nack by another tenant: %v", err)
+	}
+}
+
+// leaseRelease: a released lease gives its event back at once with the delivery it counted,
+// once; a lease that does not hold the event releases nothing.
+func leaseRelease(t *testing.T, s events.Store) {
+	ctx := context.Background()
+	e := put(t, s, "acme", "a", 1, base)
+	held := lease(t, s, "acme", 1, 1, time.Hour, 10, base)
+	if len(held) != 1 || held[0].DeliveryCount != 1 {
+		t.Fatalf("leased %+v", held)
+	}
+	if err := s.Release(ctx, "acme", e.ID, events.NewLeaseID(), base); !errors.Is(err, events.ErrLeaseLost) {
+		t.Fatalf("release under a lease that never held it: %v", err)
+	}
+	for i := range 2 { // the second is a retry of the first
+		if err := s.Release(ctx, "acme", e.ID, held[0].LeaseID, base.Add(time.Second)); err != nil {
+			t.Fatalf("release %d: %v", i+1, err)
+		}
+	}
+	got, err := s.Get(ctx, "acme", e.ID, base.Add(time.Second))
+	if err != nil || got.DeliveryCount != 0 || got.LeaseID != "" || got.VisibleAt.After(base.Add(time.Second)) {
+		t.Fatalf("after release: %+v, %v", got, err)
+	}
+	again := lease(t, s, "acme", 1, 1, time.Hour, 10, base.Add(time.Second))
+	if len(again) != 1 || again[0].DeliveryCount != 1 {
+		t.Fatalf("leased again after release: %+v", again)
+	}
+	if err := s.Release(ctx, "globex", e.ID, again[0].LeaseID, base); !errors.Is(err, events.ErrNotFound) {
+		t.Fatalf("release by another tenant: %v", err)
 	}
 }
 

@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 		Log:   zap.NewNop(),
 		Inbox: queue.NewInbox(eventsdb.New(client, tables), queue.Options{}),
 		Auth:  tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
-		Ready: func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.All()...) },
+		Ready: func(context.Context) error { return nil },
 	})
 	t.Cleanup(func() {
 		for _, op := range rec.Outside(ddb.ComponentInbox) {

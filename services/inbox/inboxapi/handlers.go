@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/events"
@@ -17,6 +18,7 @@ import (
 
 type handlers struct {
 	inbox *queue.Inbox
+	log   *zap.Logger
 }
 
 func (h handlers) list(c *gin.Context) {
@@ -33,7 +35,7 @@ func (h handlers) list(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	writeEvents(c, page.Events, false, page.NextCursor)
+	_ = writeEvents(c, page.Events, false, page.NextCursor) // a listing leases nothing to give back
 }
 
 func (h handlers) dead(c *gin.Context) {
@@ -47,7 +49,7 @@ func (h handlers) dead(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	writeEvents(c, page.Events, false, page.NextCursor)
+	_ = writeEvents(c, page.Events, false, page.NextCursor) // a listing leases nothing to give back
 }
 
 // listQuery reads limit and cursor, shared by the inbox and the dead-letter list.
@@ -82,14 +84,20 @@ func (h handlers) pull(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	got, err := h.inbox.Pull(c.Request.Context(), httpx.Principal(c), queue.PullQuery{
+	p := httpx.Principal(c)
+	got, err := h.inbox.Pull(c.Request.Context(), p, queue.PullQuery{
 		Max: maxEvents, Visibility: seconds(vis), Wait: seconds(wait),
 	})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	writeEvents(c, got, true, "")
+	if err := writeEvents(c, got, true, ""); err != nil && len(got) > 0 {
+		// The consumer never got these leases: spending a delivery and hiding the events for
+		// the visibility timeout would only delay them.
+		httpx.Logger(c, h.log).Warn("pull answer not delivered; leases given back", zap.Int("events", len(got)), zap.Error(err))
+		h.inbox.Release(c.Request.Context(), p, got)
+	}
 }
 
 func (h handlers) ack(c *gin.Context) {
@@ -295,8 +303,9 @@ func cmpOr(errs ...error) error {
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
-// writeEvents writes {"events":[...],"next_cursor"?} by hand so payloads go out byte for byte.
-func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string) {
+// writeEvents writes {"events":[...],"next_cursor"?} by hand so payloads go out byte for byte,
+// and flushes it: the error says the answer did not reach the connection.
+func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string) error {
 	b := append(make([]byte, 0, 8192), `{"events":[`...)
 	for i, e := range es {
 		if i > 0 {
@@ -310,5 +319,25 @@ func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string)
 		b = append(b, next...) // base64url: nothing to escape
 		b = append(b, '"')
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", append(b, '}'))
+	b = append(b, '}')
+	// No look at the request's context here: once the body is on the wire a client may read it
+	// and close, cancelling the context, and its leases are then very much delivered.
+	c.Header("Content-Length", strconv.Itoa(len(b)))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
+	return flushError(c.Writer)
+}
+
+// flushError flushes w's innermost writer that can report a failed flush. The wrappers on the
+// way (Gin's, the instrumentation's) only offer a Flush that swallows the error.
+func flushError(w http.ResponseWriter) error {
+	for {
+		switch t := w.(type) {
+		case interface{ FlushError() error }:
+			return t.FlushError()
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
 }

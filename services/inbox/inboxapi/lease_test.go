@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
-	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/queue"
@@ -74,7 +73,7 @@ func newClockFixture(t *testing.T) *clockFixture {
 		Log:   zap.NewNop(),
 		Inbox: queue.NewInbox(cf.events, queue.Options{Now: clock}),
 		Auth:  tenant.NewAuthenticator(cf.tenants, tenant.AuthConfig{}, nil),
-		Ready: func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.All()...) },
+		Ready: func(context.Context) error { return nil },
 	})
 	return cf
 }
@@ -249,7 +248,7 @@ func TestLongPoll(t *testing.T) {
 		a.err = json.NewDecoder(res.Body).Decode(&a.p)
 		done <- a
 	}()
-	waitFor(t, func() bool { return watch.Waiting("acme") == 1 })
+	waitFor(t, "the condition", func() bool { return watch.Waiting("acme") == 1 })
 	e := events.New("acme", "a", []byte(`{"event_type":"a"}`), 4, time.Now())
 	if err := store.Put(context.Background(), e); err != nil {
 		t.Fatal(err)
@@ -275,18 +274,18 @@ func TestLongPoll(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
-	waitFor(t, func() bool { return watch.Waiting("acme") == 1 })
+	waitFor(t, "the condition", func() bool { return watch.Waiting("acme") == 1 })
 	cancel()
-	waitFor(t, func() bool { return watch.Waiting("acme") == 0 })
+	waitFor(t, "the condition", func() bool { return watch.Waiting("acme") == 0 })
 }
 
-// waitFor polls cond until it holds, failing after ten seconds.
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds, failing after thirty seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -7,4 +7,4 @@ import (
 	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
 )
 
-func TestReadmeListsSettings(t *testing.T) { configtest.CheckReadme(t, "inbox", &inboxapi.Config{}) }
+func TestReadmeListsSettings(t *testing.T) { configtest.CheckDocs(t, "inbox", &inboxapi.Config{}) }

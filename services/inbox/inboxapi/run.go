@@ -13,7 +13,7 @@ import (
 
 // Run serves the inbox API until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	b, err := backend.Open(ctx, cfg.Settings, cfg.AuthConfig)
+	b, err := backend.Open(ctx, log, cfg.Settings, cfg.AuthConfig)
 	if err != nil {
 		return err
 	}
@@ -22,6 +22,10 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		Log: log, Tel: tel, Metrics: cfg.MetricsOptions,
 		LongPollMinInterval: cfg.LongPollMinInterval, LongPollMaxInterval: cfg.LongPollMaxInterval,
 	})
-	h := NewHandler(Deps{Log: log, Inbox: inbox, Auth: b.Auth, Ready: b.Ready, Tel: tel})
+	h := NewHandler(Deps{Log: log, Inbox: inbox, Auth: b.Auth, Ready: httpx.ServingUntil(ctx), Tel: tel})
+	// Parked long polls answer (200, no events) the moment the process is told to stop, so
+	// the server's graceful shutdown does not wait out their 20 s.
+	stop := context.AfterFunc(ctx, inbox.Drain)
+	defer stop()
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }

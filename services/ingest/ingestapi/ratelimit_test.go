@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
-	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	eventsdb "github.com/trigger-api/trigger-api/pkg/events/dynamo"
 	"github.com/trigger-api/trigger-api/pkg/queue"
@@ -39,7 +38,7 @@ func TestTenantOverItsRateGets429(t *testing.T) {
 		Log:       zap.NewNop(),
 		Publisher: queue.NewPublisher(stored, queue.Options{}),
 		Auth:      tenant.NewAuthenticator(store, tenant.AuthConfig{RateLimit: 3}, func() time.Time { return frozen }),
-		Ready:     func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.All()...) },
+		Ready:     func(context.Context) error { return nil },
 	})
 
 	for i := range 2 {

@@ -7,4 +7,4 @@ import (
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
 )
 
-func TestReadmeListsSettings(t *testing.T) { configtest.CheckReadme(t, "ingest", &ingestapi.Config{}) }
+func TestReadmeListsSettings(t *testing.T) { configtest.CheckDocs(t, "ingest", &ingestapi.Config{}) }

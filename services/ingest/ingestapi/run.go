@@ -13,12 +13,12 @@ import (
 
 // Run serves the ingest API until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	b, err := backend.Open(ctx, cfg.Settings, cfg.AuthConfig)
+	b, err := backend.Open(ctx, log, cfg.Settings, cfg.AuthConfig)
 	if err != nil {
 		return err
 	}
 	tel := telemetry.FromContext(ctx)
 	publisher := queue.NewPublisher(b.Events, queue.Options{Log: log, Tel: tel, Metrics: cfg.MetricsOptions})
-	h := NewHandler(Deps{Log: log, Publisher: publisher, Auth: b.Auth, Ready: b.Ready, Tel: tel})
+	h := NewHandler(Deps{Log: log, Publisher: publisher, Auth: b.Auth, Ready: httpx.ServingUntil(ctx), Tel: tel})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -123,7 +124,8 @@ func TestKeyLifecycle(t *testing.T) {
 		}
 		ops := rec.Operations()
 		// The recorder must have seen the service at work for the check above to mean anything.
-		for _, op := range []string{"DescribeTable", "GetItem", "PutItem", "Query", "Scan", "UpdateItem"} {
+		// (DescribeTable is the start-up check's, made before the handler exists.)
+		for _, op := range []string{"GetItem", "PutItem", "Query", "Scan", "UpdateItem"} {
 			if !slices.Contains(ops, op) {
 				t.Errorf("no %s recorded; recorded %v", op, ops)
 			}
@@ -233,20 +235,42 @@ func TestAdminTokenRequired(t *testing.T) {
 	})
 }
 
-func TestReadyzUnavailableWithoutTables(t *testing.T) {
+// Readiness is the process's, not DynamoDB's: a DynamoDB hiccup must not take every pod out of
+// the load balancer at once.
+func TestReadyzFollowsTheProcess(t *testing.T) {
 	t.Parallel()
-	tables := ddb.TableNames("missing_" + strings.ReplaceAll(t.Name(), "/", "_") + "_")
-	ready := func(ctx context.Context) error { return ddb.Ping(ctx, shared.Client, tables.Tenants, tables.APIKeys) }
+	ctx, stop := context.WithCancel(context.Background())
 	tokens, err := adminapi.ParseAdminTokens([]string{adminToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{router: adminapi.NewRouter(zap.NewNop(), tenant.Store(nil), tokens, ready, nil)}
-	if res := e.do(t, request{method: "GET", path: "/readyz", token: str("")}); res.status != http.StatusServiceUnavailable {
-		t.Fatalf("readyz without tables: %d, want 503", res.status)
+	e := &env{router: adminapi.NewRouter(zap.NewNop(), tenant.Store(nil), tokens, httpx.ServingUntil(ctx), nil)}
+	if res := e.do(t, request{method: "GET", path: "/readyz", token: str("")}); res.status != http.StatusOK {
+		t.Fatalf("readyz while serving: %d, want 200", res.status)
+	}
+	stop()
+	res := e.do(t, request{method: "GET", path: "/readyz", token: str("")})
+	if res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" {
+		t.Fatalf("readyz while stopping: %d (Retry-After %q), want 503 with Retry-After", res.status, res.header.Get("Retry-After"))
 	}
 	if res := e.do(t, request{method: "GET", path: "/livez", token: str("")}); res.status != http.StatusOK {
 		t.Fatalf("livez: %d, want 200", res.status)
+	}
+}
+
+// A missing table is a deployment mistake no retry fixes: the service refuses to start and
+// says what to do, instead of serving 503s forever.
+func TestRunRefusesMissingTables(t *testing.T) {
+	t.Parallel()
+	cfg := adminapi.Config{
+		HTTPAddr:     "127.0.0.1:0",
+		ServerConfig: httpx.ServerConfig{ShutdownTimeout: time.Second},
+		Settings:     ddb.Settings{Region: ddblocal.Region, Endpoint: shared.Endpoint, TablePrefix: "missing_" + t.Name() + "_"},
+		AdminTokens:  []string{adminToken},
+	}
+	err := adminapi.Run(context.Background(), zap.NewNop(), cfg)
+	if !errors.Is(err, ddb.ErrMisconfigured) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), cfg.TablePrefix) {
+		t.Fatalf("run without tables: %v, want ErrMisconfigured naming the table", err)
 	}
 }
 
@@ -343,7 +367,7 @@ func TestEnsureTables(t *testing.T) {
 			t.Fatalf("run %d: %v", i+1, err)
 		}
 	}
-	if err := ddb.Ping(context.Background(), shared.Client, tables.All()...); err != nil {
+	if err := ddb.Check(context.Background(), shared.Client, tables.All()...); err != nil {
 		t.Fatalf("tables missing after ensure-tables: %v", err)
 	}
 }

@@ -8,6 +8,6 @@ import (
 )
 
 func TestReadmeListsSettings(t *testing.T) {
-	configtest.CheckReadme(t, "keys-admin", &adminapi.Config{})
-	configtest.CheckReadme(t, "keys-admin ensure-tables", &adminapi.TablesConfig{})
+	configtest.CheckDocs(t, "keys-admin", &adminapi.Config{})
+	configtest.CheckDocs(t, "keys-admin ensure-tables", &adminapi.TablesConfig{})
 }

@@ -4,77 +4,65 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
-// caller makes API calls through the gateway and, when out is set, prints each call and its
-// answer the way a reader of the demo wants to see them.
-type caller struct {
-	base string
-	http *http.Client
+// callTimeout bounds each call devstack makes to the API.
+const callTimeout = 15 * time.Second
+
+// maxPrinted bounds how much of an answer the printer reads to show; the rest still reaches
+// the client, which judges the size of an answer itself.
+const maxPrinted = 32 << 20
+
+// printer is the transport of the demo's clients: it prints every call and its answer the way
+// a reader of the demo wants to see them, and hands both on unchanged.
+type printer struct {
+	next http.RoundTripper
 	out  io.Writer
 }
 
-func newCaller(base string, out io.Writer) *caller {
-	return &caller{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 15 * time.Second}, out: out}
-}
-
-// answer is an HTTP status and body.
-type answer struct {
-	Status int
-	Body   []byte
-}
-
-func (a answer) decode(v any) error {
-	if err := json.Unmarshal(a.Body, v); err != nil {
-		return fmt.Errorf("answer %d is not the JSON expected: %w: %s", a.Status, err, a.Body)
-	}
-	return nil
-}
-
-// call sends one request with a bearer token. body is marshalled to JSON when not nil.
-func (c *caller) call(ctx context.Context, method, path, token string, body any) (answer, error) {
-	var payload []byte
-	if body != nil {
-		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return answer{}, err
+func (p *printer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: read request: %w", req.Method, req.URL.Path, err)
 		}
+		body = b
+		// A RoundTripper must not change the request it is given, so a copy carries the body on.
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(payload))
+	token := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
+	fmt.Fprintf(p.out, "→ %s %s\n  Authorization: Bearer %s\n", req.Method, req.URL.RequestURI(), redact(token))
+	if len(body) > 0 {
+		fmt.Fprintf(p.out, "  %s\n", body)
+	}
+	resp, err := p.next.RoundTrip(req)
 	if err != nil {
-		return answer{}, err
+		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if c.out != nil {
-		fmt.Fprintf(c.out, "→ %s %s\n  Authorization: Bearer %s\n", method, path, redact(token))
-		if body != nil {
-			fmt.Fprintf(c.out, "  %s\n", payload)
-		}
-	}
-	resp, err := c.http.Do(req)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxPrinted))
 	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: read answer: %w", req.Method, req.URL.Path, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return answer{}, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	a := answer{Status: resp.StatusCode, Body: data}
-	if c.out != nil {
-		fmt.Fprintf(c.out, "← %d %s\n%s\n", a.Status, http.StatusText(a.Status), indent(data))
-	}
-	return a, nil
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+	fmt.Fprintf(p.out, "← %d %s\n%s\n", resp.StatusCode, http.StatusText(resp.StatusCode), indent(data))
+	return resp, nil
 }
 
 // redact shows enough of a credential to tell which one was used: a tenant key's displayable
@@ -94,36 +82,18 @@ func indent(body []byte) string {
 	return "  " + b.String()
 }
 
-// Admin API shapes (DESIGN §4).
-type createTenantDTO struct {
-	TenantID string `json:"tenant_id"`
-	Name     string `json:"name"`
-}
-
-type issuedKeyDTO struct {
-	KeyID  string `json:"key_id"`
-	APIKey string `json:"api_key"`
-}
-
 // createTenantWithKey creates a tenant (an existing one is fine: the stack may be sharing a
 // database) and issues it a key with the default scopes.
-func (c *caller) createTenantWithKey(ctx context.Context, adminToken, tenantID, name string) (string, error) {
-	a, err := c.call(ctx, http.MethodPost, "/admin/tenants", adminToken, createTenantDTO{TenantID: tenantID, Name: name})
+func createTenantWithKey(ctx context.Context, admin *client.Admin, tenantID, name string) (string, error) {
+	_, err := admin.CreateTenant(ctx, api.CreateTenantRequest{TenantID: tenantID, Name: name})
+	if e, ok := errors.AsType[*client.Error](err); ok && e.Status == http.StatusConflict {
+		err = nil
+	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("create tenant %s: %w", tenantID, err)
 	}
-	if a.Status != http.StatusCreated && a.Status != http.StatusConflict {
-		return "", fmt.Errorf("create tenant %s: want 201, got %d: %s", tenantID, a.Status, a.Body)
-	}
-	a, err = c.call(ctx, http.MethodPost, "/admin/tenants/"+tenantID+"/keys", adminToken, struct{}{})
+	k, err := admin.IssueKey(ctx, tenantID, api.IssueKeyRequest{})
 	if err != nil {
-		return "", err
-	}
-	if a.Status != http.StatusCreated {
-		return "", fmt.Errorf("issue key for %s: want 201, got %d: %s", tenantID, a.Status, a.Body)
-	}
-	var k issuedKeyDTO
-	if err := a.decode(&k); err != nil {
 		return "", fmt.Errorf("issue key for %s: %w", tenantID, err)
 	}
 	if _, err := apikey.Parse(k.APIKey); err != nil {

@@ -82,20 +82,6 @@ func TestReadEnvFileRejectsDamage(t *testing.T) {
 	}
 }
 
-func TestPrefixWriterKeepsLinesWhole(t *testing.T) {
-	var out strings.Builder
-	w := &prefixWriter{prefix: "inbox | ", out: &syncWriter{w: &out}}
-	for _, chunk := range []string{"first li", "ne\nsecond line\nthi", "rd", " line\n"} {
-		if _, err := w.Write([]byte(chunk)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := "inbox | first line\ninbox | second line\ninbox | third line\n"
-	if out.String() != want {
-		t.Errorf("got %q, want %q", out.String(), want)
-	}
-}
-
 func TestOptionsRefuseANonLoopbackGateway(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:8080", "localhost:8080"} {
 		o := Options{Root: t.TempDir(), GatewayAddr: addr}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+	"github.com/trigger-api/trigger-api/pkg/proc"
 )
 
 //go:embed jaeger.yaml
@@ -113,7 +114,7 @@ func (s *Stack) startJaeger(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.progress("Jaeger on %s (OTLP %s, %s), log %s", s.JaegerURL, a.OTLPGRPC, a.OTLPHTTP, s.jaeger.logPath)
+	s.progress("Jaeger on %s (OTLP %s, %s), log %s", s.JaegerURL, a.OTLPGRPC, a.OTLPHTTP, s.jaeger.LogPath())
 	return a.OTLPEnv(), nil
 }
 
@@ -125,8 +126,8 @@ func (s *Stack) runJaeger(ctx context.Context, a JaegerAddrs) error {
 		return err
 	}
 	var adopted atomic.Bool
-	p, err := spawn("jaeger", s.opts.JaegerBin, args, append(childEnviron(), env...), s.LogDir, s.streamFor("jaeger"),
-		func(p *proc) {
+	p, err := s.spawn("jaeger", "jaeger", s.opts.JaegerBin, args, append(childEnviron(), env...),
+		func(p *proc.Process) {
 			if adopted.Load() {
 				s.exited(p)
 			}
@@ -140,13 +141,13 @@ func (s *Stack) runJaeger(ctx context.Context, a JaegerAddrs) error {
 		err = waitHTTP(ctx, p, http.MethodGet, a.QueryURL()+"/api/services", "")
 	}
 	if err != nil {
-		_ = p.stop(stopGrace)
+		_ = p.Stop(stopGrace)
 		return err
 	}
 	s.jaeger, s.JaegerURL = p, a.QueryURL()
 	adopted.Store(true)
 	// An end between the readiness answer and the adoption was not reported above.
-	if p.exited() {
+	if p.Exited() {
 		s.exited(p)
 	}
 	return nil
@@ -154,7 +155,7 @@ func (s *Stack) runJaeger(ctx context.Context, a JaegerAddrs) error {
 
 // waitHTTP sends method to url (with body as JSON, unless empty) until it answers 200, the
 // process ends, or the deadline passes.
-func waitHTTP(ctx context.Context, p *proc, method, url, body string) error {
+func waitHTTP(ctx context.Context, p *proc.Process, method, url, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -179,10 +180,10 @@ func waitHTTP(ctx context.Context, p *proc, method, url, body string) error {
 			last = err.Error()
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited during start-up (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15))
+		case <-p.Done():
+			return endedErr(p, "during start-up")
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("%s not ready at %s (last: %s); log %s", p.name, url, last, p.logPath), ctx.Err())
+			return errors.Join(fmt.Errorf("%s not ready at %s (last: %s); log %s", p.Name(), url, last, p.LogPath()), ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -26,7 +26,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+	"github.com/trigger-api/trigger-api/pkg/proc"
 )
 
 // Component names: the binaries' names and the log files' and log prefixes' too.
@@ -104,16 +106,16 @@ type Stack struct {
 	JaegerURL           string // Jaeger's query API when Options.Tracing is set
 
 	opts     Options
-	stream   io.Writer
+	stream   *proc.Stream
 	ddb      *ddblocal.Server
 	gateway  *http.Server
-	services []*proc
-	worker   *proc
-	jaeger   *proc
+	services []*proc.Process
+	worker   *proc.Process
+	jaeger   *proc.Process
 	common   []string // the environment every child shares
 
 	mu      sync.Mutex
-	workers []*proc // started by StartWorker
+	workers []*proc.Process // started by StartWorker
 
 	stopping atomic.Bool
 	failOnce sync.Once
@@ -130,89 +132,36 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := opts.complete(); err != nil {
 		return nil, err
 	}
-	s := &Stack{
-		opts:                opts,
-		AdminTokenGenerated: generated,
-		Tenants:             opts.Tenants,
-		Keys:                map[string]string{},
-		ServiceURLs:         map[string]string{},
-		BinDir:              opts.BinDir,
-		LogDir:              opts.StateDir,
-		failed:              make(chan struct{}),
-	}
-	if opts.Stream != nil {
-		s.stream = &syncWriter{w: opts.Stream}
-	}
+	s := newStack(opts, generated)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Stop())
 		}
 	}()
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.BinDir, 0o755); err != nil {
-		return nil, err
-	}
-
-	if !opts.NoBuild {
-		s.progress("building %s into %s %s", strings.Join(names(), ", "), opts.BinDir, strings.Join(opts.BuildFlags, " "))
-		if err := build(ctx, opts.Root, opts.BinDir, opts.BuildFlags); err != nil {
-			return nil, err
-		}
-	}
-	endpoint, err := s.startDynamoDB(ctx)
+	adminEnv, err := s.environ(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.DynamoDBEndpoint = endpoint
-	s.AdminToken = opts.AdminTokens[0]
-	common := append(childEnviron(), ddblocal.EnvFor(endpoint)...)
-	if opts.Tracing {
-		otel, err := s.startJaeger(ctx)
-		if err != nil {
-			return nil, err
-		}
-		common = append(common, otel...)
-	}
-	common = append(common,
-		"TRIGGER_TABLE_PREFIX="+opts.TablePrefix,
-		"TRIGGER_LOG_LEVEL="+opts.LogLevel,
-		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
-	)
-	adminEnv := append(slices.Clone(common), "TRIGGER_ADMIN_TOKENS="+strings.Join(opts.AdminTokens, ","))
-	s.common = common
-
 	s.progress("creating tables")
 	if err := s.ensureTables(ctx, adminEnv); err != nil {
 		return nil, err
 	}
-	if err := s.startServices(ctx, common, adminEnv); err != nil {
+	if err := s.startServices(ctx, s.common, adminEnv); err != nil {
 		return nil, err
 	}
 	if err := s.startGateway(); err != nil {
 		return nil, err
 	}
 	s.progress("gateway on %s", s.GatewayURL)
-
-	admin := newCaller(s.GatewayURL, nil)
-	for _, t := range opts.Tenants {
-		key, err := admin.createTenantWithKey(ctx, s.AdminToken, t, displayName(t))
-		if err != nil {
-			return nil, err
-		}
-		s.Keys[t] = key
-	}
-	s.progress("tenants %s created, one key each", strings.Join(opts.Tenants, ", "))
-
-	keys := make([]string, 0, len(s.Tenants))
-	for _, t := range s.Tenants {
-		keys = append(keys, s.Keys[t])
-	}
-	if s.worker, err = s.spawnWorker(Worker, keys, nil); err != nil {
+	if err := s.createTenants(ctx); err != nil {
 		return nil, err
 	}
-	s.progress("worker consuming %s, log %s", strings.Join(s.Tenants, ", "), s.worker.logPath)
+	if err := s.startOwnWorker(); err != nil {
+		return nil, err
+	}
 	s.EnvFile = filepath.Join(opts.StateDir, "env")
 	if err := WriteEnvFile(s.EnvFile, s.Env()); err != nil {
 		return nil, fmt.Errorf("write %s: %w", s.EnvFile, err)
@@ -221,6 +170,96 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func newStack(opts Options, adminTokenGenerated bool) *Stack {
+	s := &Stack{
+		opts:                opts,
+		AdminToken:          opts.AdminTokens[0],
+		AdminTokenGenerated: adminTokenGenerated,
+		Tenants:             opts.Tenants,
+		Keys:                map[string]string{},
+		ServiceURLs:         map[string]string{},
+		BinDir:              opts.BinDir,
+		LogDir:              opts.StateDir,
+		failed:              make(chan struct{}),
+	}
+	if opts.Stream != nil {
+		s.stream = proc.NewStream(opts.Stream)
+	}
+	return s
+}
+
+// prepare makes the stack's folders and, unless Options.NoBuild says otherwise, its binaries.
+func (s *Stack) prepare(ctx context.Context) error {
+	if err := os.MkdirAll(s.opts.StateDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.opts.BinDir, 0o755); err != nil {
+		return err
+	}
+	if s.opts.NoBuild {
+		return nil
+	}
+	s.progress("building %s into %s %s", strings.Join(names(), ", "), s.opts.BinDir, strings.Join(s.opts.BuildFlags, " "))
+	return build(ctx, s.opts.Root, s.opts.BinDir, s.opts.BuildFlags)
+}
+
+// environ starts what the children depend on besides each other (DynamoDB, and Jaeger when
+// tracing), sets s.common to the environment every child shares, and returns keys-admin's,
+// the one child that is given the admin tokens.
+func (s *Stack) environ(ctx context.Context) ([]string, error) {
+	endpoint, err := s.startDynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.DynamoDBEndpoint = endpoint
+	common := append(childEnviron(), ddblocal.EnvFor(endpoint)...)
+	if s.opts.Tracing {
+		otel, err := s.startJaeger(ctx)
+		if err != nil {
+			return nil, err
+		}
+		common = append(common, otel...)
+	}
+	s.common = append(common,
+		"TRIGGER_TABLE_PREFIX="+s.opts.TablePrefix,
+		"TRIGGER_LOG_LEVEL="+s.opts.LogLevel,
+		"TRIGGER_SHUTDOWN_TIMEOUT="+childShutdown,
+	)
+	return append(slices.Clone(s.common), "TRIGGER_ADMIN_TOKENS="+strings.Join(s.opts.AdminTokens, ",")), nil
+}
+
+// createTenants creates Options.Tenants through the gateway, with one key each.
+func (s *Stack) createTenants(ctx context.Context) error {
+	admin, err := s.admin()
+	if err != nil {
+		return err
+	}
+	for _, t := range s.Tenants {
+		key, err := createTenantWithKey(ctx, admin, t, displayName(t))
+		if err != nil {
+			return err
+		}
+		s.Keys[t] = key
+	}
+	s.progress("tenants %s created, one key each", strings.Join(s.Tenants, ", "))
+	return nil
+}
+
+// startOwnWorker runs the worker that consumes every tenant the stack created.
+func (s *Stack) startOwnWorker() error {
+	keys := make([]string, 0, len(s.Tenants))
+	for _, t := range s.Tenants {
+		keys = append(keys, s.Keys[t])
+	}
+	w, err := s.spawnWorker(Worker, keys, nil)
+	if err != nil {
+		return err
+	}
+	s.worker = w
+	s.progress("worker consuming %s, log %s", strings.Join(s.Tenants, ", "), w.LogPath())
+	return nil
 }
 
 func (o *Options) complete() error {
@@ -348,13 +387,7 @@ func (s *Stack) startDynamoDB(ctx context.Context) (string, error) {
 		return s.opts.DynamoDBEndpoint, nil
 	}
 	logPath := filepath.Join(s.LogDir, "dynamodb.log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return "", err
-	}
-	// DynamoDB Local keeps writing to its descriptor; the child holds its own copy of it.
-	defer f.Close()
-	srv, err := ddblocal.Start(ctx, ddblocal.Options{Log: f})
+	srv, err := ddblocal.Start(ctx, ddblocal.Options{LogPath: logPath})
 	if err != nil {
 		return "", fmt.Errorf("DynamoDB Local: %w (log: %s)", err, logPath)
 	}
@@ -366,20 +399,28 @@ func (s *Stack) startDynamoDB(ctx context.Context) (string, error) {
 func (s *Stack) bin(name string) string { return filepath.Join(s.BinDir, name) }
 
 func (s *Stack) ensureTables(ctx context.Context, env []string) error {
+	p, err := proc.Start(proc.Options{
+		Name: "keys-admin ensure-tables", Path: s.bin(KeysAdmin), Args: []string{"ensure-tables"}, Env: env,
+		LogPath: filepath.Join(s.LogDir, "ensure-tables.log"),
+	})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.bin(KeysAdmin), "ensure-tables")
-	cmd.Env = env
-	cmd.SysProcAttr = childAttr()
-	out, err := cmd.CombinedOutput()
-	_ = os.WriteFile(filepath.Join(s.LogDir, "ensure-tables.log"), out, 0o600)
-	if err != nil {
-		return fmt.Errorf("keys-admin ensure-tables: %w\n%s", err, out)
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		_ = p.Stop(stopGrace)
+		return fmt.Errorf("%s: %w; log %s", p.Name(), ctx.Err(), p.LogPath())
+	}
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("%s: %w; last lines of %s:\n%s", p.Name(), err, p.LogPath(), p.Tail(30))
 	}
 	return nil
 }
 
-func (s *Stack) streamFor(name string) io.Writer {
+func (s *Stack) streamFor(name string) *proc.Stream {
 	if s.stream == nil || (len(s.opts.StreamOnly) > 0 && !slices.Contains(s.opts.StreamOnly, name)) {
 		return nil
 	}
@@ -388,11 +429,11 @@ func (s *Stack) streamFor(name string) io.Writer {
 
 // exited is told of every child's end; one that ends before Stop began is a failure of the
 // whole stack.
-func (s *Stack) exited(p *proc) {
-	if s.stopping.Load() || p.stopping.Load() {
+func (s *Stack) exited(p *proc.Process) {
+	if s.stopping.Load() || p.StopRequested() {
 		return
 	}
-	s.fail(fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15)))
+	s.fail(endedErr(p, "unexpectedly"))
 }
 
 func (s *Stack) fail(err error) {
@@ -424,7 +465,7 @@ func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) er
 			env = adminEnv
 		}
 		env = append(slices.Clone(env), "TRIGGER_HTTP_ADDR=127.0.0.1:0")
-		p, err := spawn(name, s.bin(name), nil, env, s.LogDir, s.streamFor(name), s.exited)
+		p, err := s.spawn(name, name, s.bin(name), nil, env, s.exited)
 		if err != nil {
 			return err
 		}
@@ -436,31 +477,31 @@ func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) er
 			return err
 		}
 		url := "http://" + addr
-		s.ServiceURLs[p.name] = url
+		s.ServiceURLs[p.Name()] = url
 		if err := waitReady(ctx, p, url); err != nil {
 			return err
 		}
-		s.progress("%s ready on %s, log %s", p.name, url, p.logPath)
+		s.progress("%s ready on %s, log %s", p.Name(), url, p.LogPath())
 	}
 	return nil
 }
 
 // listenAddr waits for the "listening" line of p's API server (the metrics one names itself in
 // a server field) and returns its address.
-func listenAddr(ctx context.Context, p *proc) (string, error) {
+func listenAddr(ctx context.Context, p *proc.Process) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if addr := listeningIn(p.logPath); addr != "" {
+		if addr := listeningIn(p.LogPath()); addr != "" {
 			return addr, nil
 		}
 		select {
-		case <-p.done:
-			return "", fmt.Errorf("%s exited during start-up (%v); last lines of %s:\n%s", p.name, p.err, p.logPath, tail(p.logPath, 15))
+		case <-p.Done():
+			return "", endedErr(p, "during start-up")
 		case <-ctx.Done():
-			return "", errors.Join(fmt.Errorf("%s logged no listening address; log %s", p.name, p.logPath), ctx.Err())
+			return "", errors.Join(fmt.Errorf("%s logged no listening address; log %s", p.Name(), p.LogPath()), ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -487,7 +528,7 @@ func listeningIn(logPath string) string {
 }
 
 // waitReady polls /readyz until it answers 200, the process ends, or the deadline passes.
-func waitReady(ctx context.Context, p *proc, base string) error {
+func waitReady(ctx context.Context, p *proc.Process, base string) error {
 	return waitHTTP(ctx, p, http.MethodGet, base+"/readyz", "")
 }
 
@@ -513,7 +554,7 @@ func (s *Stack) startGateway() error {
 	}
 	var w io.Writer = f
 	if st := s.streamFor("gateway"); st != nil {
-		w = io.MultiWriter(f, &prefixWriter{prefix: fmt.Sprintf("%-10s| ", "gateway"), out: st})
+		w = io.MultiWriter(f, st.Prefixed(streamPrefix("gateway")))
 	}
 	errLog := log.New(w, "", log.LstdFlags)
 	s.gateway = &http.Server{
@@ -541,7 +582,16 @@ func displayName(tenantID string) string { return strings.ToUpper(tenantID[:1]) 
 // CreateTenant creates a tenant through the admin API and returns a key for it. The stack's
 // own worker does not consume it, so a caller decides which workers do.
 func (s *Stack) CreateTenant(ctx context.Context, tenantID string) (string, error) {
-	return newCaller(s.GatewayURL, nil).createTenantWithKey(ctx, s.AdminToken, tenantID, displayName(tenantID))
+	admin, err := s.admin()
+	if err != nil {
+		return "", err
+	}
+	return createTenantWithKey(ctx, admin, tenantID, displayName(tenantID))
+}
+
+// admin is a client of the admin API through the gateway, with the stack's admin token.
+func (s *Stack) admin() (*client.Admin, error) {
+	return client.NewAdmin(s.GatewayURL, s.AdminToken, client.WithHTTPClient(&http.Client{Timeout: callTimeout}))
 }
 
 // StartWorker runs one more worker, named name (its log is <name>.log), consuming keys
@@ -562,7 +612,7 @@ func (s *Stack) StartWorker(name string, keys []string, env ...string) (*WorkerP
 	return &WorkerProc{p: p}, nil
 }
 
-func (s *Stack) spawnWorker(name string, keys, extra []string) (*proc, error) {
+func (s *Stack) spawnWorker(name string, keys, extra []string) (*proc.Process, error) {
 	env := append(slices.Clone(s.common),
 		"TRIGGER_INBOX_URL="+s.GatewayURL,
 		"TRIGGER_API_KEYS="+strings.Join(keys, ","),
@@ -570,21 +620,21 @@ func (s *Stack) spawnWorker(name string, keys, extra []string) (*proc, error) {
 	)
 	// Later entries win in a child's environment, so extra overrides the defaults above.
 	env = append(env, extra...)
-	return spawn(name, s.bin(Worker), nil, env, s.LogDir, s.streamFor(Worker), s.exited)
+	return s.spawn(name, Worker, s.bin(Worker), nil, env, s.exited)
 }
 
 // WorkerProc is a worker started by StartWorker.
-type WorkerProc struct{ p *proc }
+type WorkerProc struct{ p *proc.Process }
 
 // LogPath is the file its JSON log lines go to.
-func (w *WorkerProc) LogPath() string { return w.p.logPath }
+func (w *WorkerProc) LogPath() string { return w.p.LogPath() }
 
 // Stop sends SIGTERM, as Kubernetes does, and waits for the worker to exit: nil for a clean
 // exit 0, an error for any other end or if it had to be killed.
-func (w *WorkerProc) Stop() error { return w.p.stop(stopGrace) }
+func (w *WorkerProc) Stop() error { return w.p.Stop(stopGrace) }
 
 // Done is closed once the worker has exited, for whatever reason.
-func (w *WorkerProc) Done() <-chan struct{} { return w.p.done }
+func (w *WorkerProc) Done() <-chan struct{} { return w.p.Done() }
 
 // Env is what a client of this stack needs; it is also what the env file holds.
 func (s *Stack) Env() Env {
@@ -603,7 +653,7 @@ func (s *Stack) PIDs() map[string]int {
 	s.mu.Unlock()
 	for _, p := range all {
 		if p != nil {
-			out[p.name] = p.cmd.Process.Pid
+			out[p.Name()] = p.Pid()
 		}
 	}
 	return out
@@ -669,12 +719,12 @@ func (s *Stack) Stop() error {
 
 // stopChild stops one child. One that had already ended was reported as the stack's failure
 // when it did, so it is not reported again here.
-func (s *Stack) stopChild(p *proc) error {
-	if p.exited() {
+func (s *Stack) stopChild(p *proc.Process) error {
+	if p.Exited() {
 		return nil
 	}
-	if err := p.stop(stopGrace); err != nil {
-		return fmt.Errorf("stop %s: %w; last lines of %s:\n%s", p.name, err, p.logPath, tail(p.logPath, 15))
+	if err := p.Stop(stopGrace); err != nil {
+		return fmt.Errorf("stop %s: %w; last lines of %s:\n%s", p.Name(), err, p.LogPath(), p.Tail(15))
 	}
 	return nil
 }

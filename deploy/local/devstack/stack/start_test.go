@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
 func TestListeningInReadsTheAPIServersAddress(t *testing.T) {
@@ -47,8 +49,9 @@ func TestOptionsRefuseLogLevelsWithoutInfoLines(t *testing.T) {
 	}
 }
 
-// fakeInbox answers GET /events/{id} with status[id] and GET /inbox with inbox, for any key.
-func fakeInbox(t *testing.T, status map[string]string, inbox []string) *caller {
+// fakeInbox answers GET /events/{id} with status[id] and GET /inbox with inbox, for any key,
+// and returns a client of it.
+func fakeInbox(t *testing.T, status map[string]string, inbox []string) *client.Client {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -66,19 +69,23 @@ func fakeInbox(t *testing.T, status map[string]string, inbox []string) *caller {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return newCaller(srv.URL, nil)
+	c, err := client.New(srv.URL, "key", client.WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// processing is the worker's log line for each of ids.
+func processing(ids ...string) string {
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(`{"level":"info","msg":"processing event","tenant_id":"t","event_id":"` + id + `","delivery_count":1}` + "\n")
+	}
+	return b.String()
 }
 
 func TestWorkerSettledOnlyOnceEveryEventIsProcessedAndDelivered(t *testing.T) {
-	want := []demoEvent{{"key-a", "evt_a"}, {"key-b", "evt_b"}}
-	keys := []string{"key-a", "key-b"}
-	processing := func(ids ...string) string {
-		var b strings.Builder
-		for _, id := range ids {
-			b.WriteString(`{"level":"info","msg":"processing event","tenant_id":"t","event_id":"` + id + `","delivery_count":1}` + "\n")
-		}
-		return b.String()
-	}
 	delivered := map[string]string{"evt_a": "delivered", "evt_b": "delivered"}
 	cases := []struct {
 		name    string
@@ -91,12 +98,14 @@ func TestWorkerSettledOnlyOnceEveryEventIsProcessedAndDelivered(t *testing.T) {
 		{"inboxes-empty-but-b-not-processed", processing("evt_a"), delivered, nil, false, "no processing line for evt_b"},
 		{"b-processing-line-half-written", processing("evt_a") + processing("evt_b")[:40], delivered, nil, false, "no processing line for evt_b"},
 		{"b-processed-not-yet-acknowledged", processing("evt_a", "evt_b"), map[string]string{"evt_a": "delivered", "evt_b": "leased"}, nil, false, "evt_b is leased"},
-		{"inbox-lists-another-event", processing("evt_a", "evt_b"), delivered, []string{"evt_c"}, false, "still lists [evt_c]"},
+		{"inbox-lists-another-event", processing("evt_a", "evt_b"), delivered, []string{"evt_c"}, false, "tenant A's inbox still lists [evt_c]"},
 		{"all-processed-and-delivered", processing("evt_b", "evt_a"), delivered, nil, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			settled, state, err := workerSettled(context.Background(), fakeInbox(t, tc.status, tc.inbox), tc.logs, keys, want)
+			inbox := fakeInbox(t, tc.status, tc.inbox)
+			tenants := []demoTenant{{name: "A", quiet: inbox, event: "evt_a"}, {name: "B", quiet: inbox, event: "evt_b"}}
+			settled, state, err := workerSettled(context.Background(), tc.logs, tenants)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +123,7 @@ func TestProcessedInListsWantedEventsInLogOrder(t *testing.T) {
 {"msg":"event acknowledged","event_id":"evt_c"}
 {"msg":"processing event","event_id":"evt_a"}
 `
-	got := processedIn(logs, []demoEvent{{"k", "evt_a"}, {"k", "evt_b"}, {"k", "evt_c"}})
+	got := processedIn(logs, []string{"evt_a", "evt_b", "evt_c"})
 	if !slices.Equal(got, []string{"evt_b", "evt_a"}) {
 		t.Errorf("processedIn = %v, want [evt_b evt_a]", got)
 	}

@@ -48,8 +48,11 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return fmt.Errorf("dynamodb client: %w", err)
 	}
 	tables := ddb.TableNames(cfg.TablePrefix)
-	ready := func(ctx context.Context) error { return ddb.Ping(ctx, client, tables.Tenants, tables.APIKeys) }
-	router := NewRouter(log, dynamo.New(client, tables), tokens, ready, time.Now)
+	if err := ddb.CheckAtStart(ctx, log, client, tables.Tenants, tables.APIKeys); err != nil {
+		return err
+	}
+	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, tables.Tenants, tables.APIKeys)
+	router := NewRouter(log, dynamo.New(client, tables), tokens, httpx.ServingUntil(ctx), time.Now)
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, httpx.Instrument(router, telemetry.FromContext(ctx)))
 }
 
