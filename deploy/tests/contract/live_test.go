@@ -10,6 +10,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
 	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/events"
 )
 
@@ -175,19 +176,19 @@ func liveRun(t *testing.T, c *client, st *stack.Stack) {
 		unknown: events.NewID(),
 		lease0:  events.NewLeaseID(),
 	}
-	runSteps(t,
-		step{"admin-tenants", ls.adminTenants},
-		step{"admin-tenant-list", ls.tenantList},
-		step{"admin-keys", ls.adminKeys},
-		step{"ingest", ls.ingest},
-		step{"batch-ingest", ls.batchIngest},
-		step{"inbox-reads", ls.inboxReads},
-		step{"leases", ls.leases},
-		step{"lease-and-settle-bad-input", ls.leaseBadInput},
-		step{"dead-letters", ls.deadLetters},
-		step{"redrive", ls.redrive},
-		step{"partitioned-tenant", ls.partitionedTenant},
-		step{"other-tenant-untouched", ls.otherTenantUntouched},
+	apitest.RunSteps(t,
+		apitest.Step{Name: "admin-tenants", Run: ls.adminTenants},
+		apitest.Step{Name: "admin-tenant-list", Run: ls.tenantList},
+		apitest.Step{Name: "admin-keys", Run: ls.adminKeys},
+		apitest.Step{Name: "ingest", Run: ls.ingest},
+		apitest.Step{Name: "batch-ingest", Run: ls.batchIngest},
+		apitest.Step{Name: "inbox-reads", Run: ls.inboxReads},
+		apitest.Step{Name: "leases", Run: ls.leases},
+		apitest.Step{Name: "lease-and-settle-bad-input", Run: ls.leaseBadInput},
+		apitest.Step{Name: "dead-letters", Run: ls.deadLetters},
+		apitest.Step{Name: "redrive", Run: ls.redrive},
+		apitest.Step{Name: "partitioned-tenant", Run: ls.partitionedTenant},
+		apitest.Step{Name: "other-tenant-untouched", Run: ls.otherTenantUntouched},
 	)
 }
 
@@ -783,28 +784,5 @@ func (ls *liveScript) otherTenantUntouched(t *testing.T) {
 	a := c.do(t, call{name: "get-event-200-untouched", method: "GET", path: "/events/" + evB.EventID, key: otherKey.APIKey, status: 200})
 	if e := decodeAs[listedEvent](t, a); e.Status != "undelivered" || e.DeliveryCount != 0 {
 		t.Errorf("the other tenant's event is now %+v", e)
-	}
-}
-
-// step is one step of a sequence whose steps build on the ones before.
-type step struct {
-	name string
-	run  func(*testing.T)
-}
-
-// runSteps runs steps in order, each as a subtest. A step that stopped short (t.FailNow) ends
-// the sequence, since the steps after it need what it did not finish; one that only reported
-// errors lets the rest run and report theirs.
-func runSteps(t *testing.T, steps ...step) {
-	t.Helper()
-	for _, s := range steps {
-		finished := false
-		t.Run(s.name, func(t *testing.T) {
-			s.run(t)
-			finished = true
-		})
-		if !finished {
-			return
-		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
 	"github.com/trigger-api/trigger-api/pkg/api"
+	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
@@ -188,13 +189,13 @@ type replicaRun struct {
 
 func replicasProcessEachEventOnce(ctx context.Context, t *testing.T, st *stack.Stack) {
 	r := &replicaRun{st: st}
-	runSteps(t,
-		step{"replicas-compete-from-the-start", func(t *testing.T) { r.startReplicas(ctx, t) }},
-		step{"events-posted", r.postEvents},
-		step{"all-acknowledged-and-inbox-empty", r.waitDrained},
-		step{"replicas-exit-cleanly", r.stopReplicas},
-		step{"each-event-processed-and-acknowledged-once", r.checkLogs},
-		step{"inbox-records-each-event-delivered-once", r.checkInbox},
+	apitest.RunSteps(t,
+		apitest.Step{Name: "replicas-compete-from-the-start", Run: func(t *testing.T) { r.startReplicas(ctx, t) }},
+		apitest.Step{Name: "events-posted", Run: r.postEvents},
+		apitest.Step{Name: "all-acknowledged-and-inbox-empty", Run: r.waitDrained},
+		apitest.Step{Name: "replicas-exit-cleanly", Run: r.stopReplicas},
+		apitest.Step{Name: "each-event-processed-and-acknowledged-once", Run: r.checkLogs},
+		apitest.Step{Name: "inbox-records-each-event-delivered-once", Run: r.checkInbox},
 	)
 }
 
@@ -385,29 +386,6 @@ func stopLeavesNoChildProcess(t *testing.T, st *stack.Stack) {
 	}
 	if _, err := os.Stat(st.EnvFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("env file left behind: %v", err)
-	}
-}
-
-// step is one step of a sequence whose steps build on the ones before.
-type step struct {
-	name string
-	run  func(*testing.T)
-}
-
-// runSteps runs steps in order, each as a subtest. A step that stopped short (t.FailNow) ends
-// the sequence, since the steps after it need what it did not finish; one that only reported
-// errors lets the rest run and report theirs.
-func runSteps(t *testing.T, steps ...step) {
-	t.Helper()
-	for _, s := range steps {
-		finished := false
-		t.Run(s.name, func(t *testing.T) {
-			s.run(t)
-			finished = true
-		})
-		if !finished {
-			return
-		}
 	}
 }
 

@@ -67,20 +67,20 @@ func testLifecycle(t *testing.T, flaky *flakyAck) {
 	l.srv.Close()
 
 	lt := newLifecycleTrace(l.rec.Ended(), producer.SpanContext(), eventID)
-	steps := []step{
-		{"post-publish-process-under-the-producer", lt.postPublishProcess},
-		{"every-ack-attempt-continues-processing", lt.ackAttempts},
-		{"one-ack-attempt-succeeded-the-last", lt.oneAckSucceeded},
-		{"inbox-settled-the-successful-ack", lt.inboxSettledAck},
+	steps := []apitest.Step{
+		{Name: "post-publish-process-under-the-producer", Run: lt.postPublishProcess},
+		{Name: "every-ack-attempt-continues-processing", Run: lt.ackAttempts},
+		{Name: "one-ack-attempt-succeeded-the-last", Run: lt.oneAckSucceeded},
+		{Name: "inbox-settled-the-successful-ack", Run: lt.inboxSettledAck},
 	}
 	if flaky != nil {
-		steps = append(steps, step{"failed-ack-was-retried", func(t *testing.T) { lt.failedAckRetried(t, flaky) }})
+		steps = append(steps, apitest.Step{Name: "failed-ack-was-retried", Run: func(t *testing.T) { lt.failedAckRetried(t, flaky) }})
 	}
 	steps = append(steps,
-		step{"processing-links-the-pull", lt.processingLinksPull},
-		step{"spans-name-the-event", lt.spansNameTheEvent},
+		apitest.Step{Name: "processing-links-the-pull", Run: lt.processingLinksPull},
+		apitest.Step{Name: "spans-name-the-event", Run: lt.spansNameTheEvent},
 	)
-	runSteps(t, steps...)
+	apitest.RunSteps(t, steps...)
 }
 
 // lifecycle is one case's deployment: ingest and inbox in this process, behind one origin,
@@ -357,29 +357,6 @@ func (lt *lifecycleTrace) spansNameTheEvent(t *testing.T) {
 		}
 		if id != lt.eventID {
 			t.Errorf("%s span names message %q, want %s", s.Name(), id, lt.eventID)
-		}
-	}
-}
-
-// step is one step of a sequence whose steps build on the ones before.
-type step struct {
-	name string
-	run  func(*testing.T)
-}
-
-// runSteps runs steps in order, each as a subtest. A step that stopped short (t.FailNow) ends
-// the sequence, since the steps after it need what it did not finish; one that only reported
-// errors lets the rest run and report theirs.
-func runSteps(t *testing.T, steps ...step) {
-	t.Helper()
-	for _, s := range steps {
-		finished := false
-		t.Run(s.name, func(t *testing.T) {
-			s.run(t)
-			finished = true
-		})
-		if !finished {
-			return
 		}
 	}
 }

@@ -4,22 +4,15 @@ import (
 	"encoding/base64"
 	"time"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
-// Wire types of the admin API and their converters. Domain types never go on the wire
-// directly, so a field added to the domain cannot leak by accident (a key's hash above all).
+// Converters between the admin API's wire types (pkg/api) and the domain. Domain types never go
+// on the wire directly, so a field added to the domain cannot leak by accident (a key's hash
+// above all).
 
-type createTenantRequest struct {
-	TenantID      string `json:"tenant_id"`
-	Name          string `json:"name"`
-	Partitions    *int   `json:"partitions"`
-	MaxDeliveries *int   `json:"max_deliveries"`
-	RetentionDays *int   `json:"retention_days"`
-	RateLimit     *int   `json:"rate_limit"`
-}
-
-func (r createTenantRequest) toDomain() tenant.NewTenant {
+func newTenant(r api.CreateTenantRequest) tenant.NewTenant {
 	// Omitted means the default; an explicit 0 stays 0 and is refused.
 	partitions := tenant.DefaultPartitions
 	if r.Partitions != nil {
@@ -33,78 +26,13 @@ func (r createTenantRequest) toDomain() tenant.NewTenant {
 	return t
 }
 
-type patchTenantRequest struct {
-	Status        *string `json:"status"`
-	Partitions    *int    `json:"partitions"`
-	MaxDeliveries *int    `json:"max_deliveries"`
-	RetentionDays *int    `json:"retention_days"`
-	RateLimit     *int    `json:"rate_limit"`
-}
-
-func (r patchTenantRequest) toDomain() tenant.Patch {
+func tenantPatch(r api.PatchTenantRequest) tenant.Patch {
 	p := tenant.Patch{Partitions: r.Partitions, MaxDeliveries: r.MaxDeliveries, RetentionDays: r.RetentionDays, RateLimit: r.RateLimit}
 	if r.Status != nil {
 		s := tenant.Status(*r.Status)
 		p.Status = &s
 	}
 	return p
-}
-
-type issueKeyRequest struct {
-	Scopes    []string `json:"scopes"`
-	Label     string   `json:"label"`
-	ExpiresAt *string  `json:"expires_at"`
-}
-
-type rollKeyRequest struct {
-	ExpiresInSeconds *int64 `json:"expires_in_seconds"`
-}
-
-type tenantResponse struct {
-	TenantID      string `json:"tenant_id"`
-	Name          string `json:"name"`
-	Status        string `json:"status"`
-	Partitions    int    `json:"partitions"`
-	MaxDeliveries int    `json:"max_deliveries"`
-	RetentionDays int    `json:"retention_days"`
-	RateLimit     int    `json:"rate_limit"`
-	CreatedAt     string `json:"created_at"`
-	UpdatedAt     string `json:"updated_at"`
-}
-
-type tenantListResponse struct {
-	Tenants    []tenantResponse `json:"tenants"`
-	NextCursor string           `json:"next_cursor,omitempty"`
-}
-
-// keyResponse is a key's metadata: never its secret, never its hash.
-type keyResponse struct {
-	KeyID     string   `json:"key_id"`
-	TenantID  string   `json:"tenant_id"`
-	Prefix    string   `json:"prefix"`
-	Label     string   `json:"label"`
-	Scopes    []string `json:"scopes"`
-	Status    string   `json:"status"`
-	CreatedAt string   `json:"created_at"`
-	ExpiresAt string   `json:"expires_at,omitempty"`
-	RevokedAt string   `json:"revoked_at,omitempty"`
-}
-
-// issuedKeyResponse is the one answer that carries a key's secret: issue and roll.
-type issuedKeyResponse struct {
-	KeyID     string   `json:"key_id"`
-	TenantID  string   `json:"tenant_id"`
-	APIKey    string   `json:"api_key"`
-	Prefix    string   `json:"prefix"`
-	Label     string   `json:"label"`
-	Scopes    []string `json:"scopes"`
-	Status    string   `json:"status"`
-	CreatedAt string   `json:"created_at"`
-	ExpiresAt string   `json:"expires_at,omitempty"`
-}
-
-type keyListResponse struct {
-	Keys []keyResponse `json:"keys"`
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -124,8 +52,8 @@ func scopeStrings(scopes []tenant.Scope) []string {
 	return out
 }
 
-func toTenantResponse(t tenant.Tenant) tenantResponse {
-	return tenantResponse{
+func toTenant(t tenant.Tenant) api.Tenant {
+	return api.Tenant{
 		TenantID:      t.ID,
 		Name:          t.Name,
 		Status:        string(t.Status),
@@ -138,8 +66,8 @@ func toTenantResponse(t tenant.Tenant) tenantResponse {
 	}
 }
 
-func toKeyResponse(k tenant.APIKey) keyResponse {
-	return keyResponse{
+func toKey(k tenant.APIKey) api.Key {
+	return api.Key{
 		KeyID:     k.ID,
 		TenantID:  k.TenantID,
 		Prefix:    k.Prefix,
@@ -152,8 +80,8 @@ func toKeyResponse(k tenant.APIKey) keyResponse {
 	}
 }
 
-func toIssuedKeyResponse(k tenant.IssuedKey) issuedKeyResponse {
-	return issuedKeyResponse{
+func toIssuedKey(k tenant.IssuedKey) api.IssuedKey {
+	return api.IssuedKey{
 		KeyID:     k.Key.ID,
 		TenantID:  k.Key.TenantID,
 		APIKey:    k.Secret.Reveal(),

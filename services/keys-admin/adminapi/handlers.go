@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
@@ -36,18 +37,18 @@ func (h *handlers) audit(c *gin.Context, msg string, fields ...zap.Field) {
 }
 
 func (h *handlers) createTenant(c *gin.Context) {
-	var req createTenantRequest
+	var req api.CreateTenantRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	t, err := h.admin.CreateTenant(c.Request.Context(), req.toDomain())
+	t, err := h.admin.CreateTenant(c.Request.Context(), newTenant(req))
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	h.audit(c, "tenant created", zap.String("tenant_id", t.ID), zap.Int("partitions", t.Partitions))
-	c.JSON(http.StatusCreated, toTenantResponse(t))
+	c.JSON(http.StatusCreated, toTenant(t))
 }
 
 func (h *handlers) listTenants(c *gin.Context) {
@@ -74,9 +75,9 @@ func (h *handlers) listTenants(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := tenantListResponse{Tenants: make([]tenantResponse, 0, len(tenants)), NextCursor: encodeCursor(next)}
+	out := api.TenantList{Tenants: make([]api.Tenant, 0, len(tenants)), NextCursor: encodeCursor(next)}
 	for _, t := range tenants {
-		out.Tenants = append(out.Tenants, toTenantResponse(t))
+		out.Tenants = append(out.Tenants, toTenant(t))
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -87,16 +88,16 @@ func (h *handlers) getTenant(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, toTenantResponse(t))
+	c.JSON(http.StatusOK, toTenant(t))
 }
 
 func (h *handlers) patchTenant(c *gin.Context) {
-	var req patchTenantRequest
+	var req api.PatchTenantRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	t, err := h.admin.UpdateTenant(c.Request.Context(), c.Param("tenant_id"), req.toDomain())
+	t, err := h.admin.UpdateTenant(c.Request.Context(), c.Param("tenant_id"), tenantPatch(req))
 	if err != nil {
 		fail(c, err)
 		return
@@ -104,11 +105,11 @@ func (h *handlers) patchTenant(c *gin.Context) {
 	h.audit(c, "tenant updated", zap.String("tenant_id", t.ID), zap.String("status", string(t.Status)),
 		zap.Int("partitions", t.Partitions), zap.Int("max_deliveries", t.MaxDeliveries), zap.Int("retention_days", t.RetentionDays),
 		zap.Int("rate_limit", t.RateLimit))
-	c.JSON(http.StatusOK, toTenantResponse(t))
+	c.JSON(http.StatusOK, toTenant(t))
 }
 
 func (h *handlers) issueKey(c *gin.Context) {
-	var req issueKeyRequest
+	var req api.IssueKeyRequest
 	if err := decodeOptional(c, &req); err != nil {
 		fail(c, err)
 		return
@@ -129,7 +130,7 @@ func (h *handlers) issueKey(c *gin.Context) {
 	}
 	h.audit(c, "api key issued", zap.String("tenant_id", k.Key.TenantID), zap.String("key_id", k.Key.ID),
 		zap.String("key_prefix", k.Key.Prefix))
-	c.JSON(http.StatusCreated, toIssuedKeyResponse(k))
+	c.JSON(http.StatusCreated, toIssuedKey(k))
 }
 
 func (h *handlers) listKeys(c *gin.Context) {
@@ -138,9 +139,9 @@ func (h *handlers) listKeys(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := keyListResponse{Keys: make([]keyResponse, 0, len(keys))}
+	out := api.KeyList{Keys: make([]api.Key, 0, len(keys))}
 	for _, k := range keys {
-		out.Keys = append(out.Keys, toKeyResponse(k))
+		out.Keys = append(out.Keys, toKey(k))
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -152,11 +153,11 @@ func (h *handlers) revokeKey(c *gin.Context) {
 		return
 	}
 	h.audit(c, "api key revoked", zap.String("tenant_id", k.TenantID), zap.String("key_id", k.ID))
-	c.JSON(http.StatusOK, toKeyResponse(k))
+	c.JSON(http.StatusOK, toKey(k))
 }
 
 func (h *handlers) rollKey(c *gin.Context) {
-	var req rollKeyRequest
+	var req api.RollKeyRequest
 	if err := decodeOptional(c, &req); err != nil {
 		fail(c, err)
 		return
@@ -179,5 +180,5 @@ func (h *handlers) rollKey(c *gin.Context) {
 	h.audit(c, "api key rolled", zap.String("tenant_id", r.New.Key.TenantID), zap.String("old_key_id", r.Old.ID),
 		zap.Time("old_key_expires_at", r.Old.ExpiresAt), zap.String("key_id", r.New.Key.ID),
 		zap.String("key_prefix", r.New.Key.Prefix))
-	c.JSON(http.StatusCreated, toIssuedKeyResponse(r.New))
+	c.JSON(http.StatusCreated, toIssuedKey(r.New))
 }
