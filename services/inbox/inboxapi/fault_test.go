@@ -34,6 +34,8 @@ type faultEnv struct {
 	proxy  *ddbfault.Proxy
 	events events.Store
 	key    string
+	// attempt bounds each DynamoDB attempt of the service.
+	attempt time.Duration
 }
 
 func newFaultEnv(t *testing.T) faultEnv {
@@ -47,13 +49,13 @@ func newFaultEnv(t *testing.T) faultEnv {
 	tenants := tenantdb.New(shared.Client, tables)
 	apitest.SeedTenant(t, tenants, "acme", 1)
 	key := apitest.SeedKey(t, tenants, "acme", apitest.KeyOptions{})
-	return faultEnv{tables: tables, proxy: p, events: eventsdb.New(shared.Client, tables), key: key}
+	return faultEnv{tables: tables, proxy: p, events: eventsdb.New(shared.Client, tables), key: key, attempt: 300 * time.Millisecond}
 }
 
 // settings reach the tables through the proxy, with attempts short enough that a stall costs
 // a test a second, not a minute.
 func (f faultEnv) settings() ddb.Settings {
-	return ddb.Settings{Region: ddblocal.Region, Endpoint: f.proxy.URL(), AttemptTimeout: 300 * time.Millisecond,
+	return ddb.Settings{Region: ddblocal.Region, Endpoint: f.proxy.URL(), AttemptTimeout: f.attempt,
 		TablePrefix: strings.TrimSuffix(f.tables.Events, ddb.EventsTable)}
 }
 
@@ -144,11 +146,16 @@ func TestStalledDynamoDBAnswers503(t *testing.T) {
 func TestPullGivesBackLeasesNobodyReceived(t *testing.T) {
 	t.Parallel()
 	f := newFaultEnv(t)
+	// The stalled lease write must not be abandoned and retried: it is to land late.
+	f.attempt = time.Minute
 	e := f.seed(t)
 	gone := make(chan struct{})
 	srv := f.server(t, func(r *http.Request) { context.AfterFunc(r.Context(), func() { close(gone) }) })
 	// The lease write waits until the consumer has gone.
 	f.proxy.Add(ddbfault.Rule{Op: "UpdateItem", Kind: ddbfault.Stall, Times: 1})
+	// Marks the write that gives the lease back, to tell it from an event never leased.
+	f.proxy.Add(ddbfault.Rule{Op: "UpdateItem", Kind: ddbfault.Delay, Delay: time.Millisecond,
+		Match: func(b []byte) bool { return bytes.Contains(b, []byte("released_lease")) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	pulled := make(chan error, 1)
 	go func() {
@@ -161,6 +168,9 @@ func TestPullGivesBackLeasesNobodyReceived(t *testing.T) {
 	<-pulled
 	f.proxy.Release()
 	waitFor(t, "the lease to be given back", func() bool {
+		if f.proxy.Acted("UpdateItem", ddbfault.Delay) != 1 {
+			return false
+		}
 		got, err := f.events.Get(context.Background(), "acme", e.ID, time.Now())
 		return err == nil && got.LeaseID == "" && got.DeliveryCount == 0 && !got.VisibleAt.After(time.Now())
 	})
