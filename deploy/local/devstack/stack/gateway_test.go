@@ -120,3 +120,95 @@ func TestGatewayAnswersBadGatewayWhenAServiceIsDown(t *testing.T) {
 		t.Errorf("the failure was not logged: %q", logged.String())
 	}
 }
+
+// deadURL is the address of a closed server: connections to it are refused.
+func deadURL(t *testing.T) *url.URL {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u, _ := url.Parse(srv.URL)
+	srv.Close()
+	return u
+}
+
+// upstreamOf posts body to path through gw and returns the status and the upstream that answered.
+func upstreamOf(t *testing.T, gw, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(gw+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	return resp.StatusCode, got["upstream"]
+}
+
+func TestGatewayTakesTurnsBetweenReplicas(t *testing.T) {
+	admin := upstream(t, KeysAdmin)
+	gw := httptest.NewServer(NewGateway(Upstreams{
+		Ingest: upstream(t, "ingest-a"), Inbox: upstream(t, "inbox-a"), KeysAdmin: admin,
+		Replicas: map[string][]*url.URL{Ingest: {upstream(t, "ingest-b")}, Inbox: {upstream(t, "inbox-b")}},
+	}, log.New(io.Discard, "", 0)))
+	t.Cleanup(gw.Close)
+	for _, tc := range []struct{ name, path, a, b string }{
+		{"ingest", "/events", "ingest-a", "ingest-b"},
+		{"inbox", "/inbox/pull", "inbox-a", "inbox-b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := map[string]int{}
+			for range 4 {
+				status, up := upstreamOf(t, gw.URL, tc.path, "{}")
+				if status != http.StatusOK {
+					t.Fatalf("status %d", status)
+				}
+				seen[up]++
+			}
+			if seen[tc.a] != 2 || seen[tc.b] != 2 {
+				t.Errorf("four calls reached %v, want two on each replica", seen)
+			}
+		})
+	}
+}
+
+func TestGatewayPassesOverAReplicaThatRefusesConnections(t *testing.T) {
+	live := upstream(t, "ingest-live")
+	gw := httptest.NewServer(NewGateway(Upstreams{
+		Ingest: deadURL(t), Inbox: live, KeysAdmin: live,
+		Replicas: map[string][]*url.URL{Ingest: {live}},
+	}, log.New(io.Discard, "", 0)))
+	t.Cleanup(gw.Close)
+	for i := range 4 {
+		if status, up := upstreamOf(t, gw.URL, "/events", `{"event_type":"x"}`); status != http.StatusOK || up != "ingest-live" {
+			t.Fatalf("call %d: %d from %q, want 200 from the live replica", i+1, status, up)
+		}
+	}
+}
+
+func TestGatewayAnswers503WhenAReplicaFailsMidCall(t *testing.T) {
+	// Takes the call, then drops the connection without an answer, as a killed process does.
+	crashing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}))
+	t.Cleanup(crashing.Close)
+	u, _ := url.Parse(crashing.URL)
+	var logged strings.Builder
+	gw := httptest.NewServer(NewGateway(Upstreams{Ingest: u, Inbox: u, KeysAdmin: u}, log.New(&logged, "", 0)))
+	t.Cleanup(gw.Close)
+
+	resp, err := http.Post(gw.URL+"/events", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), `"code":"unavailable"`) {
+		t.Errorf("got %d (Retry-After %q) %s, want the 503 envelope with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if !strings.Contains(logged.String(), "ingest") {
+		t.Errorf("the failure was not logged: %q", logged.String())
+	}
+}

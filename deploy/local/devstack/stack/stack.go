@@ -15,7 +15,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +77,10 @@ type Options struct {
 	// empty starts DynamoDB Local in memory.
 	DynamoDBEndpoint string
 	TablePrefix      string
-	LogLevel         string // the children's, debug or info; empty: info
+	// Replicas runs this many replicas each of ingest and inbox (0: one), the gateway taking
+	// turns between them; keys-admin stays one. See Stack.Replicas and CrashService.
+	Replicas int
+	LogLevel string // the children's, debug or info; empty: info
 	// Stream receives the children's log lines, prefixed with the component's name, besides
 	// their log files; nil: files only. StreamOnly limits it to the named components.
 	Stream     io.Writer
@@ -114,8 +116,9 @@ type Stack struct {
 	jaeger   *proc.Process
 	common   []string // the environment every child shares
 
-	mu      sync.Mutex
-	workers []*proc.Process // started by StartWorker
+	mu       sync.Mutex
+	workers  []*proc.Process     // started by StartWorker
+	replicas map[string]*replica // service replicas by name, for CrashService
 
 	stopping atomic.Bool
 	failOnce sync.Once
@@ -183,6 +186,7 @@ func newStack(opts Options, adminTokenGenerated bool) *Stack {
 		BinDir:              opts.BinDir,
 		LogDir:              opts.StateDir,
 		failed:              make(chan struct{}),
+		replicas:            map[string]*replica{},
 	}
 	if opts.Stream != nil {
 		s.stream = proc.NewStream(opts.Stream)
@@ -459,17 +463,16 @@ func (s *Stack) Failed() <-chan struct{} { return s.failed }
 // startServices runs each service on a port it picks itself, so no other process can take the
 // port between a choice and the bind, and reads the address from its "listening" line.
 func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) error {
-	for _, name := range []string{Ingest, Inbox, KeysAdmin} {
+	for _, component := range []string{Ingest, Inbox, KeysAdmin} {
 		env := common
-		if name == KeysAdmin {
+		if component == KeysAdmin {
 			env = adminEnv
 		}
-		env = append(slices.Clone(env), "TRIGGER_HTTP_ADDR=127.0.0.1:0")
-		p, err := s.spawn(name, name, s.bin(name), nil, env, s.exited)
-		if err != nil {
-			return err
+		for i := range s.replicaCount(component) {
+			if err := s.spawnReplica(component, i, env); err != nil {
+				return err
+			}
 		}
-		s.services = append(s.services, p)
 	}
 	for _, p := range s.services {
 		addr, err := listenAddr(ctx, p)
@@ -478,6 +481,7 @@ func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) er
 		}
 		url := "http://" + addr
 		s.ServiceURLs[p.Name()] = url
+		s.replicas[p.Name()].addr = addr
 		if err := waitReady(ctx, p, url); err != nil {
 			return err
 		}
@@ -537,14 +541,10 @@ func (s *Stack) startGateway() error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	up := Upstreams{}
-	for name, dst := range map[string]**url.URL{Ingest: &up.Ingest, Inbox: &up.Inbox, KeysAdmin: &up.KeysAdmin} {
-		u, err := url.Parse(s.ServiceURLs[name])
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
-		*dst = u
+	up, err := s.upstreams()
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
 	logPath := filepath.Join(s.LogDir, "gateway.log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -633,6 +633,10 @@ func (w *WorkerProc) LogPath() string { return w.p.LogPath() }
 // exit 0, an error for any other end or if it had to be killed.
 func (w *WorkerProc) Stop() error { return w.p.Stop(stopGrace) }
 
+// Kill ends the worker at once with SIGKILL, as a crash would: it cannot hand back or
+// acknowledge what it holds.
+func (w *WorkerProc) Kill() { w.p.Kill() }
+
 // Done is closed once the worker has exited, for whatever reason.
 func (w *WorkerProc) Done() <-chan struct{} { return w.p.Done() }
 
@@ -678,6 +682,7 @@ func (s *Stack) Stop() error {
 		s.stopping.Store(true)
 		s.mu.Lock()
 		workers := slices.Clone(s.workers)
+		services := slices.Clone(s.services)
 		s.mu.Unlock()
 		if s.worker != nil {
 			workers = append(workers, s.worker)
@@ -689,8 +694,8 @@ func (s *Stack) Stop() error {
 		}
 		wg.Wait()
 		errs := workerErrs
-		serviceErrs := make([]error, len(s.services))
-		for i, p := range s.services {
+		serviceErrs := make([]error, len(services))
+		for i, p := range services {
 			wg.Go(func() { serviceErrs[i] = s.stopChild(p) })
 		}
 		wg.Wait()
