@@ -53,6 +53,9 @@ type Operation struct {
 	Path    string // as the document spells it: /events/{event_id}
 	ID      string // operationId
 	Service string // x-service: a service name or Every
+	// TenantScopes are the scopes of which a tenant key needs one; empty when the operation
+	// takes no tenant key.
+	TenantScopes []string
 }
 
 // ServedBy reports whether service answers this operation.
@@ -201,7 +204,7 @@ func operations(doc map[string]any) ([]Operation, error) {
 				return nil, fmt.Errorf("openapi: %s %s: x-service %q is not one of %v or %q", m, p, svc, Services, Every)
 			}
 			id, _ := op["operationId"].(string)
-			ops = append(ops, Operation{Method: m, Path: p, ID: id, Service: svc})
+			ops = append(ops, Operation{Method: m, Path: p, ID: id, Service: svc, TenantScopes: tenantScopes(op)})
 		}
 	}
 	sort.Slice(ops, func(i, j int) bool {
@@ -211,6 +214,22 @@ func operations(doc map[string]any) ([]Operation, error) {
 		return slices.Index(Methods, ops[i].Method) < slices.Index(Methods, ops[j].Method)
 	})
 	return ops, nil
+}
+
+// tenantScopes reads the alternatives of an operation's tenantKey security requirement.
+func tenantScopes(op map[string]any) []string {
+	var out []string
+	reqs, _ := op["security"].([]any)
+	for _, r := range reqs {
+		req, _ := r.(map[string]any)
+		scopes, _ := req["tenantKey"].([]any)
+		for _, s := range scopes {
+			if s, ok := s.(string); ok && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 // prune drops the components, security schemes and tags that the kept paths do not use.

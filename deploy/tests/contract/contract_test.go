@@ -46,6 +46,11 @@ func TestContract(t *testing.T) {
 		liveRun(t, newClient(v, st.GatewayURL), st)
 	})
 
+	t.Run("every-route-by-scope", func(t *testing.T) {
+		st := sharedStack(t)
+		scopeMatrix(t, newClient(v, st.GatewayURL), st.AdminToken)
+	})
+
 	t.Run("probes-and-documents", func(t *testing.T) {
 		st := sharedStack(t)
 		for _, service := range openapi.Services {

@@ -596,7 +596,7 @@ func (ls *liveScript) leases(t *testing.T) {
 
 // leaseBadInput: the bad-input tables of pull, extend, nack and ack.
 func (ls *liveScript) leaseBadInput(t *testing.T) {
-	c, unknown, lease0, mainKey, readOnly, ackOnly := ls.c, ls.unknown, ls.lease0, ls.mainKey, ls.readOnly, ls.ackOnly
+	c, unknown, lease0, mainKey, readOnly := ls.c, ls.unknown, ls.lease0, ls.mainKey, ls.readOnly
 	evB, l1 := ls.evB, ls.l1
 	manyIDs := make([]string, 101)
 	for i := range manyIDs {
@@ -615,7 +615,7 @@ func (ls *liveScript) leaseBadInput(t *testing.T) {
 		{name: "pull-400-no-body", method: "POST", path: "/inbox/pull", key: mainKey.APIKey, contentType: "application/json", status: 400, code: "invalid_json", invalid: true},
 		{name: "pull-413", method: "POST", path: "/inbox/pull", key: mainKey.APIKey, body: padded(`{"max_events":1}`, 70<<10), status: 413, code: "payload_too_large"},
 		{name: "pull-415", method: "POST", path: "/inbox/pull", key: mainKey.APIKey, contentType: "text/plain", body: `{}`, status: 415, code: "unsupported_media_type", invalid: true},
-		{name: "pull-403-scope", method: "POST", path: "/inbox/pull", key: ackOnly.APIKey, body: `{}`, status: 403, code: "forbidden"},
+		{name: "pull-403-scope", method: "POST", path: "/inbox/pull", key: readOnly.APIKey, body: `{}`, status: 403, code: "forbidden"},
 		{name: "pull-401", method: "POST", path: "/inbox/pull", body: `{}`, status: 401, code: "unauthenticated", invalid: true},
 
 		{name: "extend-400-no-visibility", method: "POST", path: "/inbox/extend", key: mainKey.APIKey, body: jsonBody(t, map[string]any{"leases": []leaseRef{l1}}), status: 400, code: "invalid_request", invalid: true},

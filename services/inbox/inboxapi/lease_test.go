@@ -311,7 +311,7 @@ func TestConsumerBadInput(t *testing.T) {
 		status                int
 		code                  string
 	}{
-		{"pull-403-scope", ackOnly, "/inbox/pull", `{}`, 403, "forbidden"},
+		{"pull-403-scope", readOnly, "/inbox/pull", `{}`, 403, "forbidden"},
 		{"pull-400-max-0", key, "/inbox/pull", `{"max_events":0}`, 400, "invalid_request"},
 		{"pull-400-max-101", key, "/inbox/pull", `{"max_events":101}`, 400, "invalid_request"},
 		{"pull-400-visibility-0", key, "/inbox/pull", `{"visibility_timeout_seconds":0}`, 400, "invalid_request"},
@@ -350,6 +350,10 @@ func TestConsumerBadInput(t *testing.T) {
 			}
 			call(t, f.h, tc.key, method, tc.path, tc.body).ExpectError(t, tc.status, tc.code)
 		})
+	}
+	// Pulling is consuming: the consume scope alone is enough.
+	if res := call(t, f.h, ackOnly, "POST", "/inbox/pull", `{}`); res.Status != 200 {
+		t.Fatalf("pull with only inbox:ack: %d %s", res.Status, res.Body)
 	}
 	// Another tenant's event is untouched by all of it, and per-item calls on it answer not_found.
 	var b batchAnswer

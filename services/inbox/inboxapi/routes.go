@@ -30,15 +30,17 @@ type Deps struct {
 func NewRouter(d Deps) *gin.Engine {
 	h := handlers{inbox: d.Inbox, log: d.Log}
 	read := httpx.RequireKey(d.Auth, tenant.ScopeInboxRead)
-	settle := httpx.RequireKey(d.Auth, tenant.ScopeInboxAck)
+	// Leasing changes state (it hides events and spends deliveries), so it takes the
+	// consuming scope, not the read-only one.
+	consume := httpx.RequireKey(d.Auth, tenant.ScopeInboxAck)
 	r := httpx.NewEngine(d.Log, d.Ready)
 	r.GET("/inbox", read, h.list)
-	r.POST("/inbox/pull", read, h.pull)
-	r.POST("/inbox/extend", settle, h.extend)
+	r.POST("/inbox/pull", consume, h.pull)
+	r.POST("/inbox/extend", consume, h.extend)
 	r.GET("/inbox/dead", read, h.dead)
-	r.POST("/inbox/redrive", settle, h.redrive)
-	r.POST("/ack", settle, h.ack)
-	r.POST("/nack", settle, h.nack)
+	r.POST("/inbox/redrive", consume, h.redrive)
+	r.POST("/ack", consume, h.ack)
+	r.POST("/nack", consume, h.nack)
 	r.GET("/openapi.json", openapi.Handler("inbox"))
 	return r
 }
