@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/trigger-api/trigger-api/pkg/jsonshape"
 )
 
 // Limits on what producers may send.
@@ -45,7 +47,7 @@ func invalidJSON(msg string) error  { return &ValidationError{Code: "invalid_jso
 func invalidEvent(msg string) error { return &ValidationError{Code: "invalid_event", Msg: msg} }
 
 // Validate checks an event body and returns its event_type. The body must be one UTF-8 JSON
-// object, nested at most MaxDepth deep, with a string event_type of 1 to 128 characters from
+// object, nested at most MaxDepth deep, naming no key twice in any object, with a string event_type of 1 to 128 characters from
 // [A-Za-z0-9._:-].
 func Validate(body []byte) (string, error) {
 	if !utf8.Valid(body) {
@@ -54,8 +56,8 @@ func Validate(body []byte) (string, error) {
 	if !json.Valid(body) {
 		return "", invalidJSON("body is not a single valid JSON value")
 	}
-	if depth(body) > MaxDepth {
-		return "", invalidJSON(fmt.Sprintf("JSON nests deeper than %d levels", MaxDepth))
+	if err := jsonshape.Check(body, MaxDepth); err != nil {
+		return "", invalidJSON(err.Error())
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -93,31 +95,4 @@ func ValidateType(t string) error {
 		}
 	}
 	return nil
-}
-
-// depth returns the deepest nesting of objects and arrays in valid JSON.
-func depth(b []byte) int {
-	d, deepest := 0, 0
-	inString, escaped := false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			d++
-			deepest = max(deepest, d)
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return deepest
 }

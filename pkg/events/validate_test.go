@@ -24,6 +24,8 @@ func TestValidate(t *testing.T) {
 		{"trailing-garbage", `{"event_type":"x"}x`, "", "invalid_json"},
 		{"invalid-utf8", "{\"event_type\":\"x\",\"s\":\"\xff\"}", "", "invalid_json"},
 		{"too-deep", tooDeep, "", "invalid_json"},
+		{"duplicate-type", `{"event_type":"a","event_type":"b"}`, "", "invalid_json"},
+		{"duplicate-nested-key", `{"event_type":"a","o":{"k":1,"k":2}}`, "", "invalid_json"},
 		{"array", `[{"event_type":"x"}]`, "", "invalid_event"},
 		{"string", `"event_type"`, "", "invalid_event"},
 		{"null", `null`, "", "invalid_event"},

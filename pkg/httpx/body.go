@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/trigger-api/trigger-api/pkg/jsonshape"
 )
 
 // MaxRequestBytes bounds the small JSON bodies of control calls (ack, admin).
@@ -46,11 +48,16 @@ func ReadJSONBody(c *gin.Context, limit int64) ([]byte, error) {
 }
 
 // DecodeJSON reads a control call's body strictly into dst: application/json, at most
-// MaxRequestBytes, one object, no unknown fields, nothing after it.
+// MaxRequestBytes, one object, no unknown fields, no key twice, nothing after it.
 func DecodeJSON(c *gin.Context, dst any) error {
 	body, err := ReadJSONBody(c, MaxRequestBytes)
 	if err != nil {
 		return err
+	}
+	if json.Valid(body) {
+		if err := jsonshape.Check(body, 64); err != nil {
+			return NewError(http.StatusBadRequest, "invalid_json", err.Error())
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

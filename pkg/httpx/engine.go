@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sync"
 	"time"
@@ -36,7 +37,7 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 type ServerConfig struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight requests may take to finish on SIGTERM; keep below terminationGracePeriodSeconds"`
 	// A port of its own lets a NetworkPolicy admit scrapers without admitting them to the API.
-	MetricsAddr string `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of a second server with only GET /metrics; empty: none (the API port serves it either way)"`
+	MetricsAddr string `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of a second server with only GET /metrics, which the API port then no longer serves; empty: the API port serves it"`
 }
 
 // NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
@@ -67,7 +68,7 @@ func NewEngine(log *zap.Logger, ready func(context.Context) error) *gin.Engine {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
 
-	r.Use(routeSpan, requestID(log), accessLog(log), recovery(log), renderErrors(log))
+	r.Use(routeSpan, requestID(log), accessLog(log), recovery(log), renderErrors(log), strictQuery)
 	r.NoRoute(noRoute)
 	r.NoMethod(noMethod)
 	return r
@@ -85,6 +86,17 @@ func ServingUntil(ctx context.Context) func(context.Context) error {
 		}
 		return nil
 	}
+}
+
+// strictQuery refuses a query string that does not parse: Gin would drop the broken pair and
+// serve the call as if the parameter had not been sent (`?limit=%%5` as no limit at all).
+func strictQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		WriteError(c, NewError(http.StatusBadRequest, "invalid_request", "the query string is malformed"))
+		c.Abort()
+		return
+	}
+	c.Next()
 }
 
 func noRoute(c *gin.Context) {
@@ -170,6 +182,7 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 	if cfg.MetricsAddr == "" {
 		return ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
 	}
+	api := hideMetrics(handler)
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		_ = ln.Close()
@@ -184,9 +197,22 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 		cancel()
 		errc <- err
 	}()
-	err = ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
+	err = ServeListener(ctx, log, ln, cfg.ShutdownTimeout, api)
 	cancel()
 	return errors.Join(err, <-errc)
+}
+
+// metricsHidden marks a request to /metrics on an API port while a metrics port is set: the
+// metrics are then the metrics port's alone, which a NetworkPolicy can keep from the internet.
+type metricsHidden struct{}
+
+func hideMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			r = r.WithContext(context.WithValue(r.Context(), metricsHidden{}, true))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // OnlyMetrics passes GET /metrics to handler (an Instrument one) and answers 404 to the rest.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -58,5 +59,27 @@ func TestProbesCarryRequestIDsAndFailInTheEnvelope(t *testing.T) {
 	}
 	if got := env.Error.Message; got == "" || strings.Contains(got, "Events") || strings.Contains(got, "refused") {
 		t.Fatalf("message %q shows the cause", got)
+	}
+}
+
+// A query string that does not parse is refused, not served as if the broken pair were absent.
+func TestMalformedQueryStringIsRefused(t *testing.T) {
+	engine := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
+	engine.GET("/inbox", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"limit": c.Query("limit")}) })
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"limit=5", http.StatusOK},
+		{"", http.StatusOK},
+		{"limit=%%5", http.StatusBadRequest},
+		{"limit=5&cursor=%zz", http.StatusBadRequest},
+		{"limit=5;cursor=a", http.StatusBadRequest},
+	} {
+		rec := httptest.NewRecorder()
+		engine.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/inbox?"+tc.query, nil))
+		if rec.Code != tc.want || tc.want == http.StatusBadRequest && !strings.Contains(rec.Body.String(), `"invalid_request"`) {
+			t.Errorf("?%s: %d %s, want %d", tc.query, rec.Code, rec.Body, tc.want)
+		}
 	}
 }

@@ -34,7 +34,7 @@ func Instrument(engine http.Handler, tel *telemetry.Telemetry) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/metrics":
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Context().Value(metricsHidden{}) == nil {
 				tel.Metrics.ServeHTTP(w, r)
 				return
 			}

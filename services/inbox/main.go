@@ -6,7 +6,7 @@
 //	POST /inbox/extend     extend held leases
 //	POST /ack, POST /nack  settle events (by lease or by id)
 //	GET  /inbox/dead       list dead events; POST /inbox/redrive puts them back
-//	GET  /livez, /readyz   probes; GET /metrics (also on TRIGGER_METRICS_ADDR); GET /openapi.json
+//	GET  /livez, /readyz   probes; GET /metrics (only on TRIGGER_METRICS_ADDR when set); GET /openapi.json
 //
 // `inbox --help` lists its settings.
 package main

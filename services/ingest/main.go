@@ -3,7 +3,7 @@
 //	POST /events           store one event (202; an Idempotency-Key replay answers 200)
 //	POST /events/batch     store up to 100 events, each judged on its own
 //	GET  /events/{id}      read one of the tenant's events
-//	GET  /livez, /readyz   probes; GET /metrics (also on TRIGGER_METRICS_ADDR); GET /openapi.json
+//	GET  /livez, /readyz   probes; GET /metrics (only on TRIGGER_METRICS_ADDR when set); GET /openapi.json
 //
 // `ingest --help` lists its settings.
 package main

@@ -4,7 +4,7 @@
 //	POST/GET   /admin/tenants, GET/PATCH /admin/tenants/{tenant_id}
 //	POST/GET   /admin/tenants/{tenant_id}/keys
 //	DELETE     /admin/tenants/{tenant_id}/keys/{key_id}, POST .../roll
-//	GET /livez, /readyz   probes; GET /metrics (also on TRIGGER_METRICS_ADDR); GET /openapi.json
+//	GET /livez, /readyz   probes; GET /metrics (only on TRIGGER_METRICS_ADDR when set); GET /openapi.json
 //
 // `keys-admin ensure-tables` creates the DynamoDB tables and exits; `--help` lists settings.
 package main

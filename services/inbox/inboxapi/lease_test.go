@@ -333,6 +333,8 @@ func TestConsumerBadInput(t *testing.T) {
 		{"nack-400-delay", key, "/nack", `{"event_ids":["` + id + `"],"delay_seconds":43201}`, 400, "invalid_request"},
 		{"nack-400-over-100", key, "/nack", `{"event_ids":[` + strings.Join(many, ",") + `]}`, 400, "invalid_request"},
 		{"nack-400-duplicates", key, "/nack", `{"event_ids":["` + id + `","` + id + `"]}`, 400, "invalid_request"},
+		{"ack-400-duplicate-key", key, "/ack", `{"event_id":"` + id + `","event_id":"` + theirs + `"}`, 400, "invalid_json"},
+		{"list-400-malformed-query", key, "/inbox?limit=%%5", "", 400, "invalid_request"},
 		{"ack-400-bad-lease", key, "/ack", `{"event_id":"` + id + `","lease_id":"lse_nope"}`, 400, "invalid_request"},
 		{"ack-400-lease-without-id", key, "/ack", `{"event_ids":["` + id + `"],"lease_id":"` + lease + `"}`, 400, "invalid_request"},
 		{"ack-404-lease-other-tenant", key, "/ack", `{"event_id":"` + theirs + `","lease_id":"` + lease + `"}`, 404, "not_found"},

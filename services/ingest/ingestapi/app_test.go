@@ -167,6 +167,7 @@ func TestIngestRefusals(t *testing.T) {
 		{name: "ingest-400-trailing", key: good, body: seedBody + `{}`, status: 400, code: "invalid_json"},
 		{name: "ingest-400-invalid-utf8", key: good, body: "{\"event_type\":\"x\",\"s\":\"\xc3\x28\"}", status: 400, code: "invalid_json"},
 		{name: "ingest-400-too-deep", key: good, body: deep, status: 400, code: "invalid_json"},
+		{name: "ingest-400-duplicate-key", key: good, body: `{"event_type":"a","event_type":"b"}`, status: 400, code: "invalid_json"},
 		{name: "ingest-400-array", key: good, body: `[` + seedBody + `]`, status: 400, code: "invalid_event"},
 		{name: "ingest-400-type-missing", key: good, body: `{"customer_id":"123"}`, status: 400, code: "invalid_event"},
 		{name: "ingest-400-type-not-string", key: good, body: `{"event_type":42}`, status: 400, code: "invalid_event"},

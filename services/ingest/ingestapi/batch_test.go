@@ -170,6 +170,7 @@ func TestBatchBadInput(t *testing.T) {
 		{"batch-400-over-100", `{"events":[` + strings.Join(many, ",") + `]}`, "", 400, "invalid_request"},
 		{"batch-400-unknown-field", `{"events":[{"event_type":"a"}],"x":1}`, "", 400, "invalid_json"},
 		{"batch-400-trailing", `{"events":[{"event_type":"a"}]} {}`, "", 400, "invalid_json"},
+		{"batch-400-duplicate-events", `{"events":[{"event_type":"a"}],"events":[{"event_type":"b"}]}`, "", 400, "invalid_json"},
 		{"batch-413", big, "", 413, "payload_too_large"},
 		{"batch-415", `{"events":[]}`, "text/plain", 415, "unsupported_media_type"},
 	}

@@ -55,7 +55,7 @@ func (h handlers) batch(c *gin.Context) {
 	var req api.BatchRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
+	if err := dec.Decode(&req); err != nil || dec.More() || !keysOnce(body) {
 		httpx.Fail(c, httpx.NewError(http.StatusBadRequest, "invalid_json", `body must be one JSON object {"events":[...]}`))
 		return
 	}
@@ -85,4 +85,27 @@ func (h handlers) get(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", api.AppendEvent(nil, e, false))
+}
+
+// keysOnce reports whether the batch's top-level object names each key once. The items are
+// checked one by one, each with its own answer, so only the envelope is looked at here.
+func keysOnce(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		k, ok := t.(string)
+		if err != nil || !ok || seen[k] {
+			return false
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+	}
+	return true
 }
