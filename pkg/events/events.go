@@ -121,6 +121,9 @@ type InboxQuery struct {
 	After      Position // zero: from the start
 	EventType  string   // empty: every type
 	Now        time.Time
+	// MaxBytes ends the page early, with Next set, once its payloads reach this many bytes
+	// (0: no end): a page of events at the size limit is not held whole in memory.
+	MaxBytes int
 }
 
 // InboxPage is one page of the inbox; Next is zero when nothing follows.
@@ -137,6 +140,7 @@ type LeaseQuery struct {
 	Visibility    time.Duration // how long the lease hides the event
 	MaxDeliveries int           // an event leased this often already becomes dead instead
 	Now           time.Time
+	MaxBytes      int // stop leasing once the leased payloads reach this many bytes (0: no end)
 }
 
 // Leased is what one lease call did: the events it leased, in inbox order, and the ids of the
@@ -152,6 +156,7 @@ type DeadQuery struct {
 	Limit    int
 	After    Position
 	Now      time.Time
+	MaxBytes int // as in InboxQuery
 }
 
 // Idempotency is what an Idempotency-Key stores: the key's hash, a fingerprint of the body

@@ -16,6 +16,7 @@ type Inbox struct {
 	now   func() time.Time
 	watch *watcher
 	obs   inboxObs
+	gate  *readGate
 }
 
 // NewInbox returns the inbox use cases over store.
@@ -26,6 +27,7 @@ func NewInbox(store events.Store, o Options) *Inbox {
 		now:   o.Now,
 		watch: newWatcher(store, o.Log, o.Now, o.LongPollMinInterval, o.LongPollMaxInterval),
 		obs:   newInboxObs(o),
+		gate:  newReadGate(),
 	}
 }
 
@@ -52,13 +54,18 @@ func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Pag
 	if err != nil {
 		return Page{}, err
 	}
-	iq := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: lq.Limit, After: after, Now: q.now()}
+	iq := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: lq.Limit, After: after, Now: q.now(), MaxBytes: answerBytes}
 	if lq.EventType != nil {
 		if err := events.ValidateType(*lq.EventType); err != nil {
 			return Page{}, err
 		}
 		iq.EventType = *lq.EventType
 	}
+	leave, err := q.gate.enter(ctx, p.TenantID)
+	if err != nil {
+		return Page{}, err
+	}
+	defer leave()
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	page, err := q.store.Inbox(ctx, iq)
@@ -71,9 +78,14 @@ func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor 
 	if err != nil {
 		return Page{}, err
 	}
+	leave, err := q.gate.enter(ctx, p.TenantID)
+	if err != nil {
+		return Page{}, err
+	}
+	defer leave()
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now()})
+	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now(), MaxBytes: answerBytes})
 	return pageOf(p.TenantID, events.ListDead, page), err
 }
 
@@ -160,12 +172,17 @@ func (q *Inbox) Release(ctx context.Context, p tenant.Principal, got []events.Ev
 // lease takes events in a budget of its own: a lease DynamoDB applied is not cut off halfway
 // because the caller left; Pull gives it back instead.
 func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
+	leave, err := q.gate.enter(ctx, p.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	wctx, cancel := detached(ctx)
 	defer cancel()
 	wctx, span := q.obs.receive(wctx, p.TenantID)
 	got, err := q.store.Lease(wctx, events.LeaseQuery{
 		TenantID: p.TenantID, Partitions: p.Partitions, Max: pq.Max, Visibility: pq.Visibility,
-		MaxDeliveries: maxDeliveries(p), Now: q.now(),
+		MaxDeliveries: maxDeliveries(p), Now: q.now(), MaxBytes: answerBytes,
 	})
 	q.obs.received(wctx, span, p.TenantID, got, err)
 	return got.Events, err

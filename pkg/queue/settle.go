@@ -98,7 +98,7 @@ func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, 
 	defer cancel()
 	var after events.Position
 	for count < events.MaxRedriveAll {
-		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, events.MaxRedriveAll-count), After: after, Now: q.now()})
+		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, events.MaxRedriveAll-count), After: after, Now: q.now(), MaxBytes: answerBytes})
 		if err != nil {
 			return count, false, err
 		}

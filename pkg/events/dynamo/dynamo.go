@@ -242,17 +242,16 @@ func (s *Store) Inbox(ctx context.Context, q events.InboxQuery) (events.InboxPag
 	if len(merged) == 0 {
 		return page, nil
 	}
-	evs, err := s.batchGet(ctx, q.TenantID, merged)
+	evs, cut, err := s.fetchPage(ctx, q.TenantID, merged, q.MaxBytes, func(it ddb.Item) bool {
+		// The index is eventually consistent: an entry may outlive the ack that removed it.
+		return !expired(it, q.Now) && events.Status(ddb.GetS(it, "status")) == events.StatusUndelivered
+	})
 	if err != nil {
 		return events.InboxPage{}, err
 	}
-	for _, pos := range merged {
-		it, ok := evs[pos.EventID]
-		// The index is eventually consistent: an entry may outlive the ack that removed it.
-		if !ok || expired(it, q.Now) || events.Status(ddb.GetS(it, "status")) != events.StatusUndelivered {
-			continue
-		}
-		page.Events = append(page.Events, fromItem(it))
+	page.Events = evs
+	if !cut.IsZero() {
+		page.Next = cut
 	}
 	return page, nil
 }

@@ -57,7 +57,7 @@ const maxExtraReads = 3
 // other's candidates rather than race for them, reading further into the index when every
 // candidate in hand is someone else's.
 func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) (events.Leased, error) {
-	r := &leaseRun{s: s, q: q, resume: make([]ddb.Item, max(q.Partitions, 1)), order: map[string]string{}}
+	r := &leaseRun{s: s, q: q, resume: make([]ddb.Item, max(q.Partitions, 1)), order: map[string]string{}, budget: byteBudget{max: q.MaxBytes}}
 	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
 	r.per = min(100, max(2*q.Max, 10))
 	for p := range r.resume {
@@ -66,7 +66,7 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) (events.Leased, 
 		}
 	}
 	slices.SortFunc(r.candidates, oldestFirst)
-	for extra := 0; len(r.out.Events) < q.Max; {
+	for extra := 0; len(r.out.Events) < q.Max && !r.budget.spent(); {
 		if len(r.candidates) == 0 {
 			if extra == maxExtraReads || !r.readFurther(ctx) {
 				break
@@ -97,6 +97,7 @@ type leaseRun struct {
 	resume     []ddb.Item        // where each partition's last read stopped; nil: at its end
 	order      map[string]string // event id → the index entry it was leased from
 	out        events.Leased
+	budget     byteBudget // the payload bytes leased so far
 }
 
 func (r *leaseRun) read(ctx context.Context, p int, from ddb.Item) error {
@@ -143,7 +144,7 @@ func (r *leaseRun) readFurther(ctx context.Context) bool {
 // wave claims as many candidates as are still wanted and leases them in parallel.
 func (r *leaseRun) wave(ctx context.Context) error {
 	var wave []events.Position
-	for len(r.candidates) > 0 && len(wave) < r.q.Max-len(r.out.Events) {
+	for want := r.budget.chunk(r.q.Max - len(r.out.Events)); len(r.candidates) > 0 && len(wave) < want; {
 		if c := r.candidates[0]; r.s.claims.take(r.q.TenantID, c.SortKey()) {
 			wave = append(wave, c)
 			r.order[c.EventID] = c.SortKey()
@@ -154,6 +155,9 @@ func (r *leaseRun) wave(ctx context.Context) error {
 		return nil
 	}
 	got, buried, err := r.s.leaseWave(ctx, r.q, wave)
+	for _, e := range got {
+		r.budget.add(e)
+	}
 	r.out.Events = append(r.out.Events, got...)
 	r.out.Buried = append(r.out.Buried, buried...)
 	if err == nil && len(got)+len(buried) < len(wave) && len(r.candidates) > 1 {
@@ -425,14 +429,15 @@ func (s *Store) Dead(ctx context.Context, q events.DeadQuery) (events.InboxPage,
 	if len(positions) == 0 {
 		return page, nil
 	}
-	found, err := s.batchGet(ctx, q.TenantID, positions)
+	evs, cut, err := s.fetchPage(ctx, q.TenantID, positions, q.MaxBytes, func(it ddb.Item) bool {
+		return events.Status(ddb.GetS(it, "status")) == events.StatusDead
+	})
 	if err != nil {
 		return events.InboxPage{}, err
 	}
-	for _, pos := range positions {
-		if it, ok := found[pos.EventID]; ok && events.Status(ddb.GetS(it, "status")) == events.StatusDead {
-			page.Events = append(page.Events, fromItem(it))
-		}
+	page.Events = evs
+	if !cut.IsZero() {
+		page.Next = cut
 	}
 	return page, nil
 }

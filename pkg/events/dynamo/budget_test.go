@@ -1,0 +1,78 @@
+package dynamo_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/events/dynamo"
+)
+
+// Pages of large events end at the byte budget with a cursor that continues exactly where they
+// stopped; a pull leases fewer events; small events are not cut short.
+func TestReadsStopAtTheirByteBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := dynamo.New(shared.Client, shared.Tables(t))
+	const n, size, budget = 20, 200 << 10, 1 << 20
+	at := time.Now().Add(-time.Minute)
+	var want []string
+	for i := range n {
+		body := fmt.Sprintf(`{"event_type":"big","n":%d,"pad":"%s"}`, i, strings.Repeat("x", size))
+		e := events.New("acme", "big", []byte(body), 2, at.Add(time.Duration(i)*time.Millisecond))
+		if err := s.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	now := time.Now()
+
+	t.Run("listing", func(t *testing.T) {
+		var got []string
+		q := events.InboxQuery{TenantID: "acme", Partitions: 2, Limit: 100, Now: now, MaxBytes: budget}
+		for pages := 1; ; pages++ {
+			page, err := s.Inbox(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := 0
+			for _, e := range page.Events {
+				held += len(e.Payload)
+				got = append(got, e.ID)
+			}
+			// One chunk of events may take a page past the budget, never further.
+			if held > budget+8*(size+100) {
+				t.Fatalf("page %d holds %d payload bytes", pages, held)
+			}
+			if page.Next.IsZero() {
+				if pages < 2 {
+					t.Fatalf("%d events of %d KiB came in one page under a %d KiB budget", n, size>>10, budget>>10)
+				}
+				break
+			}
+			q.After = page.Next
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("pages together hold %d events, want the %d in order", len(got), len(want))
+		}
+	})
+	t.Run("small-events-uncut", func(t *testing.T) {
+		page, err := s.Inbox(ctx, events.InboxQuery{TenantID: "acme", Partitions: 2, Limit: 100, Now: now, MaxBytes: 64 << 20})
+		if err != nil || len(page.Events) != n || !page.Next.IsZero() {
+			t.Fatalf("under a large budget: %d events, next %v, %v", len(page.Events), page.Next, err)
+		}
+	})
+	t.Run("pull", func(t *testing.T) {
+		got, err := s.Lease(ctx, events.LeaseQuery{TenantID: "acme", Partitions: 2, Max: 100, Visibility: time.Minute,
+			MaxDeliveries: 10, Now: now, MaxBytes: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Events) == 0 || len(got.Events) >= n {
+			t.Fatalf("a budgeted pull leased %d of %d large events", len(got.Events), n)
+		}
+	})
+}
