@@ -46,10 +46,12 @@ func TestRunRefusesToStart(t *testing.T) {
 		tokens *string // nil: unset
 		want   string
 	}{
-		{"tokens-unset", nil, "ADMIN_TOKENS"},
+		{"tokens-unset", nil, "no admin token configured"},
 		{"tokens-empty", ptr(""), "no admin token"},
-		{"token-short", ptr("short-token"), "shorter than 32"},
-		{"one-token-short", ptr(strings.Repeat("k", 40) + ",short-token"), "shorter than 32"},
+		{"token-unnamed", ptr(strings.Repeat("k", 40)), "has no id"},
+		{"token-short", ptr("ops:short-token"), "shorter than 32"},
+		{"one-token-short", ptr("ops:" + strings.Repeat("k", 40) + ",ci:short-token"), "shorter than 32"},
+		{"file-and-env", ptr("ops:" + strings.Repeat("k", 40)), "not both"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +62,10 @@ func TestRunRefusesToStart(t *testing.T) {
 				unsetenv(t, "TRIGGER_ADMIN_TOKENS")
 			} else {
 				t.Setenv("TRIGGER_ADMIN_TOKENS", *tc.tokens)
+			}
+			unsetenv(t, "TRIGGER_ADMIN_TOKENS_FILE")
+			if tc.name == "file-and-env" {
+				t.Setenv("TRIGGER_ADMIN_TOKENS_FILE", "/nonexistent/admin-tokens")
 			}
 			err := run(context.Background(), nil, &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -77,7 +83,7 @@ func TestRunHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"TRIGGER_ADMIN_TOKENS", "TRIGGER_HTTP_ADDR", "TRIGGER_DYNAMODB_ENDPOINT", "ensure-tables"} {
+	for _, want := range []string{"TRIGGER_ADMIN_TOKENS", "TRIGGER_ADMIN_TOKENS_FILE", "TRIGGER_HTTP_ADDR", "TRIGGER_DYNAMODB_ENDPOINT", "ensure-tables"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s:\n%s", want, out.String())
 		}
@@ -93,7 +99,7 @@ func TestRunHelp(t *testing.T) {
 }
 
 func TestRunRejectsBadInvocations(t *testing.T) {
-	t.Setenv("TRIGGER_ADMIN_TOKENS", strings.Repeat("k", 40))
+	t.Setenv("TRIGGER_ADMIN_TOKENS", "ops:"+strings.Repeat("k", 40))
 	if err := run(context.Background(), []string{"serve-everything"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Fatalf("unknown command: got %v", err)
 	}

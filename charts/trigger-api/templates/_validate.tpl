@@ -22,6 +22,27 @@
 {{- fail (printf "components.%s: metricsPort must differ from port (%v): scrapers are admitted to metricsPort, which must not serve the API" $name $c.port) }}
 {{- end }}
 {{- end }}
+{{- /*
+keys-admin must never admit the release's ingest or inbox pods. Peers given by labels are checked
+against theirs; matchExpressions and ipBlocks cannot be judged here and are taken as written.
+*/}}
+{{- $nsLabels := dict "kubernetes.io/metadata.name" .Release.Namespace }}
+{{- range $peer := .Values.networkPolicy.keysAdminFrom }}
+{{- $ns := $peer.namespaceSelector | default dict }}
+{{- $pods := $peer.podSelector | default dict }}
+{{- if not (or $peer.ipBlock $ns.matchExpressions $pods.matchExpressions) }}
+{{- $nsMatch := true }}
+{{- range $k, $v := $ns.matchLabels }}{{ if ne (toString $v) (get $nsLabels $k) }}{{ $nsMatch = false }}{{ end }}{{ end }}
+{{- range $c := list "ingest" "inbox" }}
+{{- $labels := include "trigger-api.labels" (dict "root" $ "component" $c) | fromYaml }}
+{{- $podMatch := true }}
+{{- range $k, $v := $pods.matchLabels }}{{ if ne (toString $v) (toString (get $labels $k)) }}{{ $podMatch = false }}{{ end }}{{ end }}
+{{- if and $nsMatch $podMatch }}
+{{- fail (printf "networkPolicy.keysAdminFrom: peer %s admits the release's %s pods; name the operators' namespace or pods by a label only they carry" (toJson $peer) $c) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.dynamodbLocal.enabled .Values.dynamodb.endpoint }}
 {{- fail "set either dynamodbLocal.enabled or dynamodb.endpoint, not both" }}
 {{- end }}

@@ -676,7 +676,8 @@ func TestChartProductionShape(t *testing.T) {
 		want := map[string][]any{"metrics": flatten([]any{m.value("networkPolicy.metricsFrom")})}
 		switch c {
 		case "keys-admin":
-			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.keysAdminFrom")})
+			// Only what values name: never the namespace, where ingest and inbox run.
+			want["http"] = flatten([]any{m.value("networkPolicy.keysAdminFrom")})
 		case "ingest", "inbox":
 			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.publicFrom")})
 		}
@@ -797,7 +798,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"unknown-component-key", `components: {ingest: {replicaz: 3}}`, "additional properties"},
 		{"unknown-component", `components: {billing: {enabled: true}}`, "additional properties"},
 		{"latest-tag", `image: {tag: latest}`, "/image/tag"},
-		{"short-admin-token", `secrets: {adminTokens: [short]}`, "minLength"},
+		{"short-admin-token", `secrets: {adminTokens: ["ops:short"]}`, "/secrets/adminTokens/0"},
+		{"unnamed-admin-token", `secrets: {adminTokens: [` + strings.Repeat("u", 40) + `]}`, "/secrets/adminTokens/0"},
+		{"admin-token-id-upper-case", `secrets: {adminTokens: ["Ops:` + strings.Repeat("u", 40) + `"]}`, "/secrets/adminTokens/0"},
+		{"keys-admin-from-whole-namespace", `networkPolicy: {keysAdminFrom: [{podSelector: {}}]}`, "keysAdminFrom"},
 		{"worker-role-arn", `components: {worker: {serviceAccount: {roleArn: "arn:aws:iam::123456789012:role/x"}}}`, "additional properties"},
 		{"worker-metrics-port-privileged", `components: {worker: {metricsPort: 80}}`, "metricsPort"},
 		{"service-metrics-port-privileged", `components: {inbox: {metricsPort: 80}}`, "metricsPort"},

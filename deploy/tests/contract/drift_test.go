@@ -17,7 +17,6 @@ import (
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
 	"github.com/trigger-api/trigger-api/deploy/tests/contract"
-	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -32,7 +31,7 @@ func routers() map[string]*gin.Engine {
 	return map[string]*gin.Engine{
 		openapi.Ingest:    ingestapi.NewRouter(ingestapi.Deps{Log: log, Ready: ready}),
 		openapi.Inbox:     inboxapi.NewRouter(inboxapi.Deps{Log: log, Ready: ready}),
-		openapi.KeysAdmin: adminapi.NewRouter(log, nil, httpx.NewAdminTokens(nil), ready, nil),
+		openapi.KeysAdmin: adminapi.NewRouter(log, nil, &adminapi.TokenSet{}, ready, nil),
 	}
 }
 

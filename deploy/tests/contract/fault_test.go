@@ -14,7 +14,6 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/apikey"
 	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/events"
-	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/openapi"
 	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/storage"
@@ -132,7 +131,7 @@ func faultAnswers(t *testing.T, c func(http.Handler) *client) {
 }
 
 // faultAdminToken is the admin token the fault routers accept.
-const faultAdminToken = "contract-admin-token-0123456789abcdef"
+const faultAdminToken = "contract:admin-token-0123456789abcdef0123456789"
 
 // keyStoreFails: the request is refused before any handler runs.
 func keyStoreFails(t *testing.T, c func(http.Handler) *client, f fault, ops []openapi.Operation) {
@@ -143,10 +142,14 @@ func keyStoreFails(t *testing.T, c func(http.Handler) *client, f fault, ops []op
 	}
 	ready := func(context.Context) error { return f.err }
 	auth := tenant.NewAuthenticator(failingTenants{err: f.err}, tenant.AuthConfig{}, nil)
+	adminTokens, err := adminapi.ParseAdminTokens([]string{faultAdminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
 	routers := map[string]http.Handler{
 		openapi.Ingest:    ingestapi.NewRouter(ingestapi.Deps{Log: log, Publisher: queue.NewPublisher(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
 		openapi.Inbox:     inboxapi.NewRouter(inboxapi.Deps{Log: log, Inbox: queue.NewInbox(failingEvents{err: f.err}, queue.Options{}), Auth: auth, Ready: ready}),
-		openapi.KeysAdmin: adminapi.NewRouter(log, failingTenants{err: f.err}, httpx.NewAdminTokens([]string{faultAdminToken}), ready, nil),
+		openapi.KeysAdmin: adminapi.NewRouter(log, failingTenants{err: f.err}, adminTokens, ready, nil),
 	}
 	samples := sampleRequests(key.String(), faultAdminToken)
 	for _, o := range ops {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -157,6 +158,22 @@ func TestKeyLifecycle(t *testing.T) {
 			t.Fatalf("%d key audit lines, want one per issue, revoke and roll", audited)
 		}
 	})
+
+	t.Run("audit-lines-name-the-admin", func(t *testing.T) {
+		audited := 0
+		for _, entry := range logs.All() {
+			if !strings.HasPrefix(entry.Message, "api key ") && !strings.HasPrefix(entry.Message, "tenant ") {
+				continue
+			}
+			audited++
+			if got := entry.ContextMap()["admin_id"]; got != adminID {
+				t.Errorf("audit line %q: admin_id %v, want %q", entry.Message, got, adminID)
+			}
+		}
+		if audited < 6 {
+			t.Fatalf("%d audit lines, want one per create, patch, issue, revoke and roll", audited)
+		}
+	})
 }
 
 func TestAdminTokenRequired(t *testing.T) {
@@ -191,6 +208,8 @@ func TestAdminTokenRequired(t *testing.T) {
 		{"empty-bearer", "Bearer "},
 		{"basic-scheme", "Basic " + adminToken},
 		{"bare-token", adminToken},
+		{"secret-without-id", "Bearer " + strings.SplitN(adminToken, ":", 2)[1]},
+		{"id-of-another-admin", "Bearer " + secondID + ":" + strings.SplitN(adminToken, ":", 2)[1]},
 		{"tenant-api-key", "Bearer " + tenantKey.String()},
 	}
 	for _, cred := range credentials {
@@ -219,6 +238,21 @@ func TestAdminTokenRequired(t *testing.T) {
 		res := e.do(t, request{method: "GET", path: "/admin/tenants", token: str(secondToken)})
 		if res.status != http.StatusOK {
 			t.Fatalf("second configured token: %d %s", res.status, res.body)
+		}
+	})
+	t.Run("audit-names-the-second-admin", func(t *testing.T) {
+		core, logs := observer.New(zapcore.InfoLevel)
+		e := newEnv(t, envOptions{log: zap.New(core)})
+		res := e.do(t, request{method: "POST", path: "/admin/tenants", token: str(secondToken), body: `{"tenant_id":"acme","name":"Acme"}`})
+		if res.status != http.StatusCreated {
+			t.Fatalf("create tenant: %d %s", res.status, res.body)
+		}
+		lines := logs.FilterMessage("tenant created").All()
+		if len(lines) != 1 || lines[0].ContextMap()["admin_id"] != secondID {
+			t.Fatalf("audit lines %v, want one with admin_id %q", lines, secondID)
+		}
+		if strings.Contains(fmt.Sprint(lines[0].ContextMap()), strings.SplitN(secondToken, ":", 2)[1]) {
+			t.Fatal("the audit line holds the token's secret")
 		}
 	})
 	t.Run("any-200-scheme-case-insensitive", func(t *testing.T) {
@@ -276,38 +310,77 @@ func TestRunRefusesMissingTables(t *testing.T) {
 
 func TestParseAdminTokens(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("a", 32)
+	long := "ops:" + strings.Repeat("a", 32)
 	short := strings.Repeat("s", 31)
+	unnamed := strings.Repeat("u", 40)
 	cases := []struct {
 		name   string
 		tokens []string
-		ok     bool
+		want   string // the refusal's reason; "" accepts, with the ids of ids
+		ids    []string
 	}{
-		{"refused-none", nil, false},
-		{"refused-empty-list", []string{}, false},
-		{"refused-blank", []string{""}, false},
-		{"refused-31-chars", []string{short}, false},
-		{"refused-padded-short", []string{"  " + short + "  "}, false},
-		{"refused-one-short-among-good", []string{long, short}, false},
-		{"refused-trailing-comma", []string{long, ""}, false},
-		{"accepted-32-chars", []string{long}, true},
-		{"accepted-two", []string{long, strings.Repeat("b", 64)}, true},
+		{"refused-none", nil, "no admin token", nil},
+		{"refused-empty-list", []string{}, "no admin token", nil},
+		{"refused-blank", []string{""}, "is empty", nil},
+		{"refused-unnamed", []string{unnamed}, "has no id", nil},
+		{"refused-unnamed-among-named", []string{long, unnamed}, "token 2 of 2 has no id", nil},
+		{"refused-empty-id", []string{":" + unnamed}, "the id", nil},
+		{"refused-upper-case-id", []string{"Ops:" + unnamed}, "the id", nil},
+		{"refused-id-with-space", []string{"ops alice:" + unnamed}, "the id", nil},
+		{"refused-id-33-chars", []string{strings.Repeat("i", 33) + ":" + unnamed}, "the id", nil},
+		{"refused-31-char-secret", []string{"ops:" + short}, "shorter than 32", nil},
+		{"refused-padded-short", []string{"  ops:" + short + "  "}, "shorter than 32", nil},
+		{"refused-one-short-among-good", []string{long, "ci:" + short}, "shorter than 32", nil},
+		{"refused-trailing-comma", []string{long, ""}, "token 2 of 2 is empty", nil},
+		{"accepted-32-char-secret", []string{long}, "", []string{"ops"}},
+		{"accepted-secret-with-colon", []string{"ci-1:" + strings.Repeat("b:", 16)}, "", []string{"ci-1"}},
+		{"accepted-two", []string{long, "ci:" + strings.Repeat("b", 64)}, "", []string{"ops", "ci"}},
+		{"accepted-one-id-twice-while-rotating", []string{long, "ops:" + strings.Repeat("c", 32)}, "", []string{"ops", "ops"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tokens, err := adminapi.ParseAdminTokens(tc.tokens)
-			if tc.ok {
-				if err != nil || tokens.Len() != len(tc.tokens) || !tokens.Valid(tc.tokens[0]) {
+			if tc.want == "" {
+				if err != nil {
 					t.Fatalf("refused good tokens: %v", err)
+				}
+				if !slices.Equal(tokens.IDs(), tc.ids) {
+					t.Fatalf("ids %v, want %v", tokens.IDs(), tc.ids)
+				}
+				for i, raw := range tc.tokens {
+					if id, ok := tokens.Identify(raw); !ok || id != tc.ids[i] {
+						t.Fatalf("token %d identified as %q, %v; want %q", i+1, id, ok, tc.ids[i])
+					}
 				}
 				return
 			}
-			if err == nil {
-				t.Fatal("accepted")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a refusal about %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), short) {
+			if strings.Contains(err.Error(), short) || strings.Contains(err.Error(), unnamed) {
 				t.Fatalf("the error shows the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestSplitTokens(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, content string
+		want          []string
+	}{
+		{"one-per-line", "a:x\nb:y\n", []string{"a:x", "b:y"}},
+		{"comma-separated", "a:x, b:y", []string{"a:x", "b:y"}},
+		{"mixed-crlf-comments-blanks", "# admins\r\n\r\na:x,b:y\r\n  c:z  \n", []string{"a:x", "b:y", "c:z"}},
+		{"empty", "", nil},
+		{"trailing-comma-kept-for-refusal", "a:x,", []string{"a:x", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := adminapi.SplitTokens(tc.content); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -321,7 +394,8 @@ func TestRunRefusesWithoutGoodTokens(t *testing.T) {
 		want   string
 	}{
 		{"no-token", nil, "no admin token"},
-		{"short-token", []string{"too-short"}, "shorter than 32"},
+		{"unnamed-token", []string{strings.Repeat("k", 40)}, "has no id"},
+		{"short-token", []string{"ops:too-short"}, "shorter than 32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

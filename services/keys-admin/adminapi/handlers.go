@@ -31,9 +31,10 @@ func decodeOptional(c *gin.Context, dst any) error {
 	return httpx.DecodeJSON(c, dst)
 }
 
-// audit logs an administrative change. Key prefixes may be logged; secrets and hashes never.
+// audit logs an administrative change and the id of the admin token that made it. Key
+// prefixes may be logged; secrets and hashes never.
 func (h *handlers) audit(c *gin.Context, msg string, fields ...zap.Field) {
-	httpx.Logger(c, h.log).Info(msg, fields...)
+	httpx.Logger(c, h.log).Info(msg, append([]zap.Field{zap.String("admin_id", adminID(c))}, fields...)...)
 }
 
 func (h *handlers) createTenant(c *gin.Context) {

@@ -26,9 +26,12 @@ var shared *ddblocal.Shared
 
 func TestMain(m *testing.M) { ddblocal.Main(m, &shared) }
 
+// The router's two admins: adminToken, which e.do sends unless told otherwise, and secondToken.
 const (
-	adminToken  = "adm_0123456789abcdef0123456789abcdef"
-	secondToken = "adm_fedcba9876543210fedcba9876543210"
+	adminID     = "ops-alice"
+	adminToken  = adminID + ":adm_0123456789abcdef0123456789abcdef"
+	secondID    = "ci"
+	secondToken = secondID + ":adm_fedcba9876543210fedcba9876543210"
 )
 
 // clock is a manual clock shared by the router and the test.

@@ -2,6 +2,7 @@ package adminapi_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -251,4 +252,36 @@ func TestRollRoutes(t *testing.T) {
 		{name: "roll-400-unknown-field", request: request{method: "POST", path: rollPath(live), body: `{"grace":60}`},
 			status: 400, code: "invalid_request"},
 	})
+}
+
+// Answers carrying a key's secret must not be kept by any cache on the way.
+func TestSecretAnswersAreNotStored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.mustCreateTenant(t, "acme")
+	k := e.mustIssue(t, "acme", `{}`)
+	for _, tc := range []struct {
+		name    string
+		req     request
+		status  int
+		noStore bool
+	}{
+		{"issue-201-no-store", request{method: "POST", path: "/admin/tenants/acme/keys", body: `{}`}, http.StatusCreated, true},
+		{"issue-without-body-201-no-store", request{method: "POST", path: "/admin/tenants/acme/keys"}, http.StatusCreated, true},
+		{"roll-201-no-store", request{method: "POST", path: "/admin/tenants/acme/keys/" + k.KeyID + "/roll", body: `{}`}, http.StatusCreated, true},
+		{"issue-404-no-store", request{method: "POST", path: "/admin/tenants/ghost/keys", body: `{}`}, http.StatusNotFound, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.do(t, tc.req)
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.body)
+			}
+			if got := res.header.Get("Cache-Control") == "no-store"; got != tc.noStore {
+				t.Fatalf("Cache-Control %q, want no-store: %v", res.header.Get("Cache-Control"), tc.noStore)
+			}
+			if tc.noStore && res.status == http.StatusCreated && !strings.Contains(string(res.body), `"api_key":"`) {
+				t.Fatalf("answer without the secret: %s", res.body)
+			}
+		})
+	}
 }

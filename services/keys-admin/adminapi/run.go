@@ -1,4 +1,4 @@
-// Package app is the keys-admin service: the admin API for tenants and their API keys, and the
+// Package adminapi is the keys-admin service: the admin API for tenants and their API keys, and the
 // step that creates the DynamoDB tables.
 package adminapi
 
@@ -6,9 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -18,28 +16,37 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/tenant/dynamo"
 )
 
-// MinTokenLen is the shortest admin token accepted: long enough that guessing is hopeless.
-const MinTokenLen = 32
-
-// ParseAdminTokens checks the configured admin tokens and returns their checker. It refuses an
-// empty list and any token shorter than MinTokenLen, so a missing or mistyped secret stops the
-// service instead of leaving the admin API open or guessable.
-func ParseAdminTokens(tokens []string) (httpx.AdminTokens, error) {
-	if len(tokens) == 0 {
-		return httpx.AdminTokens{}, errors.New("no admin token configured: set TRIGGER_ADMIN_TOKENS to one or more comma-separated tokens of at least 32 characters")
-	}
-	for i, t := range tokens {
-		// The message names the position only: a token, even a bad one, never reaches a log.
-		if utf8.RuneCountInString(strings.TrimSpace(t)) < MinTokenLen {
-			return httpx.AdminTokens{}, fmt.Errorf("admin token %d of %d in TRIGGER_ADMIN_TOKENS is shorter than %d characters", i+1, len(tokens), MinTokenLen)
+// adminAuth builds the admin token check from whichever of the two settings is set, and starts
+// reading the file again in the background until ctx ends.
+func adminAuth(ctx context.Context, log *zap.Logger, cfg Config) (AdminAuth, error) {
+	switch {
+	case cfg.AdminTokensFile != "" && len(cfg.AdminTokens) > 0:
+		return nil, errors.New("set TRIGGER_ADMIN_TOKENS_FILE or TRIGGER_ADMIN_TOKENS, not both: tokens from two places could not be rotated from one")
+	case cfg.AdminTokensFile != "":
+		if cfg.AdminTokensReload <= 0 {
+			return nil, errors.New("TRIGGER_ADMIN_TOKENS_RELOAD_INTERVAL must be positive")
 		}
+		f, err := LoadTokenFile(log, cfg.AdminTokensFile)
+		if err != nil {
+			return nil, err
+		}
+		go f.Watch(ctx, cfg.AdminTokensReload)
+		return f, nil
 	}
-	return httpx.NewAdminTokens(tokens), nil
+	set, err := ParseAdminTokens(cfg.AdminTokens)
+	if err != nil {
+		return nil, fmt.Errorf("TRIGGER_ADMIN_TOKENS: %w", err)
+	}
+	log.Info("admin tokens loaded", zap.Strings("admin_ids", set.IDs()))
+	return set, nil
 }
 
 // Run serves the admin API until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	tokens, err := ParseAdminTokens(cfg.AdminTokens)
+	// Ends the token file's reader when Run fails before serving, too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tokens, err := adminAuth(ctx, log, cfg)
 	if err != nil {
 		return err
 	}

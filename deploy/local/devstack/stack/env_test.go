@@ -89,8 +89,17 @@ func TestOptionsRefuseANonLoopbackGateway(t *testing.T) {
 			t.Errorf("%s accepted", addr)
 		}
 	}
-	o := Options{Root: t.TempDir(), GatewayAddr: "127.0.0.1:0", AdminTokens: []string{"short"}}
-	if err := o.complete(); err == nil || !strings.Contains(err.Error(), "32") {
-		t.Errorf("a short admin token: %v", err)
+	for _, tc := range []struct{ token, want string }{
+		{"dev:short", "32"},
+		{strings.Repeat("u", 40), "no id"},
+	} {
+		o := Options{Root: t.TempDir(), GatewayAddr: "127.0.0.1:0", AdminTokens: []string{tc.token}}
+		if err := o.complete(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("admin token refused for %q: %v", tc.want, err)
+		}
+	}
+	o := Options{Root: t.TempDir(), GatewayAddr: "127.0.0.1:0"}
+	if err := o.complete(); err != nil || !strings.HasPrefix(o.AdminTokens[0], "dev:") {
+		t.Errorf("generated admin token %q, %v: want a named one", o.AdminTokens, err)
 	}
 }

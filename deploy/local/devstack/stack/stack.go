@@ -296,11 +296,18 @@ func (o *Options) complete() error {
 		if _, err := rand.Read(b[:]); err != nil {
 			return err
 		}
-		o.AdminTokens = []string{hex.EncodeToString(b[:])}
+		// keys-admin takes named tokens only; "dev" is who acts in its audit lines.
+		o.AdminTokens = []string{"dev:" + hex.EncodeToString(b[:])}
 	}
+	// Checked here too so that a bad token fails before any process starts; keys-admin's own
+	// check is the strict one.
 	for i, t := range o.AdminTokens {
-		if len(t) < 32 {
-			return fmt.Errorf("admin token %d is shorter than 32 characters", i+1)
+		id, secret, named := strings.Cut(t, ":")
+		if !named || id == "" {
+			return fmt.Errorf("admin token %d has no id: write it as <id>:<secret>, e.g. dev:<secret>", i+1)
+		}
+		if len(secret) < 32 {
+			return fmt.Errorf("admin token %d: its secret is shorter than 32 characters", i+1)
 		}
 	}
 	if len(o.Tenants) == 0 {
