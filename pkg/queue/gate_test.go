@@ -62,4 +62,3 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 		t.Fatalf("a caller that left: %v, want its own cancellation", err)
 	}
 }
-
