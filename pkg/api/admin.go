@@ -63,6 +63,8 @@ type Key struct {
 	CreatedAt string   `json:"created_at"`
 	ExpiresAt string   `json:"expires_at,omitempty"`
 	RevokedAt string   `json:"revoked_at,omitempty"`
+	// LastUsedAt is kept to the hour: uses within an hour of the recorded one are not written.
+	LastUsedAt string `json:"last_used_at,omitempty"`
 }
 
 // KeyList is a tenant's keys.

@@ -3,6 +3,8 @@ package httpx
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -23,18 +25,17 @@ func bearer(c *gin.Context) (string, bool) {
 }
 
 // RequireKey authenticates the tenant key, checks it grants one of scopes and that its tenant
-// is within its request rate. The tenant comes from the key and nothing else; handlers read it
-// with Principal.
+// is within its request rate. A client address over its budget of failed authentications is
+// answered 429 for any key not already known to be good (see tenant.AuthConfig). The tenant
+// comes from the key and nothing else; handlers read it with Principal.
 func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		token, ok := bearer(c)
-		if !ok {
-			Fail(c, tenant.ErrUnauthenticated)
-			return
-		}
-		p, err := auth.Authenticate(c.Request.Context(), token)
+		// A missing header goes through too: it is a failed authentication like any other.
+		token, _ := bearer(c)
+		client := ClientAddr(c.Request, auth.TrustedProxies())
+		p, err := auth.AuthenticateClient(c.Request.Context(), token, client)
 		if err != nil {
-			Fail(c, err)
+			Fail(c, authError(err))
 			return
 		}
 		c.Set(ctxPrincipal, p)
@@ -50,6 +51,18 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 		}
 		c.Next()
 	}
+}
+
+// authError keeps the tenant's rate answer apart from the address's: both are 429
+// rate_limited, but only one is the tenant's doing.
+func authError(err error) error {
+	var tf *tenant.TooManyFailuresError
+	if !errors.As(err, &tf) {
+		return err
+	}
+	he := NewError(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after the Retry-After seconds")
+	he.RetryAfter = tf.RetryAfterSeconds()
+	return he
 }
 
 // Principal returns the authenticated tenant of the request. Handlers behind RequireKey only.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/apikey"
@@ -26,36 +27,49 @@ type Principal struct {
 // Can reports whether the principal's key grants scope.
 func (p Principal) Can(scope Scope) bool { return slices.Contains(p.Scopes, scope) }
 
-// AuthConfig sets the resolution cache. Revocation, expiry set by a roll and suspension take
-// effect within PositiveTTL; a key's own expiry time is checked on every request.
+// AuthConfig sets the resolution cache and the failure budget. Revocation, expiry set by a roll
+// and suspension take effect within PositiveTTL; a key's own expiry time is checked on every
+// request.
 type AuthConfig struct {
 	PositiveTTL time.Duration `envconfig:"KEY_CACHE_TTL" default:"30s" desc:"how long a resolved key is trusted before it is read again (at most 30s)"`
 	NegativeTTL time.Duration `envconfig:"KEY_CACHE_NEGATIVE_TTL" default:"5s" desc:"how long a refused key is remembered, sparing the database from repeated bad keys"`
-	MaxEntries  int           `envconfig:"KEY_CACHE_MAX_ENTRIES" default:"100000" desc:"upper bound on cached keys"`
+	MaxEntries  int           `envconfig:"KEY_CACHE_MAX_ENTRIES" default:"100000" desc:"upper bound on cached known keys; refused keys have a room of their own and cannot push them out"`
+	// NegativeMaxEntries is smaller than MaxEntries: refused keys are cheap to forget, since a
+	// forgotten one only costs a read that the failure budget already bounds.
+	NegativeMaxEntries int `envconfig:"KEY_CACHE_NEGATIVE_MAX_ENTRIES" default:"10000" desc:"upper bound on remembered refused keys; the least recently seen is forgotten first"`
 	// RateLimit is per replica: a tenant's traffic spread over n replicas may reach n times it.
 	RateLimit int `envconfig:"TENANT_RATE_LIMIT" default:"1000" desc:"requests per second one tenant may make to this replica, bursts of up to a second's worth, unless the tenant has its own rate_limit; over it: 429 with Retry-After. 0 turns the default off"`
+	// The failure budget is per replica too, and per address: an address behind a shared NAT
+	// shares its budget, but never for keys already known to be good.
+	FailureBurst        int     `envconfig:"AUTH_FAILURE_BURST" default:"20" desc:"failed authentications one client address may make to this replica before its requests with keys not known to be good are answered 429 rate_limited with Retry-After, without a database read. 0 turns the limit off"`
+	FailureRate         float64 `envconfig:"AUTH_FAILURE_RATE" default:"1" desc:"failed authentications per second a client address regains once it has spent TRIGGER_AUTH_FAILURE_BURST"`
+	FailureMaxAddresses int     `envconfig:"AUTH_FAILURE_MAX_ADDRESSES" default:"100000" desc:"client addresses whose failures are remembered; beyond it the one that failed least recently is forgotten"`
+	TrustedProxies      int     `envconfig:"TRUSTED_PROXIES" default:"0" desc:"proxies or load balancers in front of the service that append to X-Forwarded-For; the client address is the one the outermost of them saw. 0: X-Forwarded-For is ignored and the connection's address is the client"`
 }
+
+// maxUseWriters bounds the goroutines recording last uses: under a burst of first uses the
+// writes wait for a later request rather than pile up.
+const maxUseWriters = 8
+
+// recordUseTimeout bounds one last-use write, which no request waits for.
+const recordUseTimeout = 5 * time.Second
 
 // CacheStats counts cache outcomes.
 type CacheStats struct{ Hits, Misses uint64 }
 
 // Authenticator resolves bearer keys to principals, caching both answers so that a known key
-// costs no database read on the hot path.
+// costs no database read on the hot path, and limits the failed authentications of each client
+// address before they reach the database.
 type Authenticator struct {
 	store Store
 	cfg   AuthConfig
 	now   func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]cacheEntry
-	stats   CacheStats
-	limits  *limiter
-}
-
-type cacheEntry struct {
-	principal Principal
-	ok        bool
-	until     time.Time
+	cache        *keyCache
+	failures     *failureLimiter
+	hits, misses atomic.Uint64
+	limits       *limiter
+	writes       sync.WaitGroup
 }
 
 // NewAuthenticator returns an authenticator over store; now may be nil for the wall clock.
@@ -72,8 +86,23 @@ func NewAuthenticator(store Store, cfg AuthConfig, now func() time.Time) *Authen
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100000
 	}
-	return &Authenticator{store: store, cfg: cfg, now: now, entries: make(map[string]cacheEntry), limits: newLimiter(cfg.MaxEntries)}
+	if cfg.NegativeMaxEntries <= 0 {
+		cfg.NegativeMaxEntries = 10000
+	}
+	if cfg.FailureMaxAddresses <= 0 {
+		cfg.FailureMaxAddresses = 100000
+	}
+	cfg.TrustedProxies = max(cfg.TrustedProxies, 0)
+	return &Authenticator{
+		store: store, cfg: cfg, now: now,
+		cache:    newKeyCache(cfg.MaxEntries, cfg.NegativeMaxEntries, maxUseWriters),
+		failures: newFailureLimiter(cfg.FailureBurst, cfg.FailureRate, cfg.FailureMaxAddresses),
+		limits:   newLimiter(cfg.MaxEntries),
+	}
 }
+
+// TrustedProxies is how many proxies' X-Forwarded-For entries name the client.
+func (a *Authenticator) TrustedProxies() int { return a.cfg.TrustedProxies }
 
 // Admit spends one request of p's tenant's rate, or answers *RateLimitedError.
 func (a *Authenticator) Admit(p Principal) error {
@@ -89,68 +118,137 @@ func (a *Authenticator) Admit(p Principal) error {
 
 // Stats returns the cache counters so far.
 func (a *Authenticator) Stats() CacheStats {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stats
+	return CacheStats{Hits: a.hits.Load(), Misses: a.misses.Load()}
 }
 
-// Authenticate resolves raw to a principal. Every refusal is ErrUnauthenticated; a database
-// failure is returned as it is so the caller can answer 503 rather than 401.
+// WaitWrites waits for the last-use writes in flight, for a clean stop. Call it once no more
+// requests are being authenticated.
+func (a *Authenticator) WaitWrites() { a.writes.Wait() }
+
+// Authenticate resolves raw to a principal for a caller whose address is unknown, which no
+// failure budget limits.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal, error) {
+	return a.AuthenticateClient(ctx, raw, "")
+}
+
+// AuthenticateClient resolves raw to a principal for the client at address client. Every
+// refusal is ErrUnauthenticated; a client over its failure budget gets *TooManyFailuresError
+// instead unless the key is known to be good; a database failure is returned as it is so the
+// caller can answer 503 rather than 401.
+func (a *Authenticator) AuthenticateClient(ctx context.Context, raw, client string) (Principal, error) {
+	now := a.now()
 	key, err := apikey.Parse(raw)
 	if err != nil {
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, a.refuse(client, now)
 	}
 	hash := key.Hash()
-	now := a.now()
-
-	a.mu.Lock()
-	e, found := a.entries[hash]
-	if found && now.Before(e.until) {
-		a.stats.Hits++
-		a.mu.Unlock()
-		if !e.ok || (!e.principal.expiresAt.IsZero() && !now.Before(e.principal.expiresAt)) {
-			return Principal{}, ErrUnauthenticated
+	shard := a.cache.shard(hash)
+	p, state, recordUse := a.cache.lookup(shard, hash, now)
+	switch state {
+	case lookupFresh:
+		a.hits.Add(1)
+		if recordUse {
+			a.recordUse(ctx, hash, now)
 		}
-		return e.principal, nil
-	}
-	a.stats.Misses++
-	a.mu.Unlock()
-
-	p, err := a.resolve(ctx, hash, key.TenantID, now)
-	switch {
-	case err == nil:
-		a.remember(hash, cacheEntry{principal: p, ok: true, until: now.Add(a.cfg.PositiveTTL)})
 		return p, nil
-	case errors.Is(err, ErrUnauthenticated):
-		a.remember(hash, cacheEntry{until: now.Add(a.cfg.NegativeTTL)})
-		return Principal{}, ErrUnauthenticated
-	default:
-		return Principal{}, err
+	case lookupRefused:
+		a.hits.Add(1)
+		return Principal{}, a.refuse(client, now)
+	case lookupUnknown:
+		// The read is charged before it is made, so concurrent guesses cannot overdraw.
+		if err := a.failures.take(client, now); err != nil {
+			return Principal{}, err
+		}
+	}
+	// A stale known key is read again whatever the address's budget: it was good a moment ago.
+	a.misses.Add(1)
+	p, err = a.resolveShared(ctx, shard, hash, key.TenantID, now)
+	switch {
+	case err == nil && state == lookupUnknown:
+		a.failures.give(client, now)
+	case err == nil:
+	case errors.Is(err, ErrUnauthenticated) && state == lookupStale:
+		// Charged after the read; the answer stays the 401 the read earned.
+		_ = a.failures.take(client, now)
+	case !errors.Is(err, ErrUnauthenticated) && state == lookupUnknown:
+		a.failures.give(client, now)
+	}
+	return p, err
+}
+
+// refuse charges one failure to client: ErrUnauthenticated, or *TooManyFailuresError once its
+// budget is spent.
+func (a *Authenticator) refuse(client string, now time.Time) error {
+	if err := a.failures.take(client, now); err != nil {
+		return err
+	}
+	return ErrUnauthenticated
+}
+
+// resolveShared reads hash from the store once for all the requests that want it at the same
+// time. A request whose wait is cut short by its own context stops waiting; when the one that
+// read was cut short by its context, the others read again rather than inherit its failure.
+func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, tenantID string, now time.Time) (Principal, error) {
+	for {
+		f, leader := s.join(hash)
+		if leader {
+			f.principal, f.lastUsed, f.err = a.resolve(ctx, hash, tenantID, now)
+			if a.cache.land(s, hash, f, now, a.cfg) {
+				a.recordUse(ctx, hash, now)
+			}
+			return f.principal, f.err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return Principal{}, ctx.Err()
+		}
+		if isContextErr(f.err) && ctx.Err() == nil {
+			continue
+		}
+		return f.principal, f.err
 	}
 }
 
-func (a *Authenticator) resolve(ctx context.Context, hash, tenantID string, now time.Time) (Principal, error) {
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// recordUse writes the key's last use in the background: the request neither waits for it nor
+// fails with it, and a lost write is only a last use an hour staler. The caller holds one of
+// the cache's writer slots, which this releases.
+func (a *Authenticator) recordUse(ctx context.Context, hash string, at time.Time) {
+	a.writes.Add(1)
+	go func() {
+		defer a.writes.Done()
+		defer a.cache.releaseSlot()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordUseTimeout)
+		defer cancel()
+		_ = a.store.RecordKeyUse(ctx, hash, at, at.Add(-LastUsedInterval))
+	}()
+}
+
+func (a *Authenticator) resolve(ctx context.Context, hash, tenantID string, now time.Time) (Principal, time.Time, error) {
 	k, err := a.store.KeyByHash(ctx, hash)
 	if errors.Is(err, ErrKeyNotFound) {
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, time.Time{}, ErrUnauthenticated
 	}
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, time.Time{}, err
 	}
 	// The tenant in the key string must be the one the key was issued to.
 	if k.TenantID != tenantID || !k.Usable(now) {
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, time.Time{}, ErrUnauthenticated
 	}
 	t, err := a.store.GetTenant(ctx, k.TenantID)
 	if errors.Is(err, ErrNotFound) {
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, time.Time{}, ErrUnauthenticated
 	}
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, time.Time{}, err
 	}
 	if t.Status != StatusActive {
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, time.Time{}, ErrUnauthenticated
 	}
 	return Principal{
 		TenantID:      t.ID,
@@ -162,26 +260,5 @@ func (a *Authenticator) resolve(ctx context.Context, hash, tenantID string, now 
 		RetentionDays: t.RetentionDays,
 		RateLimit:     t.RateLimit,
 		expiresAt:     k.ExpiresAt,
-	}, nil
-}
-
-func (a *Authenticator) remember(hash string, e cacheEntry) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.entries) >= a.cfg.MaxEntries {
-		now := a.now()
-		for h, old := range a.entries {
-			if !now.Before(old.until) {
-				delete(a.entries, h)
-			}
-		}
-		// Still full: drop arbitrary entries; they are only a cache.
-		for h := range a.entries {
-			if len(a.entries) < a.cfg.MaxEntries {
-				break
-			}
-			delete(a.entries, h)
-		}
-	}
-	a.entries[hash] = e
+	}, k.LastUsedAt, nil
 }

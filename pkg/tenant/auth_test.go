@@ -33,17 +33,32 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// countingStore counts the reads the authenticator makes and can fail them.
+// countingStore counts the reads and last-use writes the authenticator makes, can fail them
+// and can hold them until a gate opens.
 type countingStore struct {
 	*tenanttest.Memory
 	mu                    sync.Mutex
 	keyReads, tenantReads int
 	failKeys, failTenants error
+	keyGate               chan struct{} // when set, key reads wait for it to close
+	useWrites             int
+	usesInFlight, maxUses int
+	useGate               chan struct{} // when set, last-use writes wait for it to close
+	failUses              error
 }
 
 func (s *countingStore) KeyByHash(ctx context.Context, hash string) (tenant.APIKey, error) {
 	s.mu.Lock()
 	s.keyReads++
+	gate := s.keyGate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if err := ctx.Err(); err != nil {
+		return tenant.APIKey{}, err
+	}
+	s.mu.Lock()
 	err := s.failKeys
 	s.mu.Unlock()
 	if err != nil {
@@ -61,6 +76,34 @@ func (s *countingStore) GetTenant(ctx context.Context, id string) (tenant.Tenant
 		return tenant.Tenant{}, err
 	}
 	return s.Memory.GetTenant(ctx, id)
+}
+
+func (s *countingStore) RecordKeyUse(ctx context.Context, hash string, at, since time.Time) error {
+	s.mu.Lock()
+	s.useWrites++
+	s.usesInFlight++
+	s.maxUses = max(s.maxUses, s.usesInFlight)
+	gate, err := s.useGate, s.failUses
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.usesInFlight--
+		s.mu.Unlock()
+	}()
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return err
+	}
+	return s.Memory.RecordKeyUse(ctx, hash, at, since)
+}
+
+// uses returns the last-use writes so far and the most that were in flight at once.
+func (s *countingStore) uses() (writes, maxInFlight int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.useWrites, s.maxUses
 }
 
 func (s *countingStore) reads() (keys, tenants int) {

@@ -168,6 +168,9 @@ type APIKey struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
 	RevokedAt time.Time // zero: not revoked
+	// LastUsedAt is when the key last authenticated, recorded at most once an hour (see
+	// LastUsedInterval); zero: never, or not since the field existed.
+	LastUsedAt time.Time
 }
 
 // Usable reports whether the key may authenticate at now.
@@ -190,6 +193,10 @@ type Store interface {
 	RevokeKey(ctx context.Context, tenantID, keyID string, at time.Time) (APIKey, error)
 	// ExpireKeyBy makes a key expire no later than at and returns it as stored.
 	ExpireKeyBy(ctx context.Context, tenantID, keyID string, at time.Time) (APIKey, error)
+	// RecordKeyUse sets the last use of the key stored under hash to at unless a use after
+	// since is stored already, so that every replica may try and one write lands per interval.
+	// A missing key or a recent use is not an error.
+	RecordKeyUse(ctx context.Context, hash string, at, since time.Time) error
 }
 
 // ParseScopes validates requested scopes; none requested means all of them.

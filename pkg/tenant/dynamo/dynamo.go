@@ -90,6 +90,9 @@ func keyToItem(k tenant.APIKey) ddb.Item {
 	if !k.RevokedAt.IsZero() {
 		it["revoked_at"] = ddb.N(millis(k.RevokedAt))
 	}
+	if !k.LastUsedAt.IsZero() {
+		it["last_used_at"] = ddb.N(millis(k.LastUsedAt))
+	}
 	return it
 }
 
@@ -113,6 +116,8 @@ func keyFromItem(it ddb.Item) tenant.APIKey {
 		CreatedAt: fromMillis(ddb.GetN(it, "created_at")),
 		ExpiresAt: fromMillis(ddb.GetN(it, "expires_at")),
 		RevokedAt: fromMillis(ddb.GetN(it, "revoked_at")),
+		// Absent until the first authentication after the field was introduced.
+		LastUsedAt: fromMillis(ddb.GetN(it, "last_used_at")),
 	}
 }
 
@@ -345,6 +350,25 @@ func (s *Store) ExpireKeyBy(ctx context.Context, tenantID, keyID string, at time
 		return s.GetKey(ctx, tenantID, keyID)
 	}
 	return k, err
+}
+
+// RecordKeyUse sets last_used_at in one conditional write. The condition on tenant_id keeps the
+// write from creating an item for a key deleted meanwhile and from touching pointer items.
+func (s *Store) RecordKeyUse(ctx context.Context, hash string, at, since time.Time) error {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.tables.APIKeys),
+		Key:                       ddb.Item{"key_hash": ddb.S(hash)},
+		UpdateExpression:          aws.String("SET last_used_at = :at"),
+		ConditionExpression:       aws.String("attribute_exists(tenant_id) AND (attribute_not_exists(last_used_at) OR last_used_at <= :since)"),
+		ExpressionAttributeValues: ddb.Item{":at": ddb.N(millis(at)), ":since": ddb.N(millis(since))},
+	})
+	if ddb.IsConditionFailed(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record key use: %w", ddb.Translate(err))
+	}
+	return nil
 }
 
 var errEarlier = errors.New("condition failed on an existing key")

@@ -184,3 +184,16 @@ func (m *Memory) ExpireKeyBy(_ context.Context, tenantID, keyID string, at time.
 	}
 	return cloneKey(k), nil
 }
+
+// RecordKeyUse implements tenant.Store.
+func (m *Memory) RecordKeyUse(_ context.Context, hash string, at, since time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.keys[hash]
+	if !ok || k.LastUsedAt.After(since) {
+		return nil
+	}
+	k.LastUsedAt = at
+	m.keys[hash] = k
+	return nil
+}

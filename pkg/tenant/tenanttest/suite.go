@@ -42,6 +42,8 @@ func Run(t *testing.T, newStore func(t *testing.T) tenant.Store) {
 		{"key-revoke-unknown-or-other-tenant", testKeyRevokeNotFound},
 		{"key-expire-by-never-extends", testKeyExpireBy},
 		{"key-expire-by-unknown-or-other-tenant", testKeyExpireByNotFound},
+		{"key-record-use-once-per-interval", testKeyRecordUse},
+		{"key-record-use-unknown-creates-nothing", testKeyRecordUseUnknown},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,7 +102,8 @@ func keyDiff(got, want tenant.APIKey) string {
 	if got.ID != want.ID || got.TenantID != want.TenantID || got.Hash != want.Hash ||
 		got.Prefix != want.Prefix || got.Label != want.Label || !slices.Equal(got.Scopes, want.Scopes) ||
 		got.Status != want.Status || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.ExpiresAt.Equal(want.ExpiresAt) || !got.RevokedAt.Equal(want.RevokedAt) {
+		!got.ExpiresAt.Equal(want.ExpiresAt) || !got.RevokedAt.Equal(want.RevokedAt) ||
+		!got.LastUsedAt.Equal(want.LastUsedAt) {
 		return fmt.Sprintf("got  %+v\nwant %+v", got, want)
 	}
 	return ""
@@ -465,5 +468,47 @@ func testTenantLimits(t *testing.T, s tenant.Store) {
 	}
 	if _, err := s.UpdateTenant(ctx, "acme", tenant.Patch{Partitions: &four}, base.Add(3*time.Hour)); err != nil {
 		t.Fatalf("keeping the same partitions: %v", err)
+	}
+}
+
+func testKeyRecordUse(t *testing.T, s tenant.Store) {
+	ctx := context.Background()
+	mustCreateTenant(t, s, sampleTenant("acme"))
+	k := sampleKey(t, "acme")
+	mustCreateKey(t, s, k)
+	wantKey(t, s, k) // never used: no last use
+	first := base.Add(time.Hour)
+	if err := s.RecordKeyUse(ctx, k.Hash, first, first.Add(-time.Hour)); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	k.LastUsedAt = first
+	wantKey(t, s, k)
+	// Within the interval: the stored use is after since, so nothing changes.
+	within := first.Add(59 * time.Minute)
+	if err := s.RecordKeyUse(ctx, k.Hash, within, within.Add(-time.Hour)); err != nil {
+		t.Fatalf("use within the interval: %v", err)
+	}
+	wantKey(t, s, k)
+	later := first.Add(time.Hour)
+	if err := s.RecordKeyUse(ctx, k.Hash, later, later.Add(-time.Hour)); err != nil {
+		t.Fatalf("use after the interval: %v", err)
+	}
+	k.LastUsedAt = later
+	wantKey(t, s, k)
+}
+
+func testKeyRecordUseUnknown(t *testing.T, s tenant.Store) {
+	ctx := context.Background()
+	mustCreateTenant(t, s, sampleTenant("acme"))
+	k := sampleKey(t, "acme")
+	if err := s.RecordKeyUse(ctx, k.Hash, base, base.Add(-time.Hour)); err != nil {
+		t.Fatalf("record use of an unknown key: %v", err)
+	}
+	if _, err := s.KeyByHash(ctx, k.Hash); !errors.Is(err, tenant.ErrKeyNotFound) {
+		t.Fatalf("after recording the use of an unknown key: got %v, want ErrKeyNotFound", err)
+	}
+	keys, err := s.ListKeys(ctx, "acme")
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("list keys: %v, %v; want none", keys, err)
 	}
 }

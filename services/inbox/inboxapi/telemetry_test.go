@@ -36,6 +36,7 @@ type traced struct {
 	spans  *tracetest.SpanRecorder
 	tracer trace.Tracer // plays the producer and the worker
 	logs   *observer.ObservedLogs
+	auth   *tenant.Authenticator
 }
 
 func newTraced(t *testing.T) *traced {
@@ -55,14 +56,15 @@ func newTracedWith(t *testing.T, opts telemetry.MetricsOptions) *traced {
 	tables := shared.Tables(t)
 	client := dynamodb.New(shared.Client.Options(), ddb.WithTelemetry(tel))
 	f := &fixture{tenants: tenantdb.New(shared.Client, tables), events: eventsdb.New(shared.Client, tables)}
+	auth := tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil)
 	f.h = inboxapi.NewHandler(inboxapi.Deps{
 		Log:   zap.New(core),
 		Inbox: queue.NewInbox(eventsdb.New(client, tables), queue.Options{Log: zap.New(core), Tel: tel, Metrics: opts}),
-		Auth:  tenant.NewAuthenticator(tenantdb.New(client, tables), tenant.AuthConfig{}, nil),
+		Auth:  auth,
 		Ready: func(context.Context) error { return nil },
 		Tel:   tel,
 	})
-	return &traced{fixture: f, spans: rec, tracer: tp.Tracer("test"), logs: logs}
+	return &traced{fixture: f, spans: rec, tracer: tp.Tracer("test"), logs: logs, auth: auth}
 }
 
 // publish stores an event as ingest would: stamped with the context of a publish span.
@@ -285,6 +287,8 @@ func inboxMetricsCountExactly(t *testing.T, label bool) {
 		t.Fatalf("nack: %d %s", r.Status, r.Body)
 	}
 	apitest.Do(t, tr.h, apitest.Request{Method: "POST", Path: "/inbox/pull", Key: key, Body: `{"wait_seconds":1,"max_events":1}`})
+	// The key's last_used_at write happens beside the first request; wait for it to count it.
+	tr.auth.WaitWrites()
 
 	w := httptest.NewRecorder()
 	tr.h.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
@@ -301,9 +305,9 @@ func inboxMetricsCountExactly(t *testing.T, label bool) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	// A conditional write per lease, ack and nack; the repeated ack's condition fails, which is
-	// the store telling a settled event apart, not an error.
-	for outcome, want := range map[string]float64{"ok": n + 1 + m + 1, "condition_failed": 1} {
+	// A conditional write per lease, ack and nack, and the key's last_used_at; the repeated
+	// ack's condition fails, which is the store telling a settled event apart, not an error.
+	for outcome, want := range map[string]float64{"ok": n + 1 + m + 1 + 1, "condition_failed": 1} {
 		re := regexp.MustCompile(`(?m)^trigger_dynamodb_call_duration_seconds_count\{([^}]*)\} (\S+)$`)
 		var got []string
 		for _, m := range re.FindAllStringSubmatch(text, -1) {

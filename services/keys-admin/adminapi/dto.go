@@ -68,15 +68,16 @@ func toTenant(t tenant.Tenant) api.Tenant {
 
 func toKey(k tenant.APIKey) api.Key {
 	return api.Key{
-		KeyID:     k.ID,
-		TenantID:  k.TenantID,
-		Prefix:    k.Prefix,
-		Label:     k.Label,
-		Scopes:    scopeStrings(k.Scopes),
-		Status:    string(k.Status),
-		CreatedAt: timestamp(k.CreatedAt),
-		ExpiresAt: optionalTimestamp(k.ExpiresAt),
-		RevokedAt: optionalTimestamp(k.RevokedAt),
+		KeyID:      k.ID,
+		TenantID:   k.TenantID,
+		Prefix:     k.Prefix,
+		Label:      k.Label,
+		Scopes:     scopeStrings(k.Scopes),
+		Status:     string(k.Status),
+		CreatedAt:  timestamp(k.CreatedAt),
+		ExpiresAt:  optionalTimestamp(k.ExpiresAt),
+		RevokedAt:  optionalTimestamp(k.RevokedAt),
+		LastUsedAt: optionalTimestamp(k.LastUsedAt),
 	}
 }
 

@@ -1,0 +1,93 @@
+package tenant
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// TooManyFailuresError says a client address has spent its budget of failed authentications;
+// RetryAfter is when it may try an unknown key again. It is not ErrUnauthenticated: it says
+// nothing about the key, only about the address.
+type TooManyFailuresError struct {
+	RetryAfter time.Duration
+}
+
+func (e *TooManyFailuresError) Error() string {
+	return fmt.Sprintf("too many failed authentications; retry after %v", e.RetryAfter)
+}
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, as Retry-After carries it.
+func (e *TooManyFailuresError) RetryAfterSeconds() int {
+	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
+}
+
+// failureLimiter keeps a token bucket of failed authentications per client address: burst
+// failures, then rate a second. Only keys not known to be good spend from it, so a flood of
+// guessed keys from one address stops costing database reads without locking out the valid
+// keys used from the same address.
+type failureLimiter struct {
+	burst, rate float64
+
+	mu      sync.Mutex
+	buckets *lru[*failureBucket] // a forgotten address starts with a full budget again
+}
+
+type failureBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// newFailureLimiter returns nil, which limits nothing, for a burst of 0 or less.
+func newFailureLimiter(burst int, rate float64, maxAddresses int) *failureLimiter {
+	if burst <= 0 {
+		return nil
+	}
+	if rate <= 0 || math.IsNaN(rate) {
+		rate = 1
+	}
+	return &failureLimiter{burst: float64(burst), rate: rate, buckets: newLRU[*failureBucket](maxAddresses)}
+}
+
+// bucket returns client's bucket refilled up to now. The caller holds l.mu.
+func (l *failureLimiter) bucket(client string, now time.Time) *failureBucket {
+	b, ok := l.buckets.get(client)
+	if !ok {
+		b = &failureBucket{tokens: l.burst, last: now}
+		l.buckets.put(client, b)
+	}
+	if now.After(b.last) {
+		b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+		b.last = now
+	}
+	return b
+}
+
+// take spends one failure of client's budget, or answers *TooManyFailuresError when none is
+// left. An unknown client ("") is not limited.
+func (l *failureLimiter) take(client string, now time.Time) error {
+	if l == nil || client == "" {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(client, now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return nil
+	}
+	return &TooManyFailuresError{RetryAfter: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
+}
+
+// give returns a failure taken for a read that turned out not to be one: a valid key, or a
+// store that could not answer.
+func (l *failureLimiter) give(client string, now time.Time) {
+	if l == nil || client == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(client, now)
+	b.tokens = min(l.burst, b.tokens+1)
+}
