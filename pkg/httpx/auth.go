@@ -39,6 +39,7 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 			return
 		}
 		c.Set(ctxPrincipal, p)
+		c.Set(ctxAuth, auth)
 		tagTenant(c, p.TenantID)
 		if !slices.ContainsFunc(scopes, p.Can) {
 			Fail(c, tenant.ErrForbidden)
@@ -63,6 +64,17 @@ func authError(err error) error {
 	he := NewError(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after the Retry-After seconds")
 	he.RetryAfter = tf.RetryAfterSeconds()
 	return he
+}
+
+// ctxAuth holds the authenticator that admitted the request, for ChargeWork.
+const ctxAuth = "trigger.auth"
+
+// ChargeWork counts a request that turned out to hold n items (a batch's events, a settle
+// call's ids) against its tenant's rate as n requests. Handlers behind RequireKey only.
+func ChargeWork(c *gin.Context, n int) {
+	if auth, ok := c.Get(ctxAuth); ok {
+		auth.(*tenant.Authenticator).Charge(Principal(c), n)
+	}
 }
 
 // Principal returns the authenticated tenant of the request. Handlers behind RequireKey only.

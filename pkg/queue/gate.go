@@ -44,15 +44,11 @@ func (g *readGate) enter(ctx context.Context, tenantID string) (leave func(), er
 	ctx, cancel := context.WithTimeout(ctx, g.wait)
 	defer cancel()
 	slot := g.tenantSlot(tenantID)
-	select {
-	case slot <- struct{}{}:
-	case <-ctx.Done():
+	if !acquire(ctx, slot) {
 		g.release(tenantID)
 		return nil, busy(ctx, &tenant.RateLimitedError{RetryAfter: time.Second})
 	}
-	select {
-	case g.all <- struct{}{}:
-	case <-ctx.Done():
+	if !acquire(ctx, g.all) {
 		<-slot
 		g.release(tenantID)
 		return nil, busy(ctx, errProcessBusy)
@@ -62,6 +58,23 @@ func (g *readGate) enter(ctx context.Context, tenantID string) (leave func(), er
 		<-slot
 		g.release(tenantID)
 	}, nil
+}
+
+// acquire takes a place in sem, waiting until ctx ends. A free place is taken even if ctx has
+// just ended: select picks at random among ready cases, and a caller that waited its whole
+// time for the tenant's turn must not then be refused with the process's room free.
+func acquire(ctx context.Context, sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // busy is the caller's own end if it went away, else the answer for a wait that ran out.

@@ -141,7 +141,7 @@ func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]e
 		case errors.Is(err, errWaitOver):
 			return nil, nil
 		case err != nil:
-			// The caller went away; nobody is left to answer.
+			// The caller went away, or the tenant has as many polls parked as it may.
 			return nil, err
 		}
 	}

@@ -91,23 +91,39 @@ func (q *Inbox) Redrive(ctx context.Context, p tenant.Principal, eventIDs []stri
 	})
 }
 
-// RedriveAll walks the dead letters, redriving as it goes, up to MaxRedriveAll events; more
-// says whether dead events remain.
+// redriveAllBudget is how long one RedriveAll keeps starting redrives: past it the call answers
+// with what it moved and more=true, well within the request's write budget, instead of running
+// into it and answering 503 for work half done.
+const redriveAllBudget = 4 * time.Second
+
+// RedriveAll walks the dead letters, redriving a page at a time, up to MaxRedriveAll events or
+// redriveAllBudget; more says whether dead events remain.
 func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, more bool, err error) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
+	stopAt := time.Now().Add(redriveAllBudget)
 	var after events.Position
 	for count < events.MaxRedriveAll {
+		if time.Now().After(stopAt) {
+			return count, true, nil
+		}
 		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, events.MaxRedriveAll-count), After: after, Now: q.now(), MaxBytes: answerBytes})
 		if err != nil {
 			return count, false, err
 		}
-		for _, e := range page.Events {
-			switch err := q.store.Redrive(ctx, p.TenantID, e.ID, q.now()); {
-			case err == nil:
+		refs := make([]Ref, len(page.Events))
+		for i, e := range page.Events {
+			refs[i] = Ref{EventID: e.ID}
+		}
+		now := q.now()
+		for _, o := range q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+			return Outcome{EventID: r.EventID, Err: q.store.Redrive(ctx, p.TenantID, r.EventID, now)}
+		}) {
+			switch {
+			case o.Err == nil:
 				count++
-			case !errors.Is(err, events.ErrNotDead) && !errors.Is(err, events.ErrNotFound):
-				return count, false, err
+			case !errors.Is(o.Err, events.ErrNotDead) && !errors.Is(o.Err, events.ErrNotFound):
+				return count, false, o.Err
 			}
 		}
 		if page.Next.IsZero() {

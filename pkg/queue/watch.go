@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/events"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
 // errWaitOver ends a long poll whose wait ran out.
@@ -55,6 +56,14 @@ func (w *watcher) waiters(tenantID string) int {
 	return 0
 }
 
+// maxParkedPerTenant bounds the long polls one tenant keeps waiting in a process: each holds a
+// connection and a goroutine, and hundreds of them are no faster at taking events than a few.
+const maxParkedPerTenant = 50
+
+// errTooManyParked answers a long poll past maxParkedPerTenant: the caller should come back
+// after a wait, as after any rate limit.
+var errTooManyParked = &tenant.RateLimitedError{RetryAfter: 5 * time.Second}
+
 // wait blocks until tenantID's inbox may hold visible events, ctx ends or deadline passes.
 func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, deadline time.Time) error {
 	w.mu.Lock()
@@ -63,6 +72,10 @@ func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, dea
 		wt = &watch{tenantID: tenantID, partitions: partitions, wake: make(chan struct{})}
 		w.watches[tenantID] = wt
 		go w.run(wt)
+	}
+	if wt.waiters >= maxParkedPerTenant {
+		w.mu.Unlock()
+		return errTooManyParked
 	}
 	wt.partitions = max(wt.partitions, partitions)
 	wt.waiters++

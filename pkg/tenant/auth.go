@@ -106,14 +106,24 @@ func (a *Authenticator) TrustedProxies() int { return a.cfg.TrustedProxies }
 
 // Admit spends one request of p's tenant's rate, or answers *RateLimitedError.
 func (a *Authenticator) Admit(p Principal) error {
-	rate := p.RateLimit
-	if rate == 0 {
-		rate = a.cfg.RateLimit
-	}
-	if wait, ok := a.limits.take(p.TenantID, rate, a.now()); !ok {
+	if wait, ok := a.limits.take(p.TenantID, a.rate(p), a.now()); !ok {
 		return &RateLimitedError{RetryAfter: wait}
 	}
 	return nil
+}
+
+// Charge counts work beyond the one token Admit took: a request of n items (a batch's events,
+// a settle call's ids, the events a redrive moved) costs n in all. The request goes on; the
+// tenant's next ones wait until the work is paid for.
+func (a *Authenticator) Charge(p Principal, n int) {
+	a.limits.charge(p.TenantID, a.rate(p), float64(n-1), a.now())
+}
+
+func (a *Authenticator) rate(p Principal) int {
+	if p.RateLimit == 0 {
+		return a.cfg.RateLimit
+	}
+	return p.RateLimit
 }
 
 // Stats returns the cache counters so far.

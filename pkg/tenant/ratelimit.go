@@ -49,9 +49,31 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 	if rate <= 0 {
 		return 0, true
 	}
-	r := float64(rate)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(tenantID, float64(rate), now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second)), false
+}
+
+// charge spends n more tokens for work an admitted request turned out to hold (a batch's
+// items, a settle call's ids). The bucket may go below zero, down to one second's worth of
+// debt, so the tenant's next requests wait until the work is paid for.
+func (l *limiter) charge(tenantID string, rate int, n float64, now time.Time) {
+	if rate <= 0 || n <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(tenantID, float64(rate), now)
+	b.tokens = max(b.tokens-n, -b.rate)
+}
+
+// bucket returns tenantID's bucket refilled up to now. Called with l.mu held.
+func (l *limiter) bucket(tenantID string, r float64, now time.Time) *bucket {
 	b, ok := l.buckets[tenantID]
 	if !ok {
 		if len(l.buckets) >= l.max {
@@ -67,11 +89,7 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 	// A lowered rate takes effect at once rather than after the old burst.
 	b.tokens = min(b.tokens, r)
 	b.rate = r
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0, true
-	}
-	return time.Duration((1 - b.tokens) / r * float64(time.Second)), false
+	return b
 }
 
 // evict drops the buckets idle long enough to have refilled at their own rate: a new bucket

@@ -124,3 +124,25 @@ func TestLimiterEvictsOnlyWhatItCanForget(t *testing.T) {
 		t.Fatal("the newcomer has no bucket")
 	}
 }
+
+// Work an admitted request turned out to hold is paid for before the tenant's next request,
+// with at most one second's worth of debt; other tenants pay nothing.
+func TestChargedWorkDelaysTheNextRequest(t *testing.T) {
+	l := newLimiter(10)
+	t0 := time.Unix(1_700_000_000, 0)
+	if _, ok := l.take("acme", 10, t0); !ok {
+		t.Fatal("first request refused")
+	}
+	l.charge("acme", 10, 99, t0) // a batch of 100 events
+	wait, ok := l.take("acme", 10, t0)
+	if ok || wait < time.Second {
+		t.Fatalf("after a 100-item batch at 10/s: admitted %v, wait %v; want a wait of over a second", ok, wait)
+	}
+	// The debt is capped: two seconds on, the bucket is full again whatever was charged.
+	if _, ok := l.take("acme", 10, t0.Add(2*time.Second)); !ok {
+		t.Fatal("still refused once the capped debt was paid")
+	}
+	if _, ok := l.take("globex", 10, t0); !ok {
+		t.Fatal("another tenant paid for acme's work")
+	}
+}

@@ -116,6 +116,7 @@ func (h handlers) ack(c *gin.Context) {
 			httpx.Fail(c, err)
 			return
 		}
+		httpx.ChargeWork(c, len(items))
 		c.JSON(http.StatusOK, settleAnswer(h.inbox.Ack(c.Request.Context(), httpx.Principal(c), items), api.StatusAcknowledged, items))
 		return
 	}
@@ -158,6 +159,7 @@ func (h handlers) extend(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.ChargeWork(c, len(items))
 	c.JSON(http.StatusOK, settleAnswer(h.inbox.Extend(c.Request.Context(), httpx.Principal(c), items, seconds(vis)), api.StatusExtended, items))
 }
 
@@ -177,6 +179,7 @@ func (h handlers) nack(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.ChargeWork(c, len(items))
 	c.JSON(http.StatusOK, settleAnswer(h.inbox.Nack(c.Request.Context(), httpx.Principal(c), items, seconds(delay)), api.StatusNacked, items))
 }
 
@@ -196,6 +199,7 @@ func (h handlers) redrive(c *gin.Context) {
 			return
 		}
 		n, more, err := h.inbox.RedriveAll(c.Request.Context(), p)
+		httpx.ChargeWork(c, n)
 		if err != nil {
 			httpx.Fail(c, err)
 			return
@@ -207,6 +211,7 @@ func (h handlers) redrive(c *gin.Context) {
 			httpx.Fail(c, err)
 			return
 		}
+		httpx.ChargeWork(c, len(items))
 		ids := make([]string, len(items))
 		for i, r := range items {
 			ids[i] = r.EventID

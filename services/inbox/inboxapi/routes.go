@@ -33,14 +33,15 @@ func NewRouter(d Deps) *gin.Engine {
 	// Leasing changes state (it hides events and spends deliveries), so it takes the
 	// consuming scope, not the read-only one.
 	consume := httpx.RequireKey(d.Auth, tenant.ScopeInboxAck)
+	busy := httpx.NewInFlight(httpx.MaxTenantInFlight).Limit
 	r := httpx.NewEngine(d.Log, d.Ready)
-	r.GET("/inbox", read, h.list)
-	r.POST("/inbox/pull", consume, h.pull)
-	r.POST("/inbox/extend", consume, h.extend)
-	r.GET("/inbox/dead", read, h.dead)
-	r.POST("/inbox/redrive", consume, h.redrive)
-	r.POST("/ack", consume, h.ack)
-	r.POST("/nack", consume, h.nack)
+	r.GET("/inbox", read, busy, h.list)
+	r.POST("/inbox/pull", consume, busy, h.pull)
+	r.POST("/inbox/extend", consume, busy, h.extend)
+	r.GET("/inbox/dead", read, busy, h.dead)
+	r.POST("/inbox/redrive", consume, busy, h.redrive)
+	r.POST("/ack", consume, busy, h.ack)
+	r.POST("/nack", consume, busy, h.nack)
 	r.GET("/openapi.json", openapi.Handler("inbox"))
 	return r
 }

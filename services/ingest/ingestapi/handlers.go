@@ -63,6 +63,7 @@ func (h handlers) batch(c *gin.Context) {
 		httpx.Fail(c, httpx.BadRequest(fmt.Sprintf("events must hold 1 to %d events", api.MaxBatchEvents)))
 		return
 	}
+	httpx.ChargeWork(c, len(req.Events))
 	items := h.publisher.PublishBatch(c.Request.Context(), httpx.Principal(c), req.Events)
 	out := api.BatchAnswer{Results: make([]api.BatchResult, len(items))}
 	for i, it := range items {

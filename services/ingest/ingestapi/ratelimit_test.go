@@ -78,3 +78,26 @@ func TestTenantOverItsRateGets429(t *testing.T) {
 		}
 	}
 }
+
+// A batch counts as many requests as it holds events: after a batch of 3 on a rate of 3 the
+// tenant's next call waits, though only one request was made.
+func TestBatchItemsCountAgainstTheRate(t *testing.T) {
+	t.Parallel()
+	tables := shared.Tables(t)
+	store, stored := tenantdb.New(shared.Client, tables), eventsdb.New(shared.Client, tables)
+	apitest.SeedTenant(t, store, "acme", 1)
+	acme := apitest.SeedKey(t, store, "acme", apitest.KeyOptions{})
+	frozen := time.Now()
+	h := ingestapi.NewRouter(ingestapi.Deps{
+		Log:       zap.NewNop(),
+		Publisher: queue.NewPublisher(stored, queue.Options{}),
+		Auth:      tenant.NewAuthenticator(store, tenant.AuthConfig{RateLimit: 3}, func() time.Time { return frozen }),
+		Ready:     func(context.Context) error { return nil },
+	})
+	batch := `{"events":[{"event_type":"a"},{"event_type":"b"},{"event_type":"c"}]}`
+	if res := apitest.Do(t, h, apitest.Request{Method: "POST", Path: "/events/batch", Key: acme, Body: batch}); res.Status != http.StatusOK {
+		t.Fatalf("batch: %d %s", res.Status, res.Body)
+	}
+	apitest.Do(t, h, apitest.Request{Method: "POST", Path: "/events", Key: acme, Body: seedBody}).
+		ExpectError(t, http.StatusTooManyRequests, "rate_limited")
+}

@@ -31,10 +31,11 @@ type Deps struct {
 func NewRouter(d Deps) *gin.Engine {
 	h := handlers{publisher: d.Publisher}
 	r := httpx.NewEngine(d.Log, d.Ready)
+	busy := httpx.NewInFlight(httpx.MaxTenantInFlight).Limit
 	write := httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite)
-	r.POST("/events", write, h.publish)
-	r.POST("/events/batch", write, h.batch)
-	r.GET("/events/:event_id", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite, tenant.ScopeInboxRead), h.get)
+	r.POST("/events", write, busy, h.publish)
+	r.POST("/events/batch", write, busy, h.batch)
+	r.GET("/events/:event_id", httpx.RequireKey(d.Auth, tenant.ScopeEventsWrite, tenant.ScopeInboxRead), busy, h.get)
 	r.GET("/openapi.json", openapi.Handler("ingest"))
 	return r
 }

@@ -1,0 +1,52 @@
+package httpx_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/httpx"
+)
+
+// A tenant's requests past the cap answer 429 with Retry-After while its others are still in
+// progress; once they end, it is served again.
+func TestInFlightCapsEachTenant(t *testing.T) {
+	engine := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(2)
+	f := httpx.NewInFlight(2)
+	engine.GET("/slow", f.Limit, func(c *gin.Context) {
+		started.Done()
+		<-release
+		c.Status(http.StatusOK)
+	})
+	engine.GET("/fast", f.Limit, func(c *gin.Context) { c.Status(http.StatusOK) })
+	do := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		engine.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	var done sync.WaitGroup
+	for range 2 {
+		done.Go(func() {
+			if rec := do("/slow"); rec.Code != http.StatusOK {
+				t.Errorf("a request within the cap: %d", rec.Code)
+			}
+		})
+	}
+	started.Wait()
+	if rec := do("/fast"); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("past the cap: %d (Retry-After %q), want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	close(release)
+	done.Wait()
+	if rec := do("/fast"); rec.Code != http.StatusOK {
+		t.Fatalf("after the others ended: %d", rec.Code)
+	}
+}
