@@ -8,6 +8,9 @@
 //   - delivery: how long an event takes from POST /events returning to the worker binary
 //     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
 //     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.
+//   - isolation: the noisy neighbour (package noisy) through the whole stack: one tenant's
+//     latencies alone, while another abuses the API, and alone again; the inbox's peak memory
+//     during the abuse; every status the abuser got.
 //
 // It measures and reports: the figures never make it fail, only a run too broken to measure
 // does. Everything shares the machine's cores (the load generator, the services, the workers,
@@ -62,10 +65,11 @@ const maxErrorRate = 0.01
 // Suites: -suite picks one, or all in this order, so the delivery figures are compared with
 // an ingest rate measured minutes earlier on the same DynamoDB Local.
 const (
-	suiteAll      = "all"
-	suiteIngest   = "ingest"
-	suiteTracing  = "tracing"
-	suiteDelivery = "delivery"
+	suiteAll       = "all"
+	suiteIngest    = "ingest"
+	suiteTracing   = "tracing"
+	suiteDelivery  = "delivery"
+	suiteIsolation = "isolation"
 )
 
 type options struct {
@@ -80,13 +84,14 @@ type options struct {
 	logLevel    string
 	bodyBytes   int
 	delivery    deliveryOptions
+	isolation   isolationOptions
 }
 
 func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite == suite }
 
 func main() {
 	var o options
-	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput) or all")
+	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), isolation (a tenant's latencies while another abuses the API) or all")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")
 	// On a busy 2-core machine DynamoDB Local's CPU per write kept falling for about a minute
 	// of load; a shorter warm-up makes the first phase pay for it, whatever the order.
@@ -108,6 +113,8 @@ func main() {
 	flag.IntVar(&d.concurrency, "worker-concurrency", 0, "delivery: the workers' TRIGGER_CONCURRENCY; 0 keeps the worker's default")
 	flag.IntVar(&d.batchSize, "worker-batch-size", 0, "delivery: the workers' TRIGGER_BATCH_SIZE; 0 keeps the worker's default")
 	flag.StringVar(&d.out, "delivery-out", ".cache/bench/delivery.json", "delivery: where the JSON report goes; a relative path is taken from the workspace root")
+	flag.DurationVar(&o.isolation.phase, "isolation-phase", 20*time.Second, "isolation: length of each phase (B alone, B while A abuses, B alone again)")
+	flag.StringVar(&o.isolation.out, "isolation-out", ".cache/bench/isolation.json", "isolation: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -259,6 +266,12 @@ func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	}
 	if o.runs(suiteDelivery) {
 		errs = append(errs, runDelivery(ctx, o, r, ingestRate, stdout))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if o.runs(suiteIsolation) {
+		errs = append(errs, runIsolation(ctx, o, r, stdout))
 	}
 	return errors.Join(errs...)
 }
@@ -364,9 +377,12 @@ func (r *rig) path(p string) string {
 
 func validateOptions(o options) error {
 	switch o.suite {
-	case suiteAll, suiteIngest, suiteTracing, suiteDelivery:
+	case suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteIsolation:
 	default:
-		return fmt.Errorf("-suite %q: want %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery)
+		return fmt.Errorf("-suite %q: want %s, %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteIsolation)
+	}
+	if o.runs(suiteIsolation) && o.isolation.phase <= 0 {
+		return errors.New("-isolation-phase must be positive")
 	}
 	if o.runs(suiteIngest) || o.runs(suiteTracing) {
 		if o.duration <= 0 || o.warmup < 0 || o.concurrency < 1 {

@@ -23,7 +23,8 @@ func TestValidateOptions(t *testing.T) {
 	base := func() options {
 		return options{
 			suite: suiteAll, duration: time.Second, concurrency: 1, order: "ABBA",
-			delivery: deliveryOptions{rate: 25, latency: time.Second, drainEvents: 10, replicas: "1,4", drainTimeout: time.Second},
+			delivery:  deliveryOptions{rate: 25, latency: time.Second, drainEvents: 10, replicas: "1,4", drainTimeout: time.Second},
+			isolation: isolationOptions{phase: time.Second},
 		}
 	}
 	for name, change := range map[string]func(*options){
@@ -40,6 +41,7 @@ func TestValidateOptions(t *testing.T) {
 		"replicas-not-a-number":  func(o *options) { o.delivery.replicas = "1,four" },
 		"replicas-too-many":      func(o *options) { o.delivery.replicas = "17" },
 		"delivery-bad-with-only": func(o *options) { o.suite, o.delivery.rate = suiteDelivery, -1 },
+		"isolation-zero-phase":   func(o *options) { o.suite, o.isolation.phase = suiteIsolation, 0 },
 	} {
 		o := base()
 		change(&o)
@@ -52,6 +54,7 @@ func TestValidateOptions(t *testing.T) {
 		"loopback-endpoint":           func(o *options) { o.endpoint = "http://127.0.0.1:8000" },
 		"ingest-only-ignores-rate":    func(o *options) { o.suite, o.delivery.rate = suiteIngest, 0 },
 		"delivery-only-ignores-order": func(o *options) { o.suite, o.order = suiteDelivery, "" },
+		"isolation-only-ignores-rate": func(o *options) { o.suite, o.delivery.rate = suiteIsolation, 0 },
 	} {
 		o := base()
 		change(&o)
