@@ -1,8 +1,6 @@
 package httpx
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"slices"
@@ -89,44 +87,4 @@ func principal(c *gin.Context) (tenant.Principal, bool) {
 		return tenant.Principal{}, false
 	}
 	return v.(tenant.Principal), true
-}
-
-// AdminTokens checks admin bearer tokens in constant time. Comparing fixed-size digests keeps
-// the comparison independent of the tokens' lengths too.
-type AdminTokens struct{ digests [][32]byte }
-
-// NewAdminTokens returns a checker for tokens; empty entries are ignored.
-func NewAdminTokens(tokens []string) AdminTokens {
-	var a AdminTokens
-	for _, t := range tokens {
-		if t = strings.TrimSpace(t); t != "" {
-			a.digests = append(a.digests, sha256.Sum256([]byte(t)))
-		}
-	}
-	return a
-}
-
-// Len is how many tokens are accepted.
-func (a AdminTokens) Len() int { return len(a.digests) }
-
-// Valid reports whether token is one of the admin tokens; it compares against every one.
-func (a AdminTokens) Valid(token string) bool {
-	d := sha256.Sum256([]byte(token))
-	match := 0
-	for _, want := range a.digests {
-		match |= subtle.ConstantTimeCompare(d[:], want[:])
-	}
-	return match == 1
-}
-
-// RequireAdmin lets only requests carrying an admin token through.
-func RequireAdmin(tokens AdminTokens) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		token, ok := bearer(c)
-		if !ok || !tokens.Valid(token) {
-			WriteError(c, Unauthenticated)
-			return
-		}
-		c.Next()
-	}
 }
