@@ -565,8 +565,11 @@ func (s *Stack) startGateway() error {
 	}
 	errLog := log.New(w, "", log.LstdFlags)
 	s.gateway = &http.Server{
-		Handler:           NewGateway(up, errLog),
-		ReadHeaderTimeout: 5 * time.Second,
+		Handler: NewGateway(up, errLog),
+		// Generous: on a starved 2-core machine (the isolation test's flood under -race) a
+		// header took over 5 s to be read, and the server then drops the connection without
+		// an answer, which the caller sees as EOF. The local gateway faces no slowloris.
+		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errLog,
 	}
