@@ -61,7 +61,7 @@ func TestConfig() Config {
 		BurstRateLimit: 5, BurstRate: 100,
 		BogusRate:   100,
 		ParkedPolls: 200,
-		DeadEvents:  1000,
+		DeadEvents:  400,
 	}
 }
 

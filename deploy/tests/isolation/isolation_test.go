@@ -53,7 +53,7 @@ func TestAbuserCannotHurtNeighbour(t *testing.T) {
 	}
 	// A runs until every kind of abuse has done its work at scale and B has sent its share,
 	// not for a fixed time: on a busy machine the same work takes longer. Redrives count once
-	// answered at all: whether they succeed is abuser-gets-no-5xx's to judge.
+	// answered at all: whether they succeed is abuser-gets-no-5xx-but-503-with-retry-after's to judge.
 	enough := func() bool {
 		p := sc.Progress()
 		return p.ReadPages >= 16 && p.BurstRefused >= 50 && p.BogusAnswered >= 200 &&
@@ -93,9 +93,9 @@ func TestAbuserCannotHurtNeighbour(t *testing.T) {
 			logLinesOf(t, state, append(res.Neighbour.Findings, res.NeighbourFailures...))
 		}
 	})
-	t.Run("abuser-gets-no-5xx", func(t *testing.T) {
+	t.Run("abuser-gets-no-5xx-but-503-with-retry-after", func(t *testing.T) {
 		if res.Abuser.Unexpected != 0 {
-			t.Errorf("A: %d answers outside 200/202/400/401/403/404/409/413/429 or none at all (%d of them 5xx); answers: %s",
+			t.Errorf("A: %d answers outside 200/202/400/401/403/404/409/413/429 and 503 with Retry-After, or none at all (%d of them 5xx); answers: %s",
 				res.Abuser.Unexpected, res.AbuserServerErrors(), res.Abuser.Statuses)
 			for _, f := range res.Abuser.Findings {
 				t.Error(f)
