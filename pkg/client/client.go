@@ -116,7 +116,7 @@ func newConn(baseURL, credential, what string, opts []Option) (*conn, error) {
 	}
 	c := &conn{
 		http: &http.Client{Timeout: time.Minute}, base: base, auth: "Bearer " + credential,
-		userAgent: DefaultUserAgent, retries: DefaultRetries, sleep: sleep,
+		userAgent: DefaultUserAgent, retries: DefaultRetries, sleep: Sleep,
 	}
 	for _, o := range opts {
 		o(c)
@@ -220,7 +220,9 @@ func (c *conn) once(ctx context.Context, r request, out any) (answer, error) {
 	return ans, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends, returning ctx's error then: the wait to pair with
+// RetryAfter in a caller's own retry loop.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"time"
+
+	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
 // Backoff is a capped exponential pause: Base doubled per consecutive failure up to Max, with
@@ -56,13 +58,4 @@ const (
 // Pauser waits d or until ctx ends, returning ctx's error in the latter case.
 type Pauser func(ctx context.Context, reason PauseReason, d time.Duration) error
 
-func sleep(ctx context.Context, _ PauseReason, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func sleep(ctx context.Context, _ PauseReason, d time.Duration) error { return client.Sleep(ctx, d) }

@@ -310,7 +310,7 @@ func (d *deliveryRig) latency(ctx context.Context, tenantID string, k workerKind
 		if c := anyExited(workers); c != nil {
 			return rep, fmt.Errorf("worker exited (see %s)", c.LogPath())
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := client.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return rep, err
 		}
 	}
@@ -375,7 +375,7 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 	deadline := start.Add(o.drainTimeout)
 	var end time.Time
 	for end.IsZero() && time.Now().Before(deadline) {
-		if err := sleepCtx(ctx, probeInterval); err != nil {
+		if err := client.Sleep(ctx, probeInterval); err != nil {
 			return rep, err
 		}
 		if c := anyExited(workers); c != nil {
@@ -434,17 +434,6 @@ func (d *deliveryRig) unacked(ctx context.Context, tenantID string) (bool, error
 	return out.Count > 0, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // sendFunc sends one event and returns its id.
 type sendFunc func(ctx context.Context) (string, error)
 
@@ -479,7 +468,7 @@ func steadyLoad(ctx context.Context, rate float64, lead, measure time.Duration, 
 		if offset >= lead+measure {
 			break
 		}
-		if err := sleepCtx(ctx, time.Until(start.Add(offset))); err != nil {
+		if err := client.Sleep(ctx, time.Until(start.Add(offset))); err != nil {
 			break
 		}
 		counted := offset >= lead

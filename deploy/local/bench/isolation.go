@@ -13,6 +13,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
 	"github.com/trigger-api/trigger-api/deploy/local/noisy"
+	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 )
 
@@ -128,7 +129,7 @@ func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, logf fu
 				return mem, err
 			}
 		}
-		err := sleepCtx(ctx, d)
+		err := client.Sleep(ctx, d)
 		if phase == "abused" {
 			mem = sc.StopAbuse()
 			logf("isolation: A did %+v", sc.Progress())

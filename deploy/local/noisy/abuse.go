@@ -204,7 +204,7 @@ func (a *abuse) redrive(dead, big *client.Client) call {
 			a.redriveCalls.Add(1)
 			a.redriven.Add(int64(out.RedrivenCount))
 		} else if e, ok := errors.AsType[*client.Error](err); ok && e.Status == http.StatusTooManyRequests {
-			pause(ctx, client.RetryAfter(err))
+			_ = client.Sleep(ctx, client.RetryAfter(err))
 		}
 	}
 }

@@ -136,7 +136,7 @@ func (b *neighbour) consume(ctx context.Context, c *client.Client) {
 		if err != nil {
 			b.fail(b.s.Phase(), "POST /inbox/pull", err)
 			// Not a busy loop if the pulls keep failing; the failure is recorded either way.
-			pause(ctx, 100*time.Millisecond)
+			_ = client.Sleep(ctx, 100*time.Millisecond)
 			continue
 		}
 		if len(page.Events) == 0 {
@@ -238,14 +238,4 @@ func (s *Scenario) Processed() int {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	return len(s.b.acked)
-}
-
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

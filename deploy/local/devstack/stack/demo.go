@@ -208,20 +208,9 @@ func inboxHolds(ctx context.Context, t demoTenant, other string) ([]string, erro
 		if time.Now().After(deadline) {
 			return ids, fmt.Errorf("tenant %s's inbox does not list its event %s after %v", t.name, t.event, demoDeadline)
 		}
-		if err := pause(ctx, demoPollInterval); err != nil {
+		if err := client.Sleep(ctx, demoPollInterval); err != nil {
 			return ids, err
 		}
-	}
-}
-
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
