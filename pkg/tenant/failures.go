@@ -19,9 +19,7 @@ func (e *TooManyFailuresError) Error() string {
 }
 
 // RetryAfterSeconds is RetryAfter rounded up to whole seconds, as Retry-After carries it.
-func (e *TooManyFailuresError) RetryAfterSeconds() int {
-	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
-}
+func (e *TooManyFailuresError) RetryAfterSeconds() int { return retryAfterSeconds(e.RetryAfter) }
 
 // failureLimiter keeps a token bucket of failed authentications per client address: burst
 // failures, then rate a second. Only keys not known to be good spend from it, so a flood of
@@ -31,12 +29,7 @@ type failureLimiter struct {
 	burst, rate float64
 
 	mu      sync.Mutex
-	buckets *lru[*failureBucket] // a forgotten address starts with a full budget again
-}
-
-type failureBucket struct {
-	tokens float64
-	last   time.Time
+	buckets *lru[*tokens] // a forgotten address starts with a full budget again
 }
 
 // newFailureLimiter returns nil, which limits nothing, for a burst of 0 or less.
@@ -47,20 +40,17 @@ func newFailureLimiter(burst int, rate float64, maxAddresses int) *failureLimite
 	if rate <= 0 || math.IsNaN(rate) {
 		rate = 1
 	}
-	return &failureLimiter{burst: float64(burst), rate: rate, buckets: newLRU[*failureBucket](maxAddresses)}
+	return &failureLimiter{burst: float64(burst), rate: rate, buckets: newLRU[*tokens](maxAddresses)}
 }
 
 // bucket returns client's bucket refilled up to now. The caller holds l.mu.
-func (l *failureLimiter) bucket(client string, now time.Time) *failureBucket {
+func (l *failureLimiter) bucket(client string, now time.Time) *tokens {
 	b, ok := l.buckets.get(client)
 	if !ok {
-		b = &failureBucket{tokens: l.burst, last: now}
+		b = &tokens{n: l.burst, last: now}
 		l.buckets.put(client, b)
 	}
-	if now.After(b.last) {
-		b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-		b.last = now
-	}
+	b.refill(now, l.rate, l.burst)
 	return b
 }
 
@@ -72,12 +62,10 @@ func (l *failureLimiter) take(client string, now time.Time) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.bucket(client, now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return nil
+	if wait, ok := l.bucket(client, now).take(l.rate); !ok {
+		return &TooManyFailuresError{RetryAfter: wait}
 	}
-	return &TooManyFailuresError{RetryAfter: time.Duration((1 - b.tokens) / l.rate * float64(time.Second))}
+	return nil
 }
 
 // give returns a failure taken for a read that turned out not to be one: a valid key, or a
@@ -89,5 +77,5 @@ func (l *failureLimiter) give(client string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bucket(client, now)
-	b.tokens = min(l.burst, b.tokens+1)
+	b.n = min(l.burst, b.n+1)
 }

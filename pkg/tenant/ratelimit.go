@@ -21,8 +21,33 @@ func (e *RateLimitedError) Error() string {
 }
 
 // RetryAfterSeconds is RetryAfter rounded up to whole seconds, as Retry-After carries it.
-func (e *RateLimitedError) RetryAfterSeconds() int {
-	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
+func (e *RateLimitedError) RetryAfterSeconds() int { return retryAfterSeconds(e.RetryAfter) }
+
+func retryAfterSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
+
+// tokens is a token bucket, shared by the tenants' rates and the addresses' failure budgets:
+// n tokens at last, refilled at a rate per second up to a burst.
+type tokens struct {
+	n    float64
+	last time.Time
+}
+
+// refill brings the bucket up to now, and down to burst if that was lowered meanwhile.
+func (t *tokens) refill(now time.Time, rate, burst float64) {
+	if now.After(t.last) {
+		t.n += now.Sub(t.last).Seconds() * rate
+		t.last = now
+	}
+	t.n = min(t.n, burst)
+}
+
+// take spends one token, or says how long until one is there.
+func (t *tokens) take(rate float64) (time.Duration, bool) {
+	if t.n >= 1 {
+		t.n--
+		return 0, true
+	}
+	return time.Duration((1 - t.n) / rate * float64(time.Second)), false
 }
 
 // limiter keeps a token bucket per tenant: rate tokens a second, holding at most one second's
@@ -34,9 +59,8 @@ type limiter struct {
 }
 
 type bucket struct {
-	tokens float64
-	rate   float64
-	last   time.Time
+	tokens
+	rate float64
 }
 
 func newLimiter(maxTenants int) *limiter {
@@ -51,12 +75,7 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.bucket(tenantID, float64(rate), now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0, true
-	}
-	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second)), false
+	return l.bucket(tenantID, float64(rate), now).take(float64(rate))
 }
 
 // charge spends n more tokens for work an admitted request turned out to hold (a batch's
@@ -69,7 +88,7 @@ func (l *limiter) charge(tenantID string, rate int, n float64, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bucket(tenantID, float64(rate), now)
-	b.tokens = max(b.tokens-n, -b.rate)
+	b.n = max(b.n-n, -b.rate)
 }
 
 // bucket returns tenantID's bucket refilled up to now. Called with l.mu held.
@@ -79,15 +98,11 @@ func (l *limiter) bucket(tenantID string, r float64, now time.Time) *bucket {
 		if len(l.buckets) >= l.max {
 			l.evict(now)
 		}
-		b = &bucket{tokens: r, rate: r, last: now}
+		b = &bucket{tokens: tokens{n: r, last: now}}
 		l.buckets[tenantID] = b
 	}
-	if now.After(b.last) {
-		b.tokens = min(r, b.tokens+now.Sub(b.last).Seconds()*r)
-		b.last = now
-	}
 	// A lowered rate takes effect at once rather than after the old burst.
-	b.tokens = min(b.tokens, r)
+	b.refill(now, r, r)
 	b.rate = r
 	return b
 }
@@ -97,7 +112,7 @@ func (l *limiter) bucket(tenantID string, r float64, now time.Time) *bucket {
 func (l *limiter) evict(now time.Time) {
 	var oldest string
 	for id, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*b.rate >= b.rate {
+		if b.n+now.Sub(b.last).Seconds()*b.rate >= b.rate {
 			delete(l.buckets, id)
 		} else if oldest == "" || b.last.Before(l.buckets[oldest].last) {
 			oldest = id
