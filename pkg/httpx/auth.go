@@ -1,8 +1,6 @@
 package httpx
 
 import (
-	"errors"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -33,7 +31,7 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 		client := ClientAddr(c.Request, auth.TrustedProxies())
 		p, err := auth.AuthenticateClient(c.Request.Context(), token, client)
 		if err != nil {
-			Fail(c, authError(err))
+			Fail(c, err)
 			return
 		}
 		c.Set(ctxPrincipal, p)
@@ -50,18 +48,6 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 		}
 		c.Next()
 	}
-}
-
-// authError keeps the tenant's rate answer apart from the address's: both are 429
-// rate_limited, but only one is the tenant's doing.
-func authError(err error) error {
-	var tf *tenant.TooManyFailuresError
-	if !errors.As(err, &tf) {
-		return err
-	}
-	he := NewError(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after the Retry-After seconds")
-	he.RetryAfter = tf.RetryAfterSeconds()
-	return he
 }
 
 // ctxAuth holds the authenticator that admitted the request, for ChargeWork.

@@ -56,6 +56,7 @@ func toHTTP(err error) (*Error, bool) {
 	var ev *events.ValidationError
 	var tv *tenant.ValidationError
 	var rl *tenant.RateLimitedError
+	var tf *tenant.TooManyFailuresError
 	switch {
 	case errors.As(err, &he):
 		return he, true
@@ -66,6 +67,11 @@ func toHTTP(err error) (*Error, bool) {
 	case errors.As(err, &rl):
 		he := NewError(http.StatusTooManyRequests, "rate_limited", "this tenant is over its request rate; retry after the Retry-After seconds")
 		he.RetryAfter = rl.RetryAfterSeconds()
+		return he, true
+	case errors.As(err, &tf):
+		// The same answer as the tenant's rate, but the address's doing, not the tenant's.
+		he := NewError(http.StatusTooManyRequests, "rate_limited", "too many failed authentications from this address; retry after the Retry-After seconds")
+		he.RetryAfter = tf.RetryAfterSeconds()
 		return he, true
 	case errors.Is(err, tenant.ErrUnauthenticated):
 		return Unauthenticated, true
