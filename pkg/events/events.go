@@ -56,6 +56,24 @@ type Event struct {
 	// Traceparent is the W3C context of the span that published the event: every later step
 	// of its life joins that trace. Empty when tracing was off.
 	Traceparent string
+	// ExpiresAt is when the event is gone: MaxAge after it was received while it is not
+	// acknowledged, the tenant's retention after its acknowledgement.
+	ExpiresAt time.Time
+	// PayloadExpiresAt is when the stored payload is gone: no acknowledgement may keep the
+	// event past it (zero: a year after ExpiresAt). Set at publishing with KeepFor, because the
+	// payload is written once and never touched again.
+	PayloadExpiresAt time.Time
+}
+
+// MaxAge is how long an event waits for its acknowledgement, dead or alive, before it expires,
+// as a queue's retention period: the payload is written once with an expiry, so that no later
+// state change has to rewrite it (DynamoDB bills a write by the size of the whole item).
+const MaxAge = 14 * 24 * time.Hour
+
+// KeepFor sets how long the event stays readable after its acknowledgement: the payload then
+// outlives every acknowledgement that can still happen.
+func (e *Event) KeepFor(retention time.Duration) {
+	e.PayloadExpiresAt = e.ExpiresAt.Add(retention)
 }
 
 // New builds an undelivered event with a fresh id, placed on one of the tenant's partitions.
@@ -71,6 +89,7 @@ func New(tenantID, eventType string, payload []byte, partitions int, now time.Ti
 		Status:     StatusUndelivered,
 		VisibleAt:  now,
 		Partition:  PartitionOf(id, partitions),
+		ExpiresAt:  now.Add(MaxAge),
 	}
 }
 

@@ -56,6 +56,7 @@ func (q *Publisher) Publish(ctx context.Context, p tenant.Principal, body []byte
 	}
 	now := q.now()
 	e := events.New(p.TenantID, eventType, body, p.Partitions, now)
+	e.KeepFor(retention(p))
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	ctx, span := q.obs.publish(ctx, &e)
@@ -96,6 +97,7 @@ func (q *Publisher) PublishBatch(ctx context.Context, p tenant.Principal, items 
 		}
 		// The caller's buffer may be reused; the stored payload gets its own copy.
 		e := events.New(p.TenantID, eventType, bytes.Clone(raw), p.Partitions, now)
+		e.KeepFor(retention(p))
 		// Each event its own publish span and so its own context, ended once its write is known.
 		_, b.spans[i] = q.obs.publish(ctx, &e)
 		if key == "" {

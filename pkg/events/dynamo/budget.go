@@ -19,8 +19,9 @@ type byteBudget struct {
 	max, used, seen int
 }
 
-func (b *byteBudget) add(e events.Event) {
-	b.used += len(e.Payload)
+// add counts an event whose payload is n bytes.
+func (b *byteBudget) add(n int) {
+	b.used += n
 	b.seen++
 }
 
@@ -38,29 +39,40 @@ func (b *byteBudget) chunk(wanted int) int {
 	return max(1, min(wanted, (b.max-b.used+avg-1)/avg))
 }
 
-// fetchPage reads positions' events in chunks within maxBytes, keeping those keep accepts, in
-// order. next is the last position read when the budget ended the page early (zero when every
-// position was read), for the page's cursor.
+// fetchPage reads positions' events, keeping those keep accepts, in order, until their
+// payloads reach maxBytes (0: no end). The states come first, in one consistent read: they are
+// small and say how big each payload is, so only payloads within the budget are read. next is
+// the last position kept when the budget ended the page early (zero when every position was
+// read), for the page's cursor.
 func (s *Store) fetchPage(ctx context.Context, tenantID string, positions []events.Position, maxBytes int,
 	keep func(ddb.Item) bool) (evs []events.Event, next events.Position, err error) {
-	b := byteBudget{max: maxBytes}
-	for i := 0; i < len(positions); {
-		chunk := positions[i : i+b.chunk(len(positions)-i)]
-		found, err := s.batchGet(ctx, tenantID, chunk)
-		if err != nil {
-			return nil, events.Position{}, err
-		}
-		for _, pos := range chunk {
-			if it, ok := found[pos.EventID]; ok && keep(it) {
-				e := fromItem(it)
-				evs = append(evs, e)
-				b.add(e)
-			}
-		}
-		i += len(chunk)
-		if b.spent() && i < len(positions) {
-			return evs, chunk[len(chunk)-1], nil
-		}
+	keys := make([]ddb.Item, len(positions))
+	for i, p := range positions {
+		keys[i] = key(tenantID, p.EventID)
 	}
-	return evs, events.Position{}, nil
+	found, err := s.batchGet(ctx, keys, true)
+	if err != nil {
+		return nil, events.Position{}, err
+	}
+	b := byteBudget{max: maxBytes}
+	var states []ddb.Item
+	for i, pos := range positions {
+		if b.spent() {
+			next = positions[i-1]
+			break
+		}
+		it, ok := found[pos.EventID]
+		if !ok || !keep(it) {
+			continue
+		}
+		e := fromItem(it)
+		evs = append(evs, e)
+		states = append(states, it)
+		b.add(int(ddb.GetN(it, payloadBytesAttr)))
+	}
+	evs, err = s.withPayloads(ctx, evs, states)
+	if err != nil {
+		return nil, events.Position{}, err
+	}
+	return evs, next, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,8 +55,8 @@ func toItem(e events.Event) ddb.Item {
 	if e.Traceparent != "" {
 		it["traceparent"] = ddb.S(e.Traceparent)
 	}
-	if len(e.Payload) > 0 { // DynamoDB refuses empty binary values
-		it["payload"] = ddb.B(e.Payload)
+	if !e.ExpiresAt.IsZero() {
+		it[ddb.EventsTTLAttribute] = ddb.N(e.ExpiresAt.Unix())
 	}
 	if e.Status == events.StatusUndelivered {
 		it["inbox_pk"] = ddb.S(inboxPK(e.TenantID, e.Partition))
@@ -69,7 +70,7 @@ func fromItem(it ddb.Item) events.Event {
 		TenantID:      ddb.GetS(it, "tenant_id"),
 		ID:            ddb.GetS(it, "event_id"),
 		Type:          ddb.GetS(it, "event_type"),
-		Payload:       ddb.GetB(it, "payload"),
+		Payload:       ddb.GetB(it, payloadAttr), // when inline; withPayloads reads the others
 		ReceivedAt:    time.UnixMilli(ddb.GetN(it, "received_at")).UTC(),
 		Status:        events.Status(ddb.GetS(it, "status")),
 		DeliveryCount: int(ddb.GetN(it, "delivery_count")),
@@ -82,6 +83,12 @@ func fromItem(it ddb.Item) events.Event {
 	if ms := ddb.GetN(it, "dead_at"); ms != 0 {
 		e.DeadAt = time.UnixMilli(ms).UTC()
 	}
+	if s := ddb.GetN(it, ddb.EventsTTLAttribute); s != 0 {
+		e.ExpiresAt = time.Unix(s, 0).UTC()
+	}
+	if s := ddb.GetN(it, payloadExpiresAttr); s != 0 {
+		e.PayloadExpiresAt = time.Unix(s, 0).UTC()
+	}
 	e.LeaseID = ddb.GetS(it, "lease_id")
 	e.Traceparent = ddb.GetS(it, "traceparent")
 	return e
@@ -93,13 +100,19 @@ func expired(it ddb.Item, now time.Time) bool {
 	return exp != 0 && exp <= now.Unix()
 }
 
-// Put writes a new event; the condition guards against ever overwriting an existing id. Ids
-// are fresh random 128-bit values, so an item already under this id with this event's
-// received_at is this write, applied by an attempt whose answer was lost and then retried.
+// Put writes a new event: its payload's item first, when it has one, so that a state anyone
+// can lease always has its payload. The state's condition guards against ever overwriting an
+// existing id. Ids are fresh random 128-bit values, so an item already under this id with this
+// event's received_at is this write, applied by an attempt whose answer was lost and then
+// retried.
 func (s *Store) Put(ctx context.Context, e events.Event) error {
+	state, payload := items(e)
+	if err := s.putPayload(ctx, payload); err != nil {
+		return err
+	}
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(s.table),
-		Item:                                toItem(e),
+		Item:                                state,
 		ConditionExpression:                 aws.String("attribute_not_exists(event_id)"),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -107,6 +120,18 @@ func (s *Store) Put(ctx context.Context, e events.Event) error {
 		return nil
 	}
 	return fmt.Errorf("put event: %w", ddb.Translate(err))
+}
+
+// putPayload writes a payload's own item (nil: none). It takes no condition: the id is fresh,
+// and an attempt applied late writes the same bytes again.
+func (s *Store) putPayload(ctx context.Context, payload ddb.Item) error {
+	if payload == nil {
+		return nil
+	}
+	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: payload}); err != nil {
+		return fmt.Errorf("put payload: %w", ddb.Translate(err))
+	}
+	return nil
 }
 
 // ownPut reports whether err is a put's condition failing on the item that put wrote.
@@ -129,20 +154,43 @@ func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time
 	if out.Item == nil || expired(out.Item, now) {
 		return events.Event{}, events.ErrNotFound
 	}
-	return fromItem(out.Item), nil
+	evs, err := s.withPayloads(ctx, []events.Event{fromItem(out.Item)}, []ddb.Item{out.Item})
+	if err != nil {
+		return events.Event{}, err
+	}
+	if len(evs) == 0 {
+		return events.Event{}, events.ErrNotFound
+	}
+	return evs[0], nil
 }
 
 // Ack marks an event delivered and takes it out of the indexes. The lease it was acknowledged
 // under stays on the item, so a repeated ack under the same lease is recognised. It returns
 // what the acknowledgement needs to be measured and traced: the event's id, type and
 // received_at (the rest is unset); the self-assignments make UPDATED_OLD return those
-// attributes without the payload.
+// attributes without the payload. The state never outlives its payload: when the tenant's
+// retention has grown since the payload was written, the state expires with the payload.
 func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now, expiresAt time.Time) (e events.Event, already bool, err error) {
-	cond := "attribute_exists(event_id) AND #status <> :delivered"
+	exp := expiresAt.Unix()
+	for {
+		e, already, keepUntil, err := s.ack(ctx, tenantID, eventID, leaseID, now, exp)
+		if keepUntil == 0 || keepUntil >= exp {
+			return e, already, err
+		}
+		exp = keepUntil
+	}
+}
+
+// ack is one try of Ack; keepUntil is set, and nothing written, when the payload expires
+// before exp.
+func (s *Store) ack(ctx context.Context, tenantID, eventID, leaseID string, now time.Time, exp int64) (e events.Event, already bool, keepUntil int64, err error) {
+	cond := "attribute_exists(event_id) AND #status <> :delivered AND " + notExpired +
+		" AND (attribute_not_exists(payload_expires_at) OR payload_expires_at >= :exp)"
 	vals := ddb.Item{
 		":delivered": ddb.S(string(events.StatusDelivered)),
 		":now":       ddb.N(now.UnixMilli()),
-		":exp":       ddb.N(expiresAt.Unix()),
+		":nows":      ddb.N(now.Unix()),
+		":exp":       ddb.N(exp),
 	}
 	if leaseID != "" {
 		cond += " AND lease_id = :lease"
@@ -164,20 +212,29 @@ func (s *Store) Ack(ctx context.Context, tenantID, eventID, leaseID string, now,
 			ID:         eventID,
 			Type:       ddb.GetS(out.Attributes, "event_type"),
 			ReceivedAt: time.UnixMilli(ddb.GetN(out.Attributes, "received_at")).UTC(),
-		}, false, nil
+		}, false, 0, nil
 	}
 	old, err := failedItem(err, now)
 	if err != nil {
-		return events.Event{}, false, fmt.Errorf("ack event: %w", err)
+		return events.Event{}, false, 0, fmt.Errorf("ack event: %w", err)
 	}
-	if events.Status(ddb.GetS(old, "status")) == events.StatusDelivered &&
-		(leaseID == "" || ddb.GetS(old, "lease_id") == leaseID) {
+	status := events.Status(ddb.GetS(old, "status"))
+	if status == events.StatusDelivered && (leaseID == "" || ddb.GetS(old, "lease_id") == leaseID) {
 		e := fromItem(old)
 		e.Payload = nil
-		return e, true, nil
+		return e, true, 0, nil
 	}
-	return events.Event{}, false, events.ErrLeaseLost
+	if status != events.StatusDelivered && (leaseID == "" || ddb.GetS(old, "lease_id") == leaseID) {
+		if keep := ddb.GetN(old, payloadExpiresAttr); keep != 0 && keep < exp {
+			return events.Event{}, false, keep, nil
+		}
+	}
+	return events.Event{}, false, 0, events.ErrLeaseLost
 }
+
+// notExpired is the condition that TTL should not have removed the item yet (":nows": now in
+// epoch seconds): TTL deletes up to days late, and an expired event must stay gone.
+const notExpired = "(attribute_not_exists(expires_at) OR expires_at > :nows)"
 
 var statusName = map[string]string{"#status": "status"}
 
@@ -209,12 +266,19 @@ type partitionScan struct {
 func (s *Store) Inbox(ctx context.Context, q events.InboxQuery) (events.InboxPage, error) {
 	partitions := max(q.Partitions, 1)
 	scans := make([]partitionScan, partitions)
+	errs := make([]error, partitions)
+	sem := make(chan struct{}, partitionReads)
+	var wg sync.WaitGroup
 	for p := range partitions {
-		scan, err := s.scanPartition(ctx, q, p)
-		if err != nil {
-			return events.InboxPage{}, err
-		}
-		scans[p] = scan
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			scans[p], errs[p] = s.scanPartition(ctx, q, p)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return events.InboxPage{}, err
 	}
 
 	// Merge. A partition that stopped early has only been seen up to its reached position,
@@ -323,34 +387,46 @@ func (s *Store) scanPartition(ctx context.Context, q events.InboxQuery, partitio
 	}
 }
 
-// batchGet re-reads listed events from the base table with consistent reads.
-func (s *Store) batchGet(ctx context.Context, tenantID string, positions []events.Position) (map[string]ddb.Item, error) {
-	keys := make([]ddb.Item, len(positions))
-	for i, p := range positions {
-		keys[i] = ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(p.EventID)}
-	}
-	found := make(map[string]ddb.Item, len(positions))
-	request := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for attempt := 0; len(request) > 0; attempt++ {
-		if attempt > 0 {
-			// Unprocessed keys mean throttling: back off before asking again.
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
-			}
-			if attempt == 8 {
-				return nil, fmt.Errorf("batch get events: keys still unprocessed: %w", storage.ErrUnavailable)
-			}
-		}
-		out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+// batchGet reads items by key, in one or more BatchGetItem calls, keyed by their sort key.
+func (s *Store) batchGet(ctx context.Context, keys []ddb.Item, consistent bool) (map[string]ddb.Item, error) {
+	found := make(map[string]ddb.Item, len(keys))
+	if len(keys) == 1 {
+		// One item is a GetItem: the same units, and the only read ingest is granted.
+		out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: keys[0], ConsistentRead: aws.Bool(consistent)})
 		if err != nil {
-			return nil, fmt.Errorf("batch get events: %w", ddb.Translate(err))
+			return nil, fmt.Errorf("get item: %w", ddb.Translate(err))
 		}
-		for _, it := range out.Responses[s.table] {
-			found[ddb.GetS(it, "event_id")] = it
+		if out.Item != nil {
+			found[ddb.GetS(out.Item, "event_id")] = out.Item
 		}
-		request = out.UnprocessedKeys
+		return found, nil
+	}
+	for start := 0; start < len(keys); start += maxBatchGet {
+		request := map[string]types.KeysAndAttributes{s.table: {Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(consistent)}}
+		for attempt := 0; len(request) > 0; attempt++ {
+			if attempt > 0 {
+				// Unprocessed keys mean throttling or a full answer: back off before asking again.
+				if attempt == 8 {
+					return nil, fmt.Errorf("batch get events: keys still unprocessed: %w", storage.ErrUnavailable)
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
+				}
+			}
+			out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+			if err != nil {
+				return nil, fmt.Errorf("batch get events: %w", ddb.Translate(err))
+			}
+			for _, it := range out.Responses[s.table] {
+				found[ddb.GetS(it, "event_id")] = it
+			}
+			request = out.UnprocessedKeys
+		}
 	}
 	return found, nil
 }
+
+// maxBatchGet is the most keys one BatchGetItem takes.
+const maxBatchGet = 100

@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -60,13 +61,10 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) (events.Leased, 
 	r := &leaseRun{s: s, q: q, resume: make([]ddb.Item, max(q.Partitions, 1)), order: map[string]string{}, budget: byteBudget{max: q.MaxBytes}}
 	// Read more candidates than asked for: concurrent pullers see the same oldest entries.
 	r.per = min(100, max(2*q.Max, 10))
-	for p := range r.resume {
-		if err := r.read(ctx, p, nil); err != nil {
-			return events.Leased{}, err
-		}
+	if err := r.readPartitions(ctx, true); err != nil {
+		return events.Leased{}, err
 	}
-	slices.SortFunc(r.candidates, oldestFirst)
-	for extra := 0; len(r.out.Events) < q.Max && !r.budget.spent(); {
+	for extra := 0; len(r.leased) < q.Max && !r.budget.spent(); {
 		if len(r.candidates) == 0 {
 			if extra == maxExtraReads || !r.readFurther(ctx) {
 				break
@@ -74,16 +72,44 @@ func (s *Store) Lease(ctx context.Context, q events.LeaseQuery) (events.Leased, 
 			extra++
 		}
 		if err := r.wave(ctx); err != nil {
-			if len(r.out.Events) > 0 {
+			if len(r.leased) > 0 {
 				// Hand out what is held rather than strand it until its lease lapses.
 				break
 			}
 			return r.out, err
 		}
 	}
+	if err := r.payloads(ctx); err != nil {
+		return events.Leased{}, err
+	}
 	slices.SortFunc(r.out.Events, func(a, b events.Event) int { return compare(r.order[a.ID], r.order[b.ID]) })
 	return r.out, nil
 }
+
+// payloads reads the payloads of what was leased. When they cannot be read, the leases are
+// handed back, so the events are not hidden until their leases lapse.
+func (r *leaseRun) payloads(ctx context.Context) error {
+	evs := make([]events.Event, len(r.leased))
+	states := make([]ddb.Item, len(r.leased))
+	for i, l := range r.leased {
+		evs[i], states[i] = fromItem(l.state), l.state
+	}
+	evs, err := r.s.withPayloads(ctx, evs, states)
+	if err == nil {
+		r.out.Events = evs
+		return nil
+	}
+	back, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	for _, st := range states {
+		// One that fails lapses with its lease, as any lease a consumer never settles.
+		_ = r.s.Release(back, r.q.TenantID, ddb.GetS(st, "event_id"), ddb.GetS(st, "lease_id"), r.q.Now)
+	}
+	return err
+}
+
+// releaseTimeout bounds the hand-back of leases whose payloads could not be read.
+const releaseTimeout = 5 * time.Second
 
 func oldestFirst(a, b events.Position) int { return compare(a.SortKey(), b.SortKey()) }
 
@@ -96,11 +122,51 @@ type leaseRun struct {
 	candidates []events.Position
 	resume     []ddb.Item        // where each partition's last read stopped; nil: at its end
 	order      map[string]string // event id → the index entry it was leased from
+	leased     []leasedState
 	out        events.Leased
 	budget     byteBudget // the payload bytes leased so far
 }
 
-func (r *leaseRun) read(ctx context.Context, p int, from ddb.Item) error {
+// partitionReads bounds the index reads one pull has in flight.
+const partitionReads = 8
+
+// readPartitions reads the next index page of every partition at once: all of them at the
+// start, afterwards those with a page left. The candidates come out oldest first.
+func (r *leaseRun) readPartitions(ctx context.Context, start bool) error {
+	type page struct {
+		found []events.Position
+		next  ddb.Item
+		err   error
+	}
+	pages := make([]page, len(r.resume))
+	sem := make(chan struct{}, partitionReads)
+	var wg sync.WaitGroup
+	for p, from := range r.resume {
+		if !start && from == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			pages[p].found, pages[p].next, pages[p].err = r.read(ctx, p, from)
+		})
+	}
+	wg.Wait()
+	var err error
+	for p, pg := range pages {
+		if pg.err != nil {
+			err = cmp.Or(err, pg.err)
+			r.resume[p] = nil // a failed read only ends this partition's search early
+			continue
+		}
+		r.candidates = append(r.candidates, pg.found...)
+		r.resume[p] = pg.next
+	}
+	slices.SortFunc(r.candidates, oldestFirst)
+	return err
+}
+
+func (r *leaseRun) read(ctx context.Context, p int, from ddb.Item) ([]events.Position, ddb.Item, error) {
 	out, err := r.s.client.Query(ctx, &dynamodb.QueryInput{
 		TableName:              aws.String(r.s.table),
 		IndexName:              aws.String(ddb.InboxIndex),
@@ -113,17 +179,17 @@ func (r *leaseRun) read(ctx context.Context, p int, from ddb.Item) error {
 		Limit:             aws.Int32(int32(r.per)),
 	})
 	if err != nil {
-		return fmt.Errorf("query inbox: %w", ddb.Translate(err))
+		return nil, nil, fmt.Errorf("query inbox: %w", ddb.Translate(err))
 	}
+	found := make([]events.Position, 0, len(out.Items))
 	for _, it := range out.Items {
 		pos, err := events.ParseSortKey(ddb.GetS(it, "inbox_sk"))
 		if err != nil {
-			return fmt.Errorf("inbox entry: %w", err)
+			return nil, nil, fmt.Errorf("inbox entry: %w", err)
 		}
-		r.candidates = append(r.candidates, pos)
+		found = append(found, pos)
 	}
-	r.resume[p] = out.LastEvaluatedKey
-	return nil
+	return found, out.LastEvaluatedKey, nil
 }
 
 // readFurther reads the next page of every partition that has one; false when none had, or
@@ -132,19 +198,14 @@ func (r *leaseRun) readFurther(ctx context.Context) bool {
 	if !slices.ContainsFunc(r.resume, func(k ddb.Item) bool { return k != nil }) {
 		return false
 	}
-	for p, from := range r.resume {
-		if from != nil && r.read(ctx, p, from) != nil {
-			break // a failed read only ends this pull's search early
-		}
-	}
-	slices.SortFunc(r.candidates, oldestFirst)
+	_ = r.readPartitions(ctx, false) // a failed read only ends this pull's search early
 	return len(r.candidates) > 0
 }
 
 // wave claims as many candidates as are still wanted and leases them in parallel.
 func (r *leaseRun) wave(ctx context.Context) error {
 	var wave []events.Position
-	for want := r.budget.chunk(r.q.Max - len(r.out.Events)); len(r.candidates) > 0 && len(wave) < want; {
+	for want := r.budget.chunk(r.q.Max - len(r.leased)); len(r.candidates) > 0 && len(wave) < want; {
 		if c := r.candidates[0]; r.s.claims.take(r.q.TenantID, c.SortKey()) {
 			wave = append(wave, c)
 			r.order[c.EventID] = c.SortKey()
@@ -156,10 +217,10 @@ func (r *leaseRun) wave(ctx context.Context) error {
 	}
 	got, buried, err := r.s.leaseWave(ctx, r.q, wave)
 	for _, e := range got {
-		r.budget.add(e)
+		r.budget.add(e.size)
 	}
-	r.out.Events = append(r.out.Events, got...)
 	r.out.Buried = append(r.out.Buried, buried...)
+	r.leased = append(r.leased, got...)
 	if err == nil && len(got)+len(buried) < len(wave) && len(r.candidates) > 1 {
 		// Other pullers took part of this wave: they are working down the same oldest
 		// entries. Jumping to a random place among the rest stops the pullers from colliding
@@ -171,7 +232,7 @@ func (r *leaseRun) wave(ctx context.Context) error {
 	return err
 }
 
-func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []events.Position) (leased []events.Event, buried []string, err error) {
+func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []events.Position) (leased []leasedState, buried []string, err error) {
 	results := make([]leaseOutcome, len(wave))
 	sem := make(chan struct{}, leaseParallelism)
 	var wg sync.WaitGroup
@@ -188,7 +249,7 @@ func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []event
 	for _, r := range results {
 		switch {
 		case r.leased != nil:
-			leased = append(leased, *r.leased)
+			leased = append(leased, leasedState{state: r.leased, size: int(ddb.GetN(r.leased, payloadBytesAttr))})
 		case r.buried:
 			buried = append(buried, r.eventID)
 		}
@@ -199,10 +260,17 @@ func (s *Store) leaseWave(ctx context.Context, q events.LeaseQuery, wave []event
 	return leased, buried, err
 }
 
-// leaseOutcome is what became of one candidate: leased, buried, skipped (neither) or failed.
+// leasedState is the state item of an event one lease call took, and its payload's size.
+type leasedState struct {
+	state ddb.Item
+	size  int
+}
+
+// leaseOutcome is what became of one candidate: leased (its state item after the lease),
+// buried, skipped (neither) or failed.
 type leaseOutcome struct {
 	eventID string
-	leased  *events.Event
+	leased  ddb.Item
 	buried  bool
 	err     error
 }
@@ -218,7 +286,7 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 		TableName:                aws.String(s.table),
 		Key:                      key(q.TenantID, pos.EventID),
 		UpdateExpression:         aws.String("SET lease_id = :lease, delivery_count = delivery_count + :one, visible_at = :until, inbox_sk = :newsk, leased_at = :now"),
-		ConditionExpression:      aws.String("#status = :undelivered AND inbox_sk = :oldsk AND delivery_count < :max"),
+		ConditionExpression:      aws.String("#status = :undelivered AND inbox_sk = :oldsk AND delivery_count < :max AND " + notExpired),
 		ExpressionAttributeNames: statusName,
 		ExpressionAttributeValues: ddb.Item{
 			":lease":       ddb.S(leaseID),
@@ -229,13 +297,13 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 			":undelivered": ddb.S(string(events.StatusUndelivered)),
 			":oldsk":       ddb.S(pos.SortKey()),
 			":max":         ddb.N(int64(q.MaxDeliveries)),
+			":nows":        ddb.N(q.Now.Unix()),
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
-		e := fromItem(out.Attributes)
-		res.leased = &e
+		res.leased = out.Attributes
 		return res
 	}
 	old, err := failedItem(err, q.Now)
@@ -247,8 +315,7 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 		return res
 	}
 	if ddb.GetS(old, "lease_id") == leaseID {
-		e := fromItem(old)
-		res.leased = &e
+		res.leased = old
 		return res
 	}
 	if events.Status(ddb.GetS(old, "status")) == events.StatusUndelivered && ddb.GetS(old, "inbox_sk") == pos.SortKey() &&

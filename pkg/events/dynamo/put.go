@@ -33,10 +33,16 @@ func (s *Store) PutOnce(ctx context.Context, e events.Event, idem events.Idempot
 		"fingerprint":          ddb.S(idem.Fingerprint),
 		ddb.EventsTTLAttribute: ddb.N(idem.ExpiresAt.Unix()),
 	}
+	// The payload goes first, alone: a transaction bills twice, and a replay leaves the payload
+	// of a state never written to its TTL.
+	state, payload := items(e)
+	if err := s.putPayload(ctx, payload); err != nil {
+		return events.Event{}, false, err
+	}
 	in := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{
 			TableName:           aws.String(s.table),
-			Item:                toItem(e),
+			Item:                state,
 			ConditionExpression: aws.String("attribute_not_exists(event_id)"),
 		}},
 		{Put: &types.Put{

@@ -31,6 +31,9 @@ func Run(t *testing.T, newStore func(t *testing.T) events.Store) {
 	t.Run("dead-letter-and-redrive", func(t *testing.T) { t.Parallel(); deadLetters(t, newStore(t)) })
 	t.Run("idempotent-put", func(t *testing.T) { t.Parallel(); idempotentPut(t, newStore(t)) })
 	t.Run("put-many", func(t *testing.T) { t.Parallel(); putMany(t, newStore(t)) })
+	t.Run("payloads-through-life", func(t *testing.T) { t.Parallel(); payloadsThroughLife(t, newStore(t)) })
+	t.Run("max-age", func(t *testing.T) { t.Parallel(); maxAge(t, newStore(t)) })
+	t.Run("ack-kept-within-payload", func(t *testing.T) { t.Parallel(); ackKeptWithinPayload(t, newStore(t)) })
 }
 
 var base = time.UnixMilli(1_732_140_249_123).UTC()
