@@ -24,32 +24,7 @@ func bodyOf(size int, tag string) []byte {
 // payloadsThroughLife: every way in and every way out gives back each payload byte for byte.
 func payloadsThroughLife(t *testing.T, s events.Store) {
 	ctx := context.Background()
-	want := map[string][]byte{}
-	var all []events.Event
-	for i, size := range payloadSizes {
-		at := base.Add(time.Duration(i) * time.Millisecond)
-		one := events.New("acme", "sized", bodyOf(size, "put"), 1, at)
-		once := events.New("acme", "sized", bodyOf(size, "once"), 1, at)
-		many := events.New("acme", "sized", bodyOf(size, "many"), 1, at)
-		if err := s.Put(ctx, one); err != nil {
-			t.Fatal(err)
-		}
-		idem := events.Idempotency{KeyHash: fmt.Sprintf("sized-%d", size), Fingerprint: "f", ExpiresAt: at.Add(time.Hour)}
-		if _, _, err := s.PutOnce(ctx, once, idem, at); err != nil {
-			t.Fatal(err)
-		}
-		replay := events.New("acme", "sized", bodyOf(size, "once"), 1, at)
-		if orig, replayed, err := s.PutOnce(ctx, replay, idem, at); err != nil || !replayed || orig.ID != once.ID {
-			t.Fatalf("replay at %d bytes: %+v %v %v", size, orig, replayed, err)
-		}
-		if errs := s.PutMany(ctx, []events.Event{many}); errs[0] != nil {
-			t.Fatal(errs[0])
-		}
-		for _, e := range []events.Event{one, once, many} {
-			want[e.ID] = e.Payload
-			all = append(all, e)
-		}
-	}
+	all, want := putEveryWay(t, s)
 	check := func(step string, got []events.Event) {
 		t.Helper()
 		for _, e := range got {
@@ -112,6 +87,40 @@ func payloadsThroughLife(t *testing.T, s events.Store) {
 		}
 		check("get after ack", []events.Event{got})
 	}
+}
+
+// putEveryWay stores an event of each payload size through Put, PutOnce (and its replay) and
+// PutMany, and returns them with their payloads by id.
+func putEveryWay(t *testing.T, s events.Store) ([]events.Event, map[string][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	want := map[string][]byte{}
+	var all []events.Event
+	for i, size := range payloadSizes {
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		one := events.New("acme", "sized", bodyOf(size, "put"), 1, at)
+		once := events.New("acme", "sized", bodyOf(size, "once"), 1, at)
+		many := events.New("acme", "sized", bodyOf(size, "many"), 1, at)
+		if err := s.Put(ctx, one); err != nil {
+			t.Fatal(err)
+		}
+		idem := events.Idempotency{KeyHash: fmt.Sprintf("sized-%d", size), Fingerprint: "f", ExpiresAt: at.Add(time.Hour)}
+		if _, _, err := s.PutOnce(ctx, once, idem, at); err != nil {
+			t.Fatal(err)
+		}
+		replay := events.New("acme", "sized", bodyOf(size, "once"), 1, at)
+		if orig, replayed, err := s.PutOnce(ctx, replay, idem, at); err != nil || !replayed || orig.ID != once.ID {
+			t.Fatalf("replay at %d bytes: %+v %v %v", size, orig, replayed, err)
+		}
+		if errs := s.PutMany(ctx, []events.Event{many}); errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		for _, e := range []events.Event{one, once, many} {
+			want[e.ID] = e.Payload
+			all = append(all, e)
+		}
+	}
+	return all, want
 }
 
 // maxAge: an event nobody acknowledged is gone MaxAge after it was received, whatever state
