@@ -40,7 +40,7 @@ lint:
 build:
 	go build -o bin/ ./services/ingest ./services/inbox ./services/keys-admin ./worker
 
-## bench: ingest vs a bare PutItem loop, tracing cost, delivery latency and drain, and a tenant's latencies while another abuses the API, in one run
+## bench: ingest vs a bare PutItem loop, tracing cost, delivery latency and drain, DynamoDB capacity units per event, and a tenant's latencies while another abuses the API, in one run
 bench: dynamodb-local jaeger
 	go run ./deploy/local/bench
 

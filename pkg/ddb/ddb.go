@@ -45,8 +45,9 @@ const (
 )
 
 // NewClient builds a DynamoDB client from the default AWS configuration chain. When ctx carries
-// telemetry (service.Run puts it there), every call is a client span under the caller's span
-// and a measurement on trigger.dynamodb.call.duration.
+// telemetry (service.Run puts it there), every call is a client span under the caller's span,
+// a measurement on trigger.dynamodb.call.duration and its units on
+// trigger.dynamodb.consumed_capacity.
 func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptions) error) (*dynamodb.Client, error) {
 	// The SDK's default keeps 10 idle connections per host; a busy service would then open and
 	// close connections under load, so keep enough for a few hundred requests in flight.
@@ -80,7 +81,7 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	if telemetry.Enabled(ctx) {
 		tel := telemetry.FromContext(ctx)
 		otelaws.AppendMiddlewares(&awsCfg.APIOptions, tracingOptions(tel)...)
-		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel))
+		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, cfg.TablePrefix))
 	}
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.Endpoint != "" {
@@ -98,11 +99,11 @@ func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
 
 // WithTelemetry makes every call of a client built with this option a client span and a
 // measurement, as NewClient does, for clients it did not build (tests derive theirs from a
-// shared one).
+// shared one). Not knowing their table prefix, it counts capacity under the full table names.
 func WithTelemetry(tel *telemetry.Telemetry) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
 		otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...)
-		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel))
+		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, ""))
 	}
 }
 

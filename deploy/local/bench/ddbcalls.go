@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -48,6 +49,15 @@ func parseDDBCalls(r io.Reader) (ddbCalls, error) {
 
 // scrapeDDBCalls reads a service's call counts from its /metrics.
 func scrapeDDBCalls(ctx context.Context, client *http.Client, baseURL string) (ddbCalls, error) {
+	b, err := fetchMetrics(ctx, client, baseURL)
+	if err != nil {
+		return nil, err
+	}
+	return parseDDBCalls(bytes.NewReader(b))
+}
+
+// fetchMetrics reads a service's /metrics.
+func fetchMetrics(ctx context.Context, client *http.Client, baseURL string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -60,7 +70,7 @@ func scrapeDDBCalls(ctx context.Context, client *http.Client, baseURL string) (d
 	if res.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s/metrics: status %d", baseURL, res.StatusCode)
 	}
-	return parseDDBCalls(res.Body)
+	return io.ReadAll(io.LimitReader(res.Body, 16<<20))
 }
 
 // perEventSince is each kind of call made since before, per event; kinds not made are left out.

@@ -1,5 +1,5 @@
-// Command bench measures Trigger API's real binaries on one DynamoDB Local, in three suites
-// that run one after the other (-suite picks one):
+// Command bench measures Trigger API's real binaries on one DynamoDB Local, in suites that run
+// one after the other (-suite picks one):
 //
 //   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
 //     writing the same item to the same table at one concurrency, and their ratio.
@@ -8,6 +8,8 @@
 //   - delivery: how long an event takes from POST /events returning to the worker binary
 //     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
 //     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.
+//   - cost: the DynamoDB capacity units an event costs to ingest, lease, ack and list, for
+//     payloads of 1, 16 and 64 KiB, as the services count what DynamoDB reports, and its price.
 //   - isolation: the noisy neighbour (package noisy) through the whole stack: one tenant's
 //     latencies alone, while another abuses the API, and alone again; the inbox's peak memory
 //     during the abuse; every status the abuser got.
@@ -20,7 +22,7 @@
 // Run it from the repository as `make bench` or `go run ./deploy/local/bench [flags]` (-help lists
 // them). It needs what `make test` needs: Go, Java 17+ and `make dynamodb-local`. Each suite
 // prints a table, then its summary as one line of JSON, and writes its full report to
-// .cache/bench/ingest.json or .cache/bench/delivery.json. The binaries' logs and DynamoDB
+// .cache/bench/<suite>.json. The binaries' logs and DynamoDB
 // Local's go to .cache/bench too. Everything listens on 127.0.0.1 only.
 package main
 
@@ -69,6 +71,7 @@ const (
 	suiteIngest    = "ingest"
 	suiteTracing   = "tracing"
 	suiteDelivery  = "delivery"
+	suiteCost      = "cost"
 	suiteIsolation = "isolation"
 )
 
@@ -84,6 +87,7 @@ type options struct {
 	logLevel    string
 	bodyBytes   int
 	delivery    deliveryOptions
+	cost        costOptions
 	isolation   isolationOptions
 }
 
@@ -91,7 +95,7 @@ func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite
 
 func main() {
 	var o options
-	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), isolation (a tenant's latencies while another abuses the API) or all")
+	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), cost (DynamoDB capacity units per event), isolation (a tenant's latencies while another abuses the API) or all")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")
 	// On a busy 2-core machine DynamoDB Local's CPU per write kept falling for about a minute
 	// of load; a shorter warm-up makes the first phase pay for it, whatever the order.
@@ -113,6 +117,9 @@ func main() {
 	flag.IntVar(&d.concurrency, "worker-concurrency", 0, "delivery: the workers' TRIGGER_CONCURRENCY; 0 keeps the worker's default")
 	flag.IntVar(&d.batchSize, "worker-batch-size", 0, "delivery: the workers' TRIGGER_BATCH_SIZE; 0 keeps the worker's default")
 	flag.StringVar(&d.out, "delivery-out", ".cache/bench/delivery.json", "delivery: where the JSON report goes; a relative path is taken from the workspace root")
+	flag.IntVar(&o.cost.events, "cost-events", 40, "cost: events of each size taken through each step")
+	flag.StringVar(&o.cost.sizes, "cost-sizes", "1,16,64", "cost: payload sizes in KiB, comma-separated")
+	flag.StringVar(&o.cost.out, "cost-out", ".cache/bench/cost.json", "cost: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.DurationVar(&o.isolation.phase, "isolation-phase", 20*time.Second, "isolation: length of each phase (B alone, B while A abuses, B alone again)")
 	flag.StringVar(&o.isolation.out, "isolation-out", ".cache/bench/isolation.json", "isolation: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.Parse()
@@ -230,6 +237,8 @@ func (r *rig) startIngest(ctx context.Context, o options) error {
 	pkgs := []string{"./services/ingest"}
 	if o.runs(suiteDelivery) {
 		pkgs = append(pkgs, "./services/inbox", "./worker")
+	} else if o.runs(suiteCost) {
+		pkgs = append(pkgs, "./services/inbox")
 	}
 	r.logf("building %s into %s", strings.Join(pkgs, " "), r.binDir)
 	if err := buildBinaries(ctx, r.root, r.binDir, pkgs...); err != nil {
@@ -266,6 +275,12 @@ func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	}
 	if o.runs(suiteDelivery) {
 		errs = append(errs, runDelivery(ctx, o, r, ingestRate, stdout))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if o.runs(suiteCost) {
+		errs = append(errs, runCost(ctx, o, r, stdout))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -377,9 +392,9 @@ func (r *rig) path(p string) string {
 
 func validateOptions(o options) error {
 	switch o.suite {
-	case suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteIsolation:
+	case suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation:
 	default:
-		return fmt.Errorf("-suite %q: want %s, %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteIsolation)
+		return fmt.Errorf("-suite %q: want %s, %s, %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation)
 	}
 	if o.runs(suiteIsolation) && o.isolation.phase <= 0 {
 		return errors.New("-isolation-phase must be positive")
@@ -394,6 +409,11 @@ func validateOptions(o options) error {
 	}
 	if o.runs(suiteDelivery) {
 		if err := o.delivery.validate(); err != nil {
+			return err
+		}
+	}
+	if o.runs(suiteCost) {
+		if err := o.cost.validate(); err != nil {
 			return err
 		}
 	}

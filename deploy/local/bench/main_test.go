@@ -24,6 +24,7 @@ func TestValidateOptions(t *testing.T) {
 		return options{
 			suite: suiteAll, duration: time.Second, concurrency: 1, order: "ABBA",
 			delivery:  deliveryOptions{rate: 25, latency: time.Second, drainEvents: 10, replicas: "1,4", drainTimeout: time.Second},
+			cost:      costOptions{events: 40, sizes: "1,16,64"},
 			isolation: isolationOptions{phase: time.Second},
 		}
 	}
@@ -42,6 +43,8 @@ func TestValidateOptions(t *testing.T) {
 		"replicas-too-many":      func(o *options) { o.delivery.replicas = "17" },
 		"delivery-bad-with-only": func(o *options) { o.suite, o.delivery.rate = suiteDelivery, -1 },
 		"isolation-zero-phase":   func(o *options) { o.suite, o.isolation.phase = suiteIsolation, 0 },
+		"cost-zero-events":       func(o *options) { o.suite, o.cost.events = suiteCost, 0 },
+		"cost-bad-size":          func(o *options) { o.cost.sizes = "1,big" },
 	} {
 		o := base()
 		change(&o)
@@ -55,6 +58,7 @@ func TestValidateOptions(t *testing.T) {
 		"ingest-only-ignores-rate":    func(o *options) { o.suite, o.delivery.rate = suiteIngest, 0 },
 		"delivery-only-ignores-order": func(o *options) { o.suite, o.order = suiteDelivery, "" },
 		"isolation-only-ignores-rate": func(o *options) { o.suite, o.delivery.rate = suiteIsolation, 0 },
+		"cost-only-ignores-rate":      func(o *options) { o.suite, o.delivery.rate = suiteCost, 0 },
 	} {
 		o := base()
 		change(&o)
