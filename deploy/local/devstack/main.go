@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -85,6 +87,7 @@ func runStack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("TRACING=%q: the one choice is jaeger", tracing)
 	}
+	dynamoDBFromEnv(&opts)
 	for _, tok := range strings.Split(os.Getenv("TRIGGER_ADMIN_TOKENS"), ",") {
 		if tok = strings.TrimSpace(tok); tok != "" {
 			opts.AdminTokens = append(opts.AdminTokens, tok)
@@ -201,4 +204,29 @@ func printBanner(w io.Writer, st *stack.Stack) {
 	fmt.Fprintf(w, "processed and acknowledged at once (watch the worker lines below; GET /events/EVENT_ID then says\n")
 	fmt.Fprintf(w, "delivered). GET /inbox lists only what is waiting, so it is empty while the worker runs.\n")
 	fmt.Fprintf(w, "`make demo` replays the seed's demo with tenants of its own. Ctrl-C stops everything.\n\n")
+}
+
+// dynamoDBFromEnv points the stack at the DynamoDB the SDK's own AWS_ENDPOINT_URL_DYNAMODB names,
+// when it is set, instead of a DynamoDB Local of its own: a persistent DynamoDB Local, a proxy,
+// or AWS. Tables are created there if missing, with TRIGGER_TABLE_PREFIX.
+func dynamoDBFromEnv(opts *stack.Options) {
+	if ep := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"); ep != "" {
+		opts.DynamoDBEndpoint, opts.AWSChain = ep, usesAWSChain(ep)
+		opts.TablePrefix = os.Getenv("TRIGGER_TABLE_PREFIX")
+	}
+}
+
+// usesAWSChain: a DynamoDB named by AWS_ENDPOINT_URL_DYNAMODB on this machine is DynamoDB Local
+// (or a proxy in front of one), which takes any credentials, unless the caller set their own;
+// anywhere else it is AWS, reached with the caller's credentials chain and region.
+func usesAWSChain(endpoint string) bool {
+	if os.Getenv("AWS_ACCESS_KEY_ID") != "" || os.Getenv("AWS_PROFILE") != "" {
+		return true
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback())
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -30,6 +32,31 @@ func TestCommandLine(t *testing.T) {
 			}
 			if !strings.Contains(stdout.String()+stderr.String(), tc.wantOut) {
 				t.Errorf("output %q lacks %q", stdout.String()+stderr.String(), tc.wantOut)
+			}
+		})
+	}
+}
+
+func TestRunUsesTheDynamoDBTheSDKEnvironmentNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, endpoint, key, prefix string
+		chain                       bool
+	}{
+		{"none", "", "", "", false},
+		{"local-dynamodb", "http://127.0.0.1:8000", "", "dev_", false},
+		{"localhost-proxy", "http://localhost:9000", "", "", false},
+		{"local-proxy-with-own-credentials", "http://127.0.0.1:9000", "AKIAEXAMPLE", "", true},
+		{"aws", "https://dynamodb.eu-west-1.amazonaws.com", "", "trigger_", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", tc.endpoint)
+			t.Setenv("AWS_ACCESS_KEY_ID", tc.key)
+			t.Setenv("AWS_PROFILE", "")
+			t.Setenv("TRIGGER_TABLE_PREFIX", tc.prefix)
+			var opts stack.Options
+			dynamoDBFromEnv(&opts)
+			if opts.DynamoDBEndpoint != tc.endpoint || opts.AWSChain != tc.chain || opts.TablePrefix != tc.prefix {
+				t.Fatalf("endpoint %q, chain %v, prefix %q; want %q, %v, %q", opts.DynamoDBEndpoint, opts.AWSChain, opts.TablePrefix, tc.endpoint, tc.chain, tc.prefix)
 			}
 		})
 	}

@@ -1,13 +1,16 @@
 package stack
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 )
 
 func TestEnvFileRoundTripsAndIsPrivate(t *testing.T) {
@@ -101,5 +104,34 @@ func TestOptionsRefuseANonLoopbackGateway(t *testing.T) {
 	o := Options{Root: t.TempDir(), GatewayAddr: "127.0.0.1:0"}
 	if err := o.complete(); err != nil || !strings.HasPrefix(o.AdminTokens[0], "dev:") {
 		t.Errorf("generated admin token %q, %v: want a named one", o.AdminTokens, err)
+	}
+}
+
+// With AWSChain the children reach DynamoDB with the caller's AWS settings, never DynamoDB
+// Local's fixed credentials; without it they get DynamoDB Local's and none of the caller's.
+func TestChildrenGetTheCallersAWSSettingsOnlyWithAWSChain(t *testing.T) {
+	t.Setenv("AWS_PROFILE", "dev")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.eu-west-1.amazonaws.com")
+	const endpoint = "https://dynamodb.eu-west-1.amazonaws.com"
+	for _, chain := range []bool{true, false} {
+		s := &Stack{opts: Options{DynamoDBEndpoint: endpoint, AWSChain: chain}}
+		env, err := s.environ(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		has := func(kv string) bool { return slices.Contains(env, kv) }
+		if !has("TRIGGER_DYNAMODB_ENDPOINT=" + endpoint) {
+			t.Errorf("chain %v: no endpoint in %v", chain, env)
+		}
+		if has("AWS_PROFILE=dev") != chain || has("AWS_REGION=eu-west-1") != chain {
+			t.Errorf("chain %v: the caller's profile and region passed: %v", chain, !chain)
+		}
+		if has("AWS_ACCESS_KEY_ID="+ddblocal.AccessKey) == chain {
+			t.Errorf("chain %v: DynamoDB Local's credentials passed: %v", chain, chain)
+		}
+		if slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "AWS_ENDPOINT_URL") }) {
+			t.Errorf("chain %v: the SDK's endpoint variable reached a child", chain)
+		}
 	}
 }

@@ -76,7 +76,11 @@ type Options struct {
 	// DynamoDBEndpoint uses a DynamoDB that is already running (tables get TablePrefix);
 	// empty starts DynamoDB Local in memory.
 	DynamoDBEndpoint string
-	TablePrefix      string
+	// AWSChain gives the children the caller's AWS_* settings (credentials chain, region)
+	// with DynamoDBEndpoint, instead of DynamoDB Local's fixed ones: for AWS itself, or a
+	// proxy in front of it.
+	AWSChain    bool
+	TablePrefix string
 	// Replicas runs this many replicas each of ingest and inbox (0: one), the gateway taking
 	// turns between them; keys-admin stays one. See Stack.Replicas and CrashService.
 	Replicas int
@@ -219,6 +223,10 @@ func (s *Stack) environ(ctx context.Context) ([]string, error) {
 	}
 	s.DynamoDBEndpoint = endpoint
 	common := append(childEnviron(), ddblocal.EnvFor(endpoint)...)
+	if s.opts.AWSChain {
+		common = append(childEnviron(), awsEnviron()...)
+		common = append(common, "TRIGGER_DYNAMODB_ENDPOINT="+endpoint)
+	}
 	if s.opts.Tracing {
 		otel, err := s.startJaeger(ctx)
 		if err != nil {
@@ -382,6 +390,17 @@ func childEnviron() []string {
 			continue
 		}
 		out = append(out, kv)
+	}
+	return out
+}
+
+// awsEnviron is the caller's AWS_* settings, bar the endpoint the stack passes itself.
+func awsEnviron() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "AWS_ENDPOINT_URL") {
+			out = append(out, kv)
+		}
 	}
 	return out
 }
