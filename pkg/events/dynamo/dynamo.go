@@ -143,18 +143,11 @@ func ownPut(err error, e events.Event) bool {
 
 // Get reads an event with a consistent read.
 func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time) (events.Event, error) {
-	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            ddb.Item{"tenant_id": ddb.S(tenantID), "event_id": ddb.S(eventID)},
-		ConsistentRead: aws.Bool(true),
-	})
+	state, err := s.getState(ctx, tenantID, eventID, now)
 	if err != nil {
-		return events.Event{}, fmt.Errorf("get event: %w", ddb.Translate(err))
+		return events.Event{}, err
 	}
-	if out.Item == nil || expired(out.Item, now) {
-		return events.Event{}, events.ErrNotFound
-	}
-	evs, err := s.withPayloads(ctx, []events.Event{fromItem(out.Item)}, []ddb.Item{out.Item})
+	evs, err := s.withPayloads(ctx, []events.Event{fromItem(state)}, []ddb.Item{state})
 	if err != nil {
 		return events.Event{}, err
 	}
@@ -162,6 +155,22 @@ func (s *Store) Get(ctx context.Context, tenantID, eventID string, now time.Time
 		return events.Event{}, events.ErrNotFound
 	}
 	return evs[0], nil
+}
+
+// getState reads an event's state item, consistently; ErrNotFound when absent or expired.
+func (s *Store) getState(ctx context.Context, tenantID, eventID string, now time.Time) (ddb.Item, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            key(tenantID, eventID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get event: %w", ddb.Translate(err))
+	}
+	if out.Item == nil || expired(out.Item, now) {
+		return nil, events.ErrNotFound
+	}
+	return out.Item, nil
 }
 
 // Ack marks an event delivered and takes it out of the indexes. The lease it was acknowledged

@@ -512,10 +512,11 @@ func (s *Store) Dead(ctx context.Context, q events.DeadQuery) (events.InboxPage,
 // Redrive returns a dead event to its inbox partition, visible now, with a fresh count.
 func (s *Store) Redrive(ctx context.Context, tenantID, eventID string, now time.Time) error {
 	s.claims.free(tenantID, events.Position{VisibleAt: now, EventID: eventID}.SortKey())
-	e, err := s.Get(ctx, tenantID, eventID, now)
+	state, err := s.getState(ctx, tenantID, eventID, now)
 	if err != nil {
 		return err
 	}
+	e := fromItem(state)
 	if e.Status != events.StatusDead {
 		return events.ErrNotDead
 	}
