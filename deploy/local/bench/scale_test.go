@@ -79,12 +79,25 @@ func TestMatchLatencies(t *testing.T) {
 }
 
 func TestScaleProblems(t *testing.T) {
-	ok := scaleIdle{InFlightMax: 100, Calls: callWindow{Seconds: 60}}
-	if p := scaleProblems(ok, scaleLatency{Sent: 100, Received: 60}); p != nil {
+	ok := scaleIdle{InFlightMin: 95, InFlightMax: 100, Calls: callWindow{Seconds: 60}}
+	if p := scaleProblems(100, ok, scaleLatency{Sent: 100, Received: 60}); p != nil {
 		t.Fatalf("a slow run is a measurement, yet: %v", p)
 	}
-	if p := scaleProblems(scaleIdle{}, scaleLatency{Sent: 100, Received: 10}); len(p) != 3 {
+	if p := scaleProblems(100, scaleIdle{}, scaleLatency{Sent: 100, Received: 10}); len(p) != 3 {
 		t.Fatalf("problems %v", p)
+	}
+	refused := ok
+	refused.InFlightMin = 40
+	if p := scaleProblems(100, refused, scaleLatency{Sent: 100, Received: 100}); len(p) != 1 {
+		t.Fatalf("polls that were not waiting went unnoticed: %v", p)
+	}
+}
+
+func TestSourceAddr(t *testing.T) {
+	for n, want := range map[int]string{0: "127.1.0.0", 1: "127.1.0.1", 258: "127.1.1.2", 1<<16 + 3: "127.1.0.3"} {
+		if got := sourceAddr(n).String(); got != want {
+			t.Errorf("sourceAddr(%d) = %s, want %s", n, got, want)
+		}
 	}
 }
 
