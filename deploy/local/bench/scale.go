@@ -780,6 +780,21 @@ func (rep *scaleReport) finish() {
 // window for its calls to be those of the tenants it names.
 const minWaitingShare = 0.9
 
+// maxRefusedShare is the most of the idle window's pull answers that may be failures (a
+// status other than 200, or no answer) for the window to be one of waiting polls.
+const maxRefusedShare = 0.1
+
+// refusals counts the failed pulls among answers, and all of them.
+func refusals(answers counts) (failed, all int) {
+	for k, n := range answers {
+		all += n
+		if !strings.HasPrefix(k, "200") {
+			failed += n
+		}
+	}
+	return failed, all
+}
+
 // scaleProblems names what keeps the figures from measuring the case they are meant for:
 // polls that were not waiting during the idle window, or a latency phase that delivered too
 // little to time. Slow or refused answers are figures, not problems.
@@ -789,6 +804,9 @@ func scaleProblems(tenants int, in scaleIdle, l scaleLatency) []string {
 		out = append(out, "no poll was in flight during the idle window")
 	} else if float64(in.InFlightMin) < minWaitingShare*float64(tenants) {
 		out = append(out, fmt.Sprintf("as few as %d of %d polls were in flight during the idle window: the calls count fewer waiting tenants than it says", in.InFlightMin, tenants))
+	}
+	if failed, all := refusals(in.Answers); failed > 0 && float64(failed) > maxRefusedShare*float64(all) {
+		out = append(out, fmt.Sprintf("%d of the %d pulls answered in the idle window failed: the polls were retrying, not waiting", failed, all))
 	}
 	if in.Calls.Seconds <= 0 {
 		out = append(out, "no idle window")

@@ -86,6 +86,14 @@ func TestScaleProblems(t *testing.T) {
 	if p := scaleProblems(100, scaleIdle{}, scaleLatency{Sent: 100, Received: 10}); len(p) != 3 {
 		t.Fatalf("problems %v", p)
 	}
+	failing := ok
+	failing.Answers = counts{"200 empty": 10, "503": 20, "transport error": 5}
+	if p := scaleProblems(100, failing, scaleLatency{Sent: 100, Received: 100}); len(p) != 1 {
+		t.Fatalf("polls that kept failing went unnoticed: %v", p)
+	}
+	if failed, all := refusals(failing.Answers); failed != 25 || all != 35 {
+		t.Fatalf("refusals %d of %d", failed, all)
+	}
 	refused := ok
 	refused.InFlightMin = 40
 	if p := scaleProblems(100, refused, scaleLatency{Sent: 100, Received: 100}); len(p) != 1 {
