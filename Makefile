@@ -7,7 +7,7 @@ JAEGER := $(CACHE)/bin/jaeger
 JAEGER_TOOLS := deploy/local/jaeger
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run demo trace test lint bench chaos dynamodb-local jaeger build
+.PHONY: run demo trace test lint bench bench-scale chaos dynamodb-local jaeger build
 
 ## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
 ##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it)
@@ -43,6 +43,12 @@ build:
 ## bench: ingest vs a bare PutItem loop, tracing cost, delivery latency and drain, DynamoDB capacity units per event, and a tenant's latencies while another abuses the API, in one run
 bench: dynamodb-local jaeger
 	go run ./deploy/local/bench
+
+## bench-scale: what waiting long polls cost: 10,000 tenants with one each on one inbox replica
+##              (DynamoDB calls/s, memory), then delivery latency across 2 ingest and 2 inbox
+##              replicas; heavy, so not part of `make bench` (TENANTS=100 for a quick run)
+bench-scale: dynamodb-local
+	go run ./deploy/local/bench -suite scale $(if $(TENANTS),-tenants $(TENANTS))
 
 ## chaos: 2 ingest, 2 inbox and 2 worker replicas through DynamoDB faults and process crashes;
 ##        prints the ledger, writes .cache/chaos/ledger.json, fails if anything was lost or a 5xx but 503 seen

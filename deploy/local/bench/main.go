@@ -13,6 +13,9 @@
 //   - isolation: the noisy neighbour (package noisy) through the whole stack: one tenant's
 //     latencies alone, while another abuses the API, and alone again; the inbox's peak memory
 //     during the abuse; every status the abuser got.
+//   - scale (only on its own, -suite scale): one long poll parked per tenant, by thousands of
+//     tenants, on one inbox replica: its DynamoDB calls a second and memory while nothing
+//     happens, then delivery latency across 2 ingest and 2 inbox replicas.
 //
 // It measures and reports: the figures never make it fail, only a run too broken to measure
 // does. Everything shares the machine's cores (the load generator, the services, the workers,
@@ -73,6 +76,8 @@ const (
 	suiteDelivery  = "delivery"
 	suiteCost      = "cost"
 	suiteIsolation = "isolation"
+	// suiteScale is heavy (thousands of connections and tenants), so only -suite scale runs it.
+	suiteScale = "scale"
 )
 
 type options struct {
@@ -89,13 +94,14 @@ type options struct {
 	delivery    deliveryOptions
 	cost        costOptions
 	isolation   isolationOptions
+	scale       scaleOptions
 }
 
 func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite == suite }
 
 func main() {
 	var o options
-	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), cost (DynamoDB capacity units per event), isolation (a tenant's latencies while another abuses the API) or all")
+	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), cost (DynamoDB capacity units per event), isolation (a tenant's latencies while another abuses the API), all of these, or scale (what idle long polls cost; heavy, never part of all)")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")
 	// On a busy 2-core machine DynamoDB Local's CPU per write kept falling for about a minute
 	// of load; a shorter warm-up makes the first phase pay for it, whatever the order.
@@ -122,6 +128,7 @@ func main() {
 	flag.StringVar(&o.cost.out, "cost-out", ".cache/bench/cost.json", "cost: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.DurationVar(&o.isolation.phase, "isolation-phase", 20*time.Second, "isolation: length of each phase (B alone, B while A abuses, B alone again)")
 	flag.StringVar(&o.isolation.out, "isolation-out", ".cache/bench/isolation.json", "isolation: where the JSON report goes; a relative path is taken from the workspace root")
+	registerScaleFlags(flag.CommandLine, &o.scale)
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -288,6 +295,9 @@ func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	if o.runs(suiteIsolation) {
 		errs = append(errs, runIsolation(ctx, o, r, stdout))
 	}
+	if o.suite == suiteScale {
+		errs = append(errs, runScale(ctx, o, r, stdout))
+	}
 	return errors.Join(errs...)
 }
 
@@ -393,8 +403,12 @@ func (r *rig) path(p string) string {
 func validateOptions(o options) error {
 	switch o.suite {
 	case suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation:
+	case suiteScale:
+		if err := o.scale.validate(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-suite %q: want %s, %s, %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation)
+		return fmt.Errorf("-suite %q: want %s, %s, %s, %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation, suiteScale)
 	}
 	if o.runs(suiteIsolation) && o.isolation.phase <= 0 {
 		return errors.New("-isolation-phase must be positive")
