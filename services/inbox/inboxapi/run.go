@@ -20,7 +20,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	tel := telemetry.FromContext(ctx)
 	inbox := queue.NewInbox(b.Events, queue.Options{
 		Log: log, Tel: tel, Metrics: cfg.MetricsOptions,
-		LongPollMinInterval: cfg.LongPollMinInterval, LongPollMaxInterval: cfg.LongPollMaxInterval,
+		LongPollBackstop: cfg.LongPollBackstop,
 	})
 	h := NewHandler(Deps{Log: log, Inbox: inbox, Auth: b.Auth, Ready: httpx.ServingUntil(ctx), Tel: tel})
 	// Parked long polls answer (200, no events) the moment the process is told to stop, so
