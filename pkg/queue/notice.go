@@ -22,6 +22,12 @@ type Notifier interface {
 	Notify(ns ...Notice)
 }
 
+// NotifierFunc is a function as a Notifier.
+type NotifierFunc func(ns ...Notice)
+
+// Notify calls f.
+func (f NotifierFunc) Notify(ns ...Notice) { f(ns...) }
+
 // nopNotifier is the Notifier of a process that tells nobody.
 type nopNotifier struct{}
 
