@@ -23,7 +23,7 @@ type PeersConfig struct {
 
 // PortConfig is the inbox's notify port.
 type PortConfig struct {
-	NotifyAddr string `envconfig:"NOTIFY_ADDR" desc:"listen address, host:port, of the internal port where ingest and inbox replicas tell this one of new events (POST /notify), never the API port. Empty: none, and only this replica's own nacks and releases wake its long polls at once"`
+	NotifyAddr string `envconfig:"NOTIFY_ADDR" desc:"listen address, host:port, of the internal port where ingest and inbox replicas tell this one of new events (POST /notify), never the API port. Empty: none, and long polls here learn of other replicas' events only through their backstop"`
 }
 
 // The wire format: one request holds many notices.
