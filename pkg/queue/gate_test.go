@@ -62,38 +62,3 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 		t.Fatalf("a caller that left: %v, want its own cancellation", err)
 	}
 }
-
-// Past maxParkedPerTenant a tenant's next long poll is refused at once, without touching
-// another tenant's.
-func TestParkedLongPollsAreCappedPerTenant(t *testing.T) {
-	// Intervals long enough that the watcher never reads its (absent) store in this test.
-	w := newWatcher(nil, nil, time.Now, time.Hour, time.Hour)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	deadline := time.Now().Add(time.Hour)
-	ended := make(chan error, maxParkedPerTenant)
-	for range maxParkedPerTenant {
-		go func() { ended <- w.wait(ctx, "noisy", 1, deadline) }()
-	}
-	for w.waiters("noisy") < maxParkedPerTenant {
-		select {
-		case err := <-ended:
-			t.Fatalf("a poll within the cap ended: %v", err)
-		case <-time.After(time.Millisecond):
-		}
-	}
-	var rl *tenant.RateLimitedError
-	if err := w.wait(ctx, "noisy", 1, deadline); !errors.As(err, &rl) {
-		t.Fatalf("a poll past the cap: %v, want a rate-limit answer", err)
-	}
-	// Already ended: the poll is admitted, then answers its caller's end, not a refusal.
-	other, stop := context.WithCancel(ctx)
-	stop()
-	if err := w.wait(other, "quiet", 1, deadline); !errors.Is(err, context.Canceled) {
-		t.Fatalf("another tenant's poll: %v, want it parked until its caller left", err)
-	}
-	cancel()
-	for range maxParkedPerTenant {
-		<-ended
-	}
-}

@@ -12,27 +12,34 @@ import (
 // Inbox is the consumer side of a tenant's events: reads, leased pulls that long-poll, and
 // the calls that settle what a pull handed out.
 type Inbox struct {
-	store events.Store
-	now   func() time.Time
-	watch *watcher
-	obs   inboxObs
-	gate  *readGate
+	store  events.Store
+	now    func() time.Time
+	notify Notifier
+	watch  *watcher
+	obs    inboxObs
+	gate   *readGate
 }
 
 // NewInbox returns the inbox use cases over store.
 func NewInbox(store events.Store, o Options) *Inbox {
 	o = o.complete()
+	obs := newInboxObs(o)
 	return &Inbox{
-		store: store,
-		now:   o.Now,
-		watch: newWatcher(store, o.Log, o.Now, o.LongPollMinInterval, o.LongPollMaxInterval),
-		obs:   newInboxObs(o),
-		gate:  newReadGate(),
+		store:  store,
+		now:    o.Now,
+		notify: o.Notifier,
+		watch:  newWatcher(store, o.Log, o.Now, o.LongPollBackstop, obs.woke),
+		obs:    obs,
+		gate:   newReadGate(),
 	}
 }
 
 // Waiting is how many pulls wait for tenantID's events in this process right now.
 func (q *Inbox) Waiting(tenantID string) int { return q.watch.waiters(tenantID) }
+
+// Notify takes notices from any replica's Notifier and releases the pulls waiting for them.
+// An Inbox is itself a Notifier: a process of one replica can hand its notices straight in.
+func (q *Inbox) Notify(ns ...Notice) { q.watch.notify(ns) }
 
 // Page is one page of a listing; NextCursor is "" when nothing follows.
 type Page struct {
@@ -117,27 +124,33 @@ type PullQuery struct {
 	Wait       time.Duration
 }
 
-// Pull leases at once if anything is visible, else waits for the watcher's wake-up, up to
-// Wait. An event whose next lease would exceed the tenant's max_deliveries goes to the dead
-// letters instead. A pull whose wait ran out, or that the process's Drain ended, answers no
-// events and no error. Leases taken for a caller that has gone meanwhile are given back.
+// Pull leases at once if anything is visible, else waits for the watcher's release, up to
+// Wait. A long poll whose tenant's inbox is known to be empty parks without reading it. An
+// event whose next lease would exceed the tenant's max_deliveries goes to the dead letters
+// instead. A pull whose wait ran out, or that the process's Drain ended, answers no events and
+// no error. Leases taken for a caller that has gone meanwhile are given back.
 func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
-	deadline := q.now().Add(pq.Wait)
-	if pq.Wait > 0 {
-		// The wall clock, not q.now: this measures real waiting.
-		start := time.Now()
-		defer func() { q.obs.longPoll.Record(ctx, time.Since(start).Seconds()) }()
-	}
-	for {
+	if pq.Wait <= 0 {
 		got, err := q.lease(ctx, p, pq)
-		if len(got) > 0 && ctx.Err() != nil {
-			q.Release(ctx, p, got)
-			return nil, ctx.Err()
+		return q.handOut(ctx, p, pq, got, err)
+	}
+	deadline := q.now().Add(pq.Wait)
+	// The wall clock, not q.now: this measures real waiting.
+	start := time.Now()
+	defer func() { q.obs.longPoll.Record(ctx, time.Since(start).Seconds()) }()
+	for {
+		seq, empty := q.watch.look(p.TenantID, p.Partitions)
+		if !empty {
+			got, err := q.lease(ctx, p, pq)
+			if err != nil || len(got) > 0 {
+				return q.handOut(ctx, p, pq, got, err)
+			}
+			q.watch.sawEmpty(p.TenantID, seq)
 		}
-		if err != nil || len(got) > 0 || !q.now().Before(deadline) {
-			return got, err
+		if !q.now().Before(deadline) {
+			return nil, nil
 		}
-		switch err := q.watch.wait(ctx, p.TenantID, p.Partitions, deadline); {
+		switch err := q.watch.wait(ctx, p.TenantID, p.Partitions, deadline, seq); {
 		case errors.Is(err, errWaitOver):
 			return nil, nil
 		case err != nil:
@@ -145,6 +158,23 @@ func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]e
 			return nil, err
 		}
 	}
+}
+
+// handOut finishes a pull's lease: leases of a caller gone meanwhile are given back; the
+// replicas learn when the leases run out; a full batch releases the next waiting pull.
+func (q *Inbox) handOut(ctx context.Context, p tenant.Principal, pq PullQuery, got []events.Event, err error) ([]events.Event, error) {
+	if len(got) > 0 && ctx.Err() != nil {
+		q.Release(ctx, p, got)
+		return nil, ctx.Err()
+	}
+	if len(got) == 0 {
+		return got, err
+	}
+	q.notify.Notify(notices(p.TenantID, got, got[0].VisibleAt)...)
+	if len(got) == pq.Max {
+		q.watch.more(p.TenantID)
+	}
+	return got, err
 }
 
 // Drain ends every parked long poll now with no events, and makes later pulls answer at once:
@@ -162,11 +192,16 @@ func (q *Inbox) Release(ctx context.Context, p tenant.Principal, got []events.Ev
 		refs[i] = Ref{EventID: e.ID, LeaseID: e.LeaseID}
 	}
 	now := q.now()
-	for _, o := range q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+	var back []events.Event
+	for i, o := range q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
 		return Outcome{EventID: r.EventID, Err: q.store.Release(ctx, p.TenantID, r.EventID, r.LeaseID, now)}
 	}) {
 		q.obs.released(ctx, p.TenantID, o.Err)
+		if o.Err == nil {
+			back = append(back, got[i])
+		}
 	}
+	q.notify.Notify(notices(p.TenantID, back, now)...)
 }
 
 // lease takes events in a budget of its own: a lease DynamoDB applied is not cut off halfway

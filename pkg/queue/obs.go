@@ -67,6 +67,7 @@ type inboxObs struct {
 	givenBack   metric.Int64Counter
 	timeInInbox metric.Float64Histogram
 	longPoll    metric.Float64Histogram
+	wakeups     metric.Int64Counter
 	opts        telemetry.MetricsOptions
 }
 
@@ -82,6 +83,9 @@ func newInboxObs(o Options) inboxObs {
 	longPoll, _ := m.Float64Histogram("trigger.inbox.long_poll.duration",
 		metric.WithDescription("how long pulls with wait_seconds waited before answering"), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20))
+	wakeups, _ := m.Int64Counter("trigger.inbox.long_poll.wakeups",
+		metric.WithDescription("waiting pulls released, by cause: notification, timer (a known visibility time), backstop (a periodic check found events no notice announced) or chain (the pull before leased a full batch)"),
+		metric.WithUnit("{pull}"))
 	return inboxObs{
 		tracer:      o.Tel.TracerProvider.Tracer(telemetry.ScopeName),
 		delivered:   counter("trigger.events.delivered", "events leased to a consumer by a pull"),
@@ -91,8 +95,14 @@ func newInboxObs(o Options) inboxObs {
 		givenBack:   counter("trigger.events.released", "leases given back because the pull's answer never reached the consumer"),
 		timeInInbox: inInbox,
 		longPoll:    longPoll,
+		wakeups:     wakeups,
 		opts:        o.Metrics,
 	}
+}
+
+// woke counts waiting pulls released, by cause.
+func (o inboxObs) woke(cause string, n int) {
+	o.wakeups.Add(context.Background(), int64(n), metric.WithAttributes(attribute.String("trigger.cause", cause)))
 }
 
 // released counts a lease given back; one that could not be is logged by the caller's span.

@@ -25,15 +25,16 @@ const (
 
 // Publisher is the ingest side: it validates what producers send and stores it durably.
 type Publisher struct {
-	store events.Store
-	now   func() time.Time
-	obs   publishObs
+	store  events.Store
+	now    func() time.Time
+	notify Notifier
+	obs    publishObs
 }
 
 // NewPublisher returns the publishing use cases over store.
 func NewPublisher(store events.Store, o Options) *Publisher {
 	o = o.complete()
-	return &Publisher{store: store, now: o.Now, obs: newPublishObs(o)}
+	return &Publisher{store: store, now: o.Now, notify: o.Notifier, obs: newPublishObs(o)}
 }
 
 // Published is a stored event; Replayed says an earlier request with the same idempotency key
@@ -68,6 +69,9 @@ func (q *Publisher) Publish(ctx context.Context, p tenant.Principal, body []byte
 		out.Event, err = e, q.store.Put(ctx, e)
 	}
 	q.obs.published(ctx, span, out.Event, out.Replayed, err)
+	if err == nil && !out.Replayed {
+		q.notify.Notify(Notice{TenantID: e.TenantID, Partition: e.Partition, Count: 1, VisibleAt: e.VisibleAt})
+	}
 	return out, err
 }
 
@@ -109,6 +113,13 @@ func (q *Publisher) PublishBatch(ctx context.Context, p tenant.Principal, items 
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	q.write(ctx, &b, out, now)
+	var stored []events.Event
+	for _, it := range out {
+		if it.Err == nil && !it.Replayed {
+			stored = append(stored, it.Event)
+		}
+	}
+	q.notify.Notify(notices(p.TenantID, stored, now.Truncate(time.Millisecond))...)
 	return out
 }
 

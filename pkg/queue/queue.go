@@ -24,6 +24,9 @@ const writeTimeout = 10 * time.Second
 // caller hears so instead of waiting on a stalled connection.
 const readTimeout = 5 * time.Second
 
+// DefaultLongPollBackstop keeps an idle waiting tenant to about one read a minute.
+const DefaultLongPollBackstop = 60 * time.Second
+
 // Options are what both use cases share.
 type Options struct {
 	Log *zap.Logger          // nil: none
@@ -31,10 +34,12 @@ type Options struct {
 	Tel *telemetry.Telemetry // nil: record nothing
 	// Metrics decides whether the event counts carry the tenant.
 	Metrics telemetry.MetricsOptions
-	// LongPollMinInterval and LongPollMaxInterval pace the inbox's checks for waiting pulls:
-	// the quickest right after activity, the slowest while a tenant's inbox stays empty.
-	LongPollMinInterval time.Duration // 0: 25 ms
-	LongPollMaxInterval time.Duration // 0: 250 ms
+	// Notifier tells every inbox replica of events that became visible or will at a known
+	// time. nil: nobody is told, and waiting pulls find events only through their backstop.
+	Notifier Notifier
+	// LongPollBackstop is how long a waiting pull trusts a quiet inbox without a read: the
+	// most a lost notice delays an event.
+	LongPollBackstop time.Duration // 0: 60 s
 }
 
 func (o Options) complete() Options {
@@ -47,11 +52,11 @@ func (o Options) complete() Options {
 	if o.Tel == nil {
 		o.Tel = telemetry.Nop()
 	}
-	if o.LongPollMinInterval <= 0 {
-		o.LongPollMinInterval = 25 * time.Millisecond
+	if o.Notifier == nil {
+		o.Notifier = nopNotifier{}
 	}
-	if o.LongPollMaxInterval < o.LongPollMinInterval {
-		o.LongPollMaxInterval = max(250*time.Millisecond, o.LongPollMinInterval)
+	if o.LongPollBackstop <= 0 {
+		o.LongPollBackstop = DefaultLongPollBackstop
 	}
 	return o
 }

@@ -58,7 +58,7 @@ func (q *Inbox) Ack(ctx context.Context, p tenant.Principal, refs []Ref) []Outco
 func (q *Inbox) Nack(ctx context.Context, p tenant.Principal, refs []Ref, delay time.Duration) []Outcome {
 	now := q.now()
 	visible := now.Add(delay)
-	return q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+	out := q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
 		ctx, span := q.obs.settle(ctx, p.TenantID, r, "nack")
 		err := q.store.Nack(ctx, p.TenantID, r.EventID, r.LeaseID, visible, now)
 		if err == nil {
@@ -67,16 +67,20 @@ func (q *Inbox) Nack(ctx context.Context, p tenant.Principal, refs []Ref, delay 
 		endSettle(span, err)
 		return Outcome{EventID: r.EventID, Err: err, VisibleAt: visible}
 	})
+	q.announce(p, out, visible)
+	return out
 }
 
 // Extend moves each held lease's expiry to visibility from now.
 func (q *Inbox) Extend(ctx context.Context, p tenant.Principal, refs []Ref, visibility time.Duration) []Outcome {
 	now := q.now()
 	until := now.Add(visibility)
-	return q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+	out := q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
 		e, err := q.store.Extend(ctx, p.TenantID, r.EventID, r.LeaseID, until, now)
 		return Outcome{EventID: r.EventID, Err: err, LeaseExpiresAt: e.VisibleAt}
 	})
+	q.announce(p, out, until)
+	return out
 }
 
 // Redrive puts each dead event back in the inbox with a fresh delivery count.
@@ -86,9 +90,11 @@ func (q *Inbox) Redrive(ctx context.Context, p tenant.Principal, eventIDs []stri
 	for i, id := range eventIDs {
 		refs[i] = Ref{EventID: id}
 	}
-	return q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+	out := q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
 		return Outcome{EventID: r.EventID, Err: q.store.Redrive(ctx, p.TenantID, r.EventID, now)}
 	})
+	q.announce(p, out, now)
+	return out
 }
 
 // redriveAllBudget is how long one RedriveAll keeps starting redrives: past it the call answers
@@ -116,9 +122,11 @@ func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, 
 			refs[i] = Ref{EventID: e.ID}
 		}
 		now := q.now()
-		for _, o := range q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
+		out := q.each(ctx, refs, func(ctx context.Context, r Ref) Outcome {
 			return Outcome{EventID: r.EventID, Err: q.store.Redrive(ctx, p.TenantID, r.EventID, now)}
-		}) {
+		})
+		q.announce(p, out, now)
+		for _, o := range out {
 			switch {
 			case o.Err == nil:
 				count++
@@ -160,4 +168,15 @@ func (q *Inbox) each(ctx context.Context, refs []Ref, op func(context.Context, R
 	}
 	wg.Wait()
 	return out
+}
+
+// announce tells the replicas that the events settled without error are visible at at.
+func (q *Inbox) announce(p tenant.Principal, out []Outcome, at time.Time) {
+	var es []events.Event
+	for _, o := range out {
+		if o.Err == nil {
+			es = append(es, events.Event{ID: o.EventID, Partition: events.PartitionOf(o.EventID, p.Partitions)})
+		}
+	}
+	q.notify.Notify(notices(p.TenantID, es, at)...)
 }

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,17 +17,40 @@ import (
 // errWaitOver ends a long poll whose wait ran out.
 var errWaitOver = errors.New("wait over")
 
-// watcher wakes waiting long polls when a tenant's inbox shows visible events. All waiters of
-// one tenant share one watch, so a thousand idle workers cost the same reads as one: a check
-// every MinInterval right after activity, backing off to MaxInterval while the inbox stays empty.
+// Why a waiting pull was released, as the wake-up metric names it.
+const (
+	causeNotice   = "notification"
+	causeTimer    = "timer"
+	causeBackstop = "backstop"
+	// causeChain: a pull that leased a full batch releases the next, as more may be visible.
+	causeChain = "chain"
+)
+
+// checkTimeout bounds one Visible check of the watcher.
+const checkTimeout = 5 * time.Second
+
+// maxDues bounds the future visibility times one watch remembers. Past it two are merged into
+// the earlier one: the later events are then found by the backstop at the latest.
+const maxDues = 8
+
+// watcher parks long polls until their tenant's inbox may hold visible events. It reads the
+// index only when told something may have changed, never on a fixed pace: notices of new or
+// returned events release waiting pulls (one per event, oldest waiter first); known future
+// visibility (nack delays, lease expiries) sets a timer whose check releases them; and a
+// backstop check every so often finds what a lost notice never announced.
+//
+// A watch outlives its last waiter by the backstop interval, remembering that the inbox was
+// empty as of a read after the last notice: a worker's next long poll then parks without a read.
+// Watches hold no goroutine; each has one timer.
 type watcher struct {
-	store       events.Store
-	log         *zap.Logger
-	now         func() time.Time
-	minInterval time.Duration
-	maxInterval time.Duration
+	store    events.Store
+	log      *zap.Logger
+	now      func() time.Time
+	backstop time.Duration
+	woke     func(cause string, n int)
 
 	mu      sync.Mutex
+	seq     uint64 // counts changes that may have made events visible, over all watches
 	watches map[string]*watch
 	// drained is closed when the process stops taking long polls: every wait ends at once.
 	drained   chan struct{}
@@ -35,12 +60,29 @@ type watcher struct {
 type watch struct {
 	tenantID   string
 	partitions int
-	waiters    int
-	wake       chan struct{} // closed when the inbox looks non-empty, then replaced
+	// seq is the watcher's seq at this watch's last change; a read that began at an older seq
+	// may have missed events and proves nothing.
+	seq uint64
+	// emptyAt is when a read that began at seq found no visible event; zero: not known empty.
+	emptyAt    time.Time
+	waiters    []*waiter // oldest first
+	dues       []due     // earliest first
+	backstopAt time.Time // next backstop check while pulls wait
+	idleSince  time.Time // since when no pull waits
+	checking   bool
+	timer      *time.Timer
 }
 
-func newWatcher(store events.Store, log *zap.Logger, now func() time.Time, minInterval, maxInterval time.Duration) *watcher {
-	return &watcher{store: store, log: log, now: now, minInterval: minInterval, maxInterval: maxInterval, watches: map[string]*watch{}, drained: make(chan struct{})}
+type due struct {
+	at    time.Time
+	count int
+}
+
+// waiter is one parked pull; woke is closed when it is released.
+type waiter struct{ woke chan struct{} }
+
+func newWatcher(store events.Store, log *zap.Logger, now func() time.Time, backstop time.Duration, woke func(string, int)) *watcher {
+	return &watcher{store: store, log: log, now: now, backstop: backstop, woke: woke, watches: map[string]*watch{}, drained: make(chan struct{})}
 }
 
 // drain ends every wait now and makes later ones end at once.
@@ -51,7 +93,7 @@ func (w *watcher) waiters(tenantID string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if wt := w.watches[tenantID]; wt != nil {
-		return wt.waiters
+		return len(wt.waiters)
 	}
 	return 0
 }
@@ -64,73 +106,271 @@ const maxParkedPerTenant = 50
 // after a wait, as after any rate limit.
 var errTooManyParked = &tenant.RateLimitedError{RetryAfter: 5 * time.Second}
 
-// wait blocks until tenantID's inbox may hold visible events, ctx ends or deadline passes.
-func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, deadline time.Time) error {
+// look returns the tenant's watch's seq, to hand to sawEmpty and wait, and whether the inbox
+// is known to be empty, so that a long poll may park without reading it.
+func (w *watcher) look(tenantID string, partitions int) (seq uint64, empty bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := w.watchOf(tenantID, partitions)
+	return wt.seq, w.knownEmpty(wt, partitions)
+}
+
+// knownEmpty: a read found the inbox empty after the last notice, within the backstop
+// interval (a notice lost since is found no later than that), no known visibility time has
+// passed since, and that read covered every partition.
+func (w *watcher) knownEmpty(wt *watch, partitions int) bool {
+	if wt.emptyAt.IsZero() || partitions > wt.partitions {
+		return false
+	}
+	now := w.now()
+	if len(wt.dues) > 0 && !wt.dues[0].at.After(now) {
+		return false
+	}
+	return now.Sub(wt.emptyAt) < w.backstop
+}
+
+// sawEmpty records that a read which began at seq found no visible event.
+func (w *watcher) sawEmpty(tenantID string, seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := w.watches[tenantID]
+	if wt == nil || wt.seq != seq {
+		return
+	}
+	wt.emptyAt = w.now()
+	wt.backstopAt = wt.emptyAt.Add(w.jittered())
+	w.schedule(wt)
+}
+
+// more releases the next waiter: a pull leased a full batch, so more may be visible.
+func (w *watcher) more(tenantID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if wt := w.watches[tenantID]; wt != nil {
+		w.changed(wt)
+		w.release(wt, 1, causeChain)
+	}
+}
+
+// notify takes notices from any replica. Tenants nobody watches here are ignored: the next
+// long poll of such a tenant reads the inbox anyway.
+func (w *watcher) notify(ns []Notice) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	for _, n := range ns {
+		wt := w.watches[n.TenantID]
+		if wt == nil || n.Count <= 0 {
+			continue
+		}
+		if n.VisibleAt.After(now) {
+			wt.addDue(due{at: n.VisibleAt, count: n.Count})
+			w.schedule(wt)
+			continue
+		}
+		w.changed(wt)
+		w.release(wt, n.Count, causeNotice)
+	}
+}
+
+// changed marks that events may have become visible: reads begun before prove nothing.
+func (w *watcher) changed(wt *watch) {
+	w.seq++
+	wt.seq = w.seq
+	wt.emptyAt = time.Time{}
+}
+
+// release wakes up to n waiters, oldest first.
+func (w *watcher) release(wt *watch, n int, cause string) {
+	n = min(n, len(wt.waiters))
+	if n <= 0 {
+		return
+	}
+	for _, wr := range wt.waiters[:n] {
+		close(wr.woke)
+	}
+	wt.waiters = slices.Delete(wt.waiters, 0, n)
+	if len(wt.waiters) == 0 {
+		wt.idleSince = w.now()
+		w.schedule(wt)
+	}
+	w.woke(cause, n)
+}
+
+func (wt *watch) addDue(d due) {
+	i, found := slices.BinarySearchFunc(wt.dues, d.at, func(x due, at time.Time) int { return x.at.Compare(at) })
+	if found {
+		wt.dues[i].count += d.count
+		return
+	}
+	wt.dues = slices.Insert(wt.dues, i, d)
+	if n := len(wt.dues); n > maxDues {
+		wt.dues[n-2].count += wt.dues[n-1].count
+		wt.dues = wt.dues[:n-1]
+	}
+}
+
+// watchOf returns the tenant's watch, starting one if none exists. A new watch gets a seq of
+// its own, so a read begun under a watch since forgotten proves nothing about it.
+func (w *watcher) watchOf(tenantID string, partitions int) *watch {
 	wt := w.watches[tenantID]
 	if wt == nil {
-		wt = &watch{tenantID: tenantID, partitions: partitions, wake: make(chan struct{})}
+		wt = &watch{tenantID: tenantID, partitions: partitions, idleSince: w.now()}
+		w.seq++
+		wt.seq = w.seq
 		w.watches[tenantID] = wt
-		go w.run(wt)
+		w.schedule(wt)
 	}
-	if wt.waiters >= maxParkedPerTenant {
+	return wt
+}
+
+// jittered is the backstop interval less up to a quarter, so that the checks of many tenants
+// watched since the same moment spread out.
+func (w *watcher) jittered() time.Duration {
+	return w.backstop - rand.N(w.backstop/4+1)
+}
+
+// schedule sets the watch's timer to its next duty: the earliest due, the backstop check while
+// pulls wait, or forgetting the watch once it has been idle for the backstop interval.
+func (w *watcher) schedule(wt *watch) {
+	var next time.Time
+	if len(wt.waiters) > 0 {
+		next = wt.backstopAt
+	} else {
+		next = wt.idleSince.Add(w.backstop)
+	}
+	if len(wt.dues) > 0 && wt.dues[0].at.Before(next) {
+		next = wt.dues[0].at
+	}
+	d := max(next.Sub(w.now()), 0)
+	if wt.timer == nil {
+		wt.timer = time.AfterFunc(d, func() { w.fire(wt) })
+		return
+	}
+	wt.timer.Reset(d)
+}
+
+// fire does what the watch's timer was set for.
+func (w *watcher) fire(wt *watch) {
+	w.mu.Lock()
+	if w.watches[wt.tenantID] != wt {
+		w.mu.Unlock()
+		return
+	}
+	now := w.now()
+	count := 0
+	for len(wt.dues) > 0 && !wt.dues[0].at.After(now) {
+		count += wt.dues[0].count
+		wt.dues = wt.dues[1:]
+	}
+	if count > 0 {
+		w.changed(wt)
+	}
+	if len(wt.waiters) == 0 {
+		if !now.Before(wt.idleSince.Add(w.backstop)) {
+			delete(w.watches, wt.tenantID)
+		} else {
+			w.schedule(wt)
+		}
+		w.mu.Unlock()
+		return
+	}
+	if wt.checking || (count == 0 && now.Before(wt.backstopAt)) {
+		w.schedule(wt)
+		w.mu.Unlock()
+		return
+	}
+	cause := causeTimer
+	if count == 0 {
+		cause, count = causeBackstop, 1
+	}
+	wt.checking = true
+	seq, partitions := wt.seq, wt.partitions
+	w.mu.Unlock()
+	w.check(wt, seq, partitions, count, cause)
+}
+
+// check reads whether the tenant's inbox shows a visible event and releases count waiters if
+// it does.
+func (w *watcher) check(wt *watch, seq uint64, partitions, count int, cause string) {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	visible, err := w.store.Visible(ctx, wt.tenantID, partitions, w.now())
+	cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt.checking = false
+	now := w.now()
+	wt.backstopAt = now.Add(w.jittered())
+	switch {
+	case err != nil:
+		w.log.Warn("long poll check failed", zap.String("tenant_id", wt.tenantID), zap.Error(err))
+		// Sooner than the backstop: the check that failed may have had events to find.
+		wt.backstopAt = now.Add(min(w.backstop, 5*time.Second))
+	case visible:
+		w.changed(wt)
+		w.release(wt, count, cause)
+	case seq == wt.seq:
+		wt.emptyAt = now
+	}
+	w.schedule(wt)
+}
+
+// wait parks the caller until a release, ctx's end or deadline. It returns at once if the
+// tenant's watch changed since seq (from look): the caller's read may have missed events.
+func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, deadline time.Time, seq uint64) error {
+	w.mu.Lock()
+	wt := w.watchOf(tenantID, partitions)
+	if wt.seq != seq {
+		w.mu.Unlock()
+		return nil
+	}
+	if len(wt.waiters) >= maxParkedPerTenant {
 		w.mu.Unlock()
 		return errTooManyParked
 	}
 	wt.partitions = max(wt.partitions, partitions)
-	wt.waiters++
-	wake := wt.wake
+	wr := &waiter{woke: make(chan struct{})}
+	wt.waiters = append(wt.waiters, wr)
+	if len(wt.waiters) == 1 {
+		base := wt.emptyAt
+		if base.IsZero() {
+			base = w.now()
+		}
+		wt.backstopAt = base.Add(w.jittered())
+		w.schedule(wt)
+	}
 	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		wt.waiters--
-		w.mu.Unlock()
-	}()
 
 	timer := time.NewTimer(deadline.Sub(w.now()))
 	defer timer.Stop()
+	var err error
 	select {
-	case <-wake:
+	case <-wr.woke:
 		return nil
 	case <-w.drained:
-		return errWaitOver
+		err = errWaitOver
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	case <-timer.C:
-		return errWaitOver
+		err = errWaitOver
 	}
+	w.leave(wt, wr)
+	return err
 }
 
-func (w *watcher) run(wt *watch) {
-	interval := w.minInterval
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
-	for range timer.C {
-		w.mu.Lock()
-		if wt.waiters == 0 {
-			delete(w.watches, wt.tenantID)
-			w.mu.Unlock()
-			return
-		}
-		partitions := wt.partitions
-		w.mu.Unlock()
-
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		visible, err := w.store.Visible(ctx, wt.tenantID, partitions, w.now())
-		cancel()
-		switch {
-		case err != nil:
-			w.log.Warn("long poll check failed", zap.String("tenant_id", wt.tenantID), zap.Error(err))
-			interval = w.maxInterval
-		case visible:
-			w.mu.Lock()
-			close(wt.wake)
-			wt.wake = make(chan struct{})
-			w.mu.Unlock()
-			interval = w.minInterval
-		default:
-			interval = min(interval*3/2, w.maxInterval)
-		}
-		timer.Reset(interval)
+// leave takes a pull that stopped waiting out of the queue; one released meanwhile passes its
+// release on, so that the event it was for does not wait for the backstop.
+func (w *watcher) leave(wt *watch, wr *waiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := slices.Index(wt.waiters, wr)
+	if i < 0 {
+		w.release(wt, 1, causeChain)
+		return
+	}
+	wt.waiters = slices.Delete(wt.waiters, i, i+1)
+	if len(wt.waiters) == 0 {
+		wt.idleSince = w.now()
+		w.schedule(wt)
 	}
 }

@@ -8,6 +8,8 @@
 //	GET  /inbox/dead       list dead events; POST /inbox/redrive puts them back
 //	GET  /livez, /readyz   probes; GET /metrics (only on TRIGGER_METRICS_ADDR when set); GET /openapi.json
 //
+// and, on TRIGGER_NOTIFY_ADDR, an internal POST /notify where ingest and inbox replicas announce
+// new events to wake the long polls waiting here.
 // `inbox --help` lists its settings.
 package main
 

@@ -5,6 +5,7 @@
 //	GET  /events/{id}      read one of the tenant's events
 //	GET  /livez, /readyz   probes; GET /metrics (only on TRIGGER_METRICS_ADDR when set); GET /openapi.json
 //
+// Each stored event is announced to the inbox replicas of TRIGGER_NOTIFY_PEERS.
 // `ingest --help` lists its settings.
 package main
 

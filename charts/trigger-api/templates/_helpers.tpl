@@ -24,6 +24,11 @@ so two releases in one namespace never select each other's pods.
 {{- printf "%s-%s" (include "trigger-api.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- /* The headless Service that resolves to every inbox pod's notify port. */}}
+{{- define "trigger-api.notifyServiceName" -}}
+{{- printf "%s-notify" (include "trigger-api.componentName" (dict "root" . "component" "inbox") | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "trigger-api.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "trigger-api.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
@@ -97,6 +102,13 @@ The names are checked against each binary's envconfig struct in deploy/tests/cha
 {{- end }}
 {{- if has .component (splitList " " (include "trigger-api.dynamoComponents" $root)) }}
 {{- $_ := mergeOverwrite $cfg (include "trigger-api.dynamoConfig" $root | fromYaml) }}
+{{- end }}
+{{- $inboxCfg := $root.Values.components.inbox }}
+{{- if and (has .component (list "ingest" "inbox")) $inboxCfg.enabled $inboxCfg.notifyPort }}
+{{- $_ := set $cfg "TRIGGER_NOTIFY_PEERS" (printf "%s.%s.svc:%d" (include "trigger-api.notifyServiceName" $root) $root.Release.Namespace (int $inboxCfg.notifyPort)) }}
+{{- if eq .component "inbox" }}
+{{- $_ := set $cfg "TRIGGER_NOTIFY_ADDR" (printf ":%d" (int $inboxCfg.notifyPort)) }}
+{{- end }}
 {{- end }}
 {{- if eq .component "worker" }}
 {{- $inbox := printf "http://%s:%d" (include "trigger-api.componentName" (dict "root" $root "component" "inbox")) (int $root.Values.components.inbox.port) }}

@@ -454,14 +454,16 @@ func fieldValue(fields []config.Field, env map[string]string, name string) (stri
 
 // checkListeners: the container declares exactly the ports its binary listens on, by name:
 // metrics on TRIGGER_METRICS_ADDR and, for a service, http on TRIGGER_HTTP_ADDR, on another port,
-// since a NetworkPolicy admits scrapers by port.
+// since a NetworkPolicy admits scrapers by port; notify on TRIGGER_NOTIFY_ADDR where it is set.
 func checkListeners(t *testing.T, w workload, bin binary, env map[string]string) {
 	t.Helper()
 	want := map[string]int{}
-	for name, setting := range map[string]string{"metrics": "TRIGGER_METRICS_ADDR", "http": "TRIGGER_HTTP_ADDR"} {
+	for name, setting := range map[string]string{"metrics": "TRIGGER_METRICS_ADDR", "http": "TRIGGER_HTTP_ADDR", "notify": "TRIGGER_NOTIFY_ADDR"} {
 		addr, ok := fieldValue(bin.fields, env, setting)
 		switch {
 		case !ok && name == "http": // the worker serves no API
+		case !ok && name == "notify": // only the inbox is notified
+		case addr == "" && name == "notify":
 		case !ok:
 			t.Errorf("%s: the binary has no %s", describe(w), setting)
 		case addr == "":
@@ -472,6 +474,9 @@ func checkListeners(t *testing.T, w workload, bin binary, env map[string]string)
 	}
 	if want["http"] != 0 && want["http"] == want["metrics"] {
 		t.Errorf("%s: /metrics shares port %d with the API", describe(w), want["http"])
+	}
+	if n := want["notify"]; n != 0 && (n == want["http"] || n == want["metrics"]) {
+		t.Errorf("%s: the notify port %d is shared with the API or metrics", describe(w), n)
 	}
 	got := map[string]int{}
 	for _, p := range w.pod.Spec.Containers[0].Ports {
@@ -681,6 +686,10 @@ func TestChartProductionShape(t *testing.T) {
 		case "ingest", "inbox":
 			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.publicFrom")})
 		}
+		if c == "inbox" {
+			// Only the release's ingest and inbox pods announce events.
+			want["notify"] = []any{podsOf("ingest"), podsOf("inbox")}
+		}
 		if got, want := normalize(t, admitted), normalize(t, want); !reflect.DeepEqual(got, want) {
 			t.Errorf("NetworkPolicy %s admits %v, want %v", np.Name, got, want)
 		}
@@ -693,6 +702,13 @@ func TestChartProductionShape(t *testing.T) {
 	if !strings.Contains(m.notes, testNamespace) {
 		t.Errorf("NOTES.txt does not mention the namespace:\n%s", m.notes)
 	}
+}
+
+// podsOf is the NetworkPolicyPeer of one component's pods in the test release.
+func podsOf(component string) map[string]any {
+	return map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{
+		"app.kubernetes.io/name": "trigger-api", "app.kubernetes.io/instance": testRelease, labelComponent: component,
+	}}}
 }
 
 // openedPorts names the ports an ingress rule opens; a rule without ports opens every one.
@@ -712,7 +728,8 @@ func openedPorts(rule networkingv1.NetworkPolicyIngressRule) []string {
 }
 
 // TestChartServicesExposeOnlyTheAPI: scraping goes to each pod by annotation, so a Service carries
-// the API port and never the metrics one.
+// the API port and never the metrics one. The one headless Service lists the inbox pods' notify
+// ports, and ingest and inbox are pointed at it.
 func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
 	checked := map[string]bool{}
 	for name, m := range renderSets(t) {
@@ -720,6 +737,10 @@ func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
 			for _, s := range m.services {
 				c := s.Spec.Selector[labelComponent]
 				if _, ours := binaries[c]; !ours {
+					continue
+				}
+				if s.Spec.ClusterIP == corev1.ClusterIPNone {
+					checkNotifyService(t, m, s)
 					continue
 				}
 				checked[c] = true
@@ -732,6 +753,25 @@ func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
 	for _, c := range []string{"ingest", "inbox", "keys-admin"} {
 		if !checked[c] {
 			t.Errorf("no value set renders a Service for %s", c)
+		}
+	}
+}
+
+// checkNotifyService: the headless Service selects the inbox pods on their notify port only,
+// and every ingest and inbox resolves its name to notify them.
+func checkNotifyService(t *testing.T, m *manifest, s *corev1.Service) {
+	t.Helper()
+	if s.Spec.Selector[labelComponent] != "inbox" || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort != intstr.FromString("notify") {
+		t.Errorf("headless Service %s: selector %v ports %+v, want the inbox pods' notify port alone", s.Name, s.Spec.Selector, s.Spec.Ports)
+		return
+	}
+	want := fmt.Sprintf("%s.%s.svc:%d", s.Name, m.namespace, s.Spec.Ports[0].Port)
+	for _, w := range m.workloads() {
+		if w.component != "ingest" && w.component != "inbox" {
+			continue
+		}
+		if got := m.resolveEnv(t, w)["TRIGGER_NOTIFY_PEERS"]; got != want {
+			t.Errorf("%s: TRIGGER_NOTIFY_PEERS %q, want %q", describe(w), got, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
@@ -18,6 +19,7 @@ type Config struct {
 	ddb.Settings
 	tenant.AuthConfig
 	telemetry.MetricsOptions
-	LongPollMinInterval time.Duration `envconfig:"LONG_POLL_MIN_INTERVAL" default:"25ms" desc:"how often a tenant's inbox is checked for waiting long polls right after activity"`
-	LongPollMaxInterval time.Duration `envconfig:"LONG_POLL_MAX_INTERVAL" default:"250ms" desc:"the slowest check while a tenant's inbox stays empty"`
+	notify.PeersConfig
+	notify.PortConfig
+	LongPollBackstop time.Duration `envconfig:"LONG_POLL_BACKSTOP" default:"60s" desc:"how long a waiting long poll trusts its tenant's quiet inbox before reading it again: the most a lost notification delays an event, and about one read per waiting tenant per interval while idle"`
 }

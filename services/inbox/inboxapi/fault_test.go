@@ -190,8 +190,8 @@ func TestStopAnswersParkedLongPolls(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	cfg := inboxapi.Config{HTTPAddr: addr, Settings: f.settings(),
-		ServerConfig:        httpx.ServerConfig{ShutdownTimeout: time.Minute},
-		LongPollMinInterval: 10 * time.Millisecond, LongPollMaxInterval: 10 * time.Millisecond}
+		ServerConfig:     httpx.ServerConfig{ShutdownTimeout: time.Minute},
+		LongPollBackstop: 10 * time.Millisecond}
 	ran := make(chan error, 1)
 	go func() { ran <- inboxapi.Run(ctx, zap.NewNop(), cfg) }()
 	base := "http://" + addr
@@ -218,7 +218,7 @@ func TestStopAnswersParkedLongPolls(t *testing.T) {
 		}
 		polled <- answer{status: resp.StatusCode, body: body}
 	}()
-	// The watcher's checks show the poll is parked: one query leases, the rest watch.
+	// The backstop's checks show the poll is parked: one query leases, the rest watch.
 	var a answer
 	answered := false
 	waitFor(t, "the poll to park", func() bool {

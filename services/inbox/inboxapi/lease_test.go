@@ -213,14 +213,14 @@ func (f *fixture) seedTenantWithMaxDeliveries(t *testing.T, id string, maxDelive
 	}
 }
 
-// TestLongPoll: a waiting pull returns the event ingested while it waits, long before its
-// wait runs out, and a pull whose client leaves stops waiting.
+// TestLongPoll: a waiting pull returns the event ingested while it waits as soon as it is
+// told of it, long before its wait runs out, and a pull whose client leaves stops waiting.
 func TestLongPoll(t *testing.T) {
 	t.Parallel()
 	tables := shared.Tables(t)
 	store := eventsdb.New(shared.Client, tables)
 	tenants := tenantdb.New(shared.Client, tables)
-	watch := queue.NewInbox(store, queue.Options{LongPollMinInterval: 10 * time.Millisecond, LongPollMaxInterval: 100 * time.Millisecond})
+	watch := queue.NewInbox(store, queue.Options{})
 	h := inboxapi.NewRouter(inboxapi.Deps{Log: zap.NewNop(), Inbox: watch,
 		Auth:  tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil),
 		Ready: func(context.Context) error { return nil }})
@@ -253,6 +253,7 @@ func TestLongPoll(t *testing.T) {
 	if err := store.Put(context.Background(), e); err != nil {
 		t.Fatal(err)
 	}
+	watch.Notify(queue.Notice{TenantID: "acme", Partition: e.Partition, Count: 1, VisibleAt: e.VisibleAt})
 	put := time.Now()
 	a := <-done
 	if a.err != nil || len(a.p.Events) != 1 || a.p.Events[0].EventID != e.ID {

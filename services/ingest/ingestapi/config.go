@@ -4,6 +4,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/logging"
+	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
@@ -16,4 +17,5 @@ type Config struct {
 	ddb.Settings
 	tenant.AuthConfig
 	telemetry.MetricsOptions
+	notify.PeersConfig
 }

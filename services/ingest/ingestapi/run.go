@@ -7,6 +7,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/backend"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
@@ -18,7 +19,9 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 		return err
 	}
 	tel := telemetry.FromContext(ctx)
-	publisher := queue.NewPublisher(b.Events, queue.Options{Log: log, Tel: tel, Metrics: cfg.MetricsOptions})
+	sender := notify.NewSender(cfg.PeersConfig, log, tel)
+	go sender.Run(ctx)
+	publisher := queue.NewPublisher(b.Events, queue.Options{Log: log, Tel: tel, Metrics: cfg.MetricsOptions, Notifier: sender})
 	h := NewHandler(Deps{Log: log, Publisher: publisher, Auth: b.Auth, Ready: httpx.ServingUntil(ctx), Tel: tel})
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, h)
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -489,12 +490,21 @@ func (s *Stack) Failed() <-chan struct{} { return s.failed }
 // startServices runs each service on a port it picks itself, so no other process can take the
 // port between a choice and the bind, and reads the address from its "listening" line.
 func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) error {
+	notifyAddrs, err := s.notifyAddrs()
+	if err != nil {
+		return err
+	}
+	// Every ingest and inbox tells every inbox of new events.
+	notifying := append(slices.Clone(common), "TRIGGER_NOTIFY_PEERS="+strings.Join(notifyAddrs, ","))
 	for _, component := range []string{Ingest, Inbox, KeysAdmin} {
-		env := common
-		if component == KeysAdmin {
-			env = adminEnv
-		}
 		for i := range s.replicaCount(component) {
+			env := notifying
+			switch component {
+			case KeysAdmin:
+				env = adminEnv
+			case Inbox:
+				env = append(slices.Clone(notifying), "TRIGGER_NOTIFY_ADDR="+notifyAddrs[i])
+			}
 			if err := s.spawnReplica(component, i, env); err != nil {
 				return err
 			}
@@ -514,6 +524,20 @@ func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) er
 		s.progress("%s ready on %s, log %s", p.Name(), url, p.LogPath())
 	}
 	return nil
+}
+
+// notifyAddrs chooses each inbox replica's notify port up front: every ingest and inbox must
+// know them all when it starts.
+func (s *Stack) notifyAddrs() ([]string, error) {
+	ports, err := ddblocal.FreePorts(s.replicaCount(Inbox))
+	if err != nil {
+		return nil, fmt.Errorf("notify ports: %w", err)
+	}
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	return out, nil
 }
 
 // listenAddr waits for the "listening" line of p's API server (the metrics one names itself in
