@@ -24,8 +24,9 @@ const writeTimeout = 10 * time.Second
 // caller hears so instead of waiting on a stalled connection.
 const readTimeout = 5 * time.Second
 
-// DefaultLongPollBackstop keeps an idle waiting tenant to about one read a minute.
-const DefaultLongPollBackstop = 60 * time.Second
+// DefaultLongPollBackstop keeps an idle waiting tenant to under one read a minute: with the key
+// cache's re-read every 30 s, 0.05 DynamoDB calls/s per waiting tenant in all.
+const DefaultLongPollBackstop = 90 * time.Second
 
 // Options are what both use cases share.
 type Options struct {

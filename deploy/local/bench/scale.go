@@ -597,6 +597,9 @@ func (sr *scaleRig) idle(ctx, pollCtx context.Context, keys []string, p *pollers
 	if err := client.Sleep(ctx, sr.opts.settle); err != nil {
 		return err
 	}
+	if err := sr.awaitLastUseWrites(ctx); err != nil {
+		return err
+	}
 	sr.logf("scale: %d pulls in flight; counting the inbox's DynamoDB calls for %v", p.inFlight.Load(), sr.opts.idle)
 	cpu := []cpuGroup{{"bench", []int{os.Getpid()}}, {"inbox", []int{inboxPID}}, {"dynamodb_local", []int{sr.ddbPID}}}
 	callsBefore, err := sr.inboxCalls(ctx)
@@ -626,6 +629,40 @@ func (sr *scaleRig) idle(ctx, pollCtx context.Context, keys []string, p *pollers
 		in.InboxHWMMiB = round(float64(hwm)/1024, 1)
 	}
 	sr.logf("scale: idle: inbox %.1f DynamoDB calls/s (%.3f per waiting tenant), peak RSS %.1f MiB", in.Calls.PerS, in.PerTenant, in.InboxPeakRSSMiB)
+	return nil
+}
+
+// lastUseQuiet is how long the inbox's UpdateItem count must stay still before the idle
+// window opens, and lastUseWait the most the suite waits for that.
+const (
+	lastUseQuiet = 5 * time.Second
+	lastUseWait  = 3 * time.Minute
+)
+
+// awaitLastUseWrites waits until the inbox has recorded every key's first use (UpdateItem of
+// last_used_at, a few at a time): a write per key per hour, which thousands of keys first seen
+// together turn into a burst of a minute or more. It is the start-up's cost, not waiting's.
+func (sr *scaleRig) awaitLastUseWrites(ctx context.Context) error {
+	deadline := time.Now().Add(lastUseWait)
+	prev, err := sr.inboxCalls(ctx)
+	if err != nil {
+		return err
+	}
+	for time.Now().Before(deadline) {
+		if err := client.Sleep(ctx, lastUseQuiet); err != nil {
+			return err
+		}
+		cur, err := sr.inboxCalls(ctx)
+		if err != nil {
+			return err
+		}
+		if cur["UpdateItem ok"] == prev["UpdateItem ok"] {
+			return nil
+		}
+		sr.logf("scale: waiting for the keys' first-use writes: %.0f so far", cur["UpdateItem ok"])
+		prev = cur
+	}
+	sr.logf("scale: first-use writes still going after %v; the idle window includes them", lastUseWait)
 	return nil
 }
 

@@ -21,5 +21,5 @@ type Config struct {
 	telemetry.MetricsOptions
 	notify.PeersConfig
 	notify.PortConfig
-	LongPollBackstop time.Duration `envconfig:"LONG_POLL_BACKSTOP" default:"60s" desc:"how long a waiting long poll trusts its tenant's quiet inbox before reading it again: the most a lost notification delays an event, and about one read per waiting tenant per interval while idle"`
+	LongPollBackstop time.Duration `envconfig:"LONG_POLL_BACKSTOP" default:"90s" desc:"how long a waiting long poll trusts its tenant's quiet inbox before reading it again: the most a lost notification delays an event, and about one read per waiting tenant per interval while idle"`
 }
