@@ -633,10 +633,11 @@ func (sr *scaleRig) idle(ctx, pollCtx context.Context, keys []string, p *pollers
 }
 
 // lastUseQuiet is how long the inbox's UpdateItem count must stay still before the idle
-// window opens, and lastUseWait the most the suite waits for that.
+// window opens: longer than a long poll, since a key whose use found no free writer slot is
+// recorded at its next request. lastUseWait is the most the suite waits for that.
 const (
-	lastUseQuiet = 5 * time.Second
-	lastUseWait  = 3 * time.Minute
+	lastUseQuiet = 25 * time.Second
+	lastUseWait  = 4 * time.Minute
 )
 
 // awaitLastUseWrites waits until the inbox has recorded every key's first use (UpdateItem of
