@@ -42,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +98,11 @@ type options struct {
 	scale       scaleOptions
 }
 
-func (o options) runs(suite string) bool { return o.suite == suiteAll || o.suite == suite }
+// runs reports whether suite is to run: -suite names one, all, or several separated by commas
+// (ingest,delivery measures the drain against an ingest rate of the same run).
+func (o options) runs(suite string) bool {
+	return o.suite == suiteAll || slices.Contains(strings.Split(o.suite, ","), suite)
+}
 
 func main() {
 	var o options
@@ -402,13 +407,17 @@ func (r *rig) path(p string) string {
 
 func validateOptions(o options) error {
 	switch o.suite {
-	case suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation:
+	case suiteAll:
 	case suiteScale:
 		if err := o.scale.validate(); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("-suite %q: want %s, %s, %s, %s, %s, %s or %s", o.suite, suiteAll, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation, suiteScale)
+		for _, s := range strings.Split(o.suite, ",") {
+			if !slices.Contains([]string{suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation}, s) {
+				return fmt.Errorf("-suite %q: want %s, %s, or some of %s, %s, %s, %s and %s separated by commas", o.suite, suiteAll, suiteScale, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation)
+			}
+		}
 	}
 	if o.runs(suiteIsolation) && o.isolation.phase <= 0 {
 		return errors.New("-isolation-phase must be positive")

@@ -30,6 +30,8 @@ func TestValidateOptions(t *testing.T) {
 	}
 	for name, change := range map[string]func(*options){
 		"suite-unknown":          func(o *options) { o.suite = "latency" },
+		"suite-list-unknown":     func(o *options) { o.suite = "ingest,latency" },
+		"suite-list-with-scale":  func(o *options) { o.suite = "ingest,scale" },
 		"order-one-kind":         func(o *options) { o.order = "AA" },
 		"order-bad-letter":       func(o *options) { o.order = "ABC" },
 		"remote-endpoint":        func(o *options) { o.endpoint = "http://10.0.0.5:8000" },
@@ -59,6 +61,7 @@ func TestValidateOptions(t *testing.T) {
 		"delivery-only-ignores-order": func(o *options) { o.suite, o.order = suiteDelivery, "" },
 		"isolation-only-ignores-rate": func(o *options) { o.suite, o.delivery.rate = suiteIsolation, 0 },
 		"cost-only-ignores-rate":      func(o *options) { o.suite, o.delivery.rate = suiteCost, 0 },
+		"ingest-and-delivery":         func(o *options) { o.suite = "ingest,delivery" },
 	} {
 		o := base()
 		change(&o)
@@ -72,5 +75,15 @@ func TestParseReplicas(t *testing.T) {
 	got, err := parseReplicas(" 1, 4 ")
 	if err != nil || len(got) != 2 || got[0] != 1 || got[1] != 4 {
 		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
+func TestSuitesRunAsNamed(t *testing.T) {
+	o := options{suite: "ingest,delivery"}
+	if !o.runs(suiteIngest) || !o.runs(suiteDelivery) || o.runs(suiteCost) || o.runs(suiteIsolation) {
+		t.Errorf("ingest,delivery: ingest %v delivery %v cost %v isolation %v", o.runs(suiteIngest), o.runs(suiteDelivery), o.runs(suiteCost), o.runs(suiteIsolation))
+	}
+	if all := (options{suite: suiteAll}); !all.runs(suiteCost) || all.runs(suiteScale) && all.suite != suiteAll {
+		t.Error("all does not run cost")
 	}
 }
