@@ -28,16 +28,17 @@ var OperationActions = map[string][]string{
 var Access = map[string][]Grant{
 	ComponentIngest: {
 		{Table: EventsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem"}},
-		// UpdateItem records a key's last use, at most once an hour per key.
-		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem", "UpdateItem"}},
-		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
+		// A key and its tenant are read in one BatchGetItem; UpdateItem records a key's last
+		// use, at most once an hour per key.
+		{Table: APIKeysTable, Actions: []string{"BatchGetItem", "DescribeTable", "UpdateItem"}},
+		{Table: TenantsTable, Actions: []string{"BatchGetItem", "DescribeTable"}},
 	},
 	ComponentInbox: {
 		{Table: EventsTable, Actions: []string{"BatchGetItem", "DescribeTable", "GetItem", "UpdateItem"}},
 		{Table: EventsTable, Index: InboxIndex, Actions: []string{"Query"}},
 		{Table: EventsTable, Index: DeadIndex, Actions: []string{"Query"}},
-		{Table: APIKeysTable, Actions: []string{"DescribeTable", "GetItem", "UpdateItem"}},
-		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem"}},
+		{Table: APIKeysTable, Actions: []string{"BatchGetItem", "DescribeTable", "UpdateItem"}},
+		{Table: TenantsTable, Actions: []string{"BatchGetItem", "DescribeTable"}},
 	},
 	ComponentKeysAdmin: {
 		{Table: TenantsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem", "Scan", "UpdateItem"}},

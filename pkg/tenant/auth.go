@@ -239,23 +239,16 @@ func (a *Authenticator) recordUse(ctx context.Context, hash string, at time.Time
 }
 
 func (a *Authenticator) resolve(ctx context.Context, hash, tenantID string, now time.Time) (Principal, time.Time, error) {
-	k, err := a.store.KeyByHash(ctx, hash)
-	if errors.Is(err, ErrKeyNotFound) {
+	// The tenant is the one the key string names; it must be the one the key was issued to.
+	k, t, err := a.store.KeyAndTenant(ctx, hash, tenantID)
+	if errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrNotFound) {
 		return Principal{}, time.Time{}, ErrUnauthenticated
 	}
 	if err != nil {
 		return Principal{}, time.Time{}, err
 	}
-	// The tenant in the key string must be the one the key was issued to.
 	if k.TenantID != tenantID || !k.Usable(now) {
 		return Principal{}, time.Time{}, ErrUnauthenticated
-	}
-	t, err := a.store.GetTenant(ctx, k.TenantID)
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, time.Time{}, ErrUnauthenticated
-	}
-	if err != nil {
-		return Principal{}, time.Time{}, err
 	}
 	if t.Status != StatusActive {
 		return Principal{}, time.Time{}, ErrUnauthenticated

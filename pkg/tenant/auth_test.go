@@ -78,6 +78,17 @@ func (s *countingStore) GetTenant(ctx context.Context, id string) (tenant.Tenant
 	return s.Memory.GetTenant(ctx, id)
 }
 
+// KeyAndTenant counts what one combined read does as a key read and, when the key exists,
+// a tenant read, so the tests speak of both.
+func (s *countingStore) KeyAndTenant(ctx context.Context, hash, tenantID string) (tenant.APIKey, tenant.Tenant, error) {
+	k, err := s.KeyByHash(ctx, hash)
+	if err != nil {
+		return tenant.APIKey{}, tenant.Tenant{}, err
+	}
+	t, err := s.GetTenant(ctx, tenantID)
+	return k, t, err
+}
+
 func (s *countingStore) RecordKeyUse(ctx context.Context, hash string, at, since time.Time) error {
 	s.mu.Lock()
 	s.useWrites++

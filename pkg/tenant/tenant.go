@@ -188,6 +188,10 @@ type Store interface {
 
 	CreateKey(ctx context.Context, k APIKey) error
 	KeyByHash(ctx context.Context, hash string) (APIKey, error)
+	// KeyAndTenant reads the key stored under hash and the tenant tenantID together, in one
+	// call: what authenticating a request needs, re-read every few seconds per active key.
+	// ErrKeyNotFound without the key; ErrNotFound without the tenant.
+	KeyAndTenant(ctx context.Context, hash, tenantID string) (APIKey, Tenant, error)
 	GetKey(ctx context.Context, tenantID, keyID string) (APIKey, error)
 	ListKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 	RevokeKey(ctx context.Context, tenantID, keyID string, at time.Time) (APIKey, error)

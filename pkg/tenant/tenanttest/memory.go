@@ -120,6 +120,16 @@ func (m *Memory) KeyByHash(_ context.Context, hash string) (tenant.APIKey, error
 	return cloneKey(k), nil
 }
 
+// KeyAndTenant implements tenant.Store.
+func (m *Memory) KeyAndTenant(ctx context.Context, hash, tenantID string) (tenant.APIKey, tenant.Tenant, error) {
+	k, err := m.KeyByHash(ctx, hash)
+	if err != nil {
+		return tenant.APIKey{}, tenant.Tenant{}, err
+	}
+	t, err := m.GetTenant(ctx, tenantID)
+	return k, t, err
+}
+
 func (m *Memory) find(tenantID, keyID string) (tenant.APIKey, bool) {
 	for _, k := range m.keys {
 		if k.TenantID == tenantID && k.ID == keyID {

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) tenant.Store) {
 		{"key-create-then-read", testKeyRoundTrip},
 		{"key-optional-fields-absent", testKeyMinimal},
 		{"key-unknown-not-found", testKeyUnknown},
+		{"key-and-tenant-together", testKeyAndTenant},
 		{"key-create-duplicate-hash-fails", testKeyDuplicateHash},
 		{"key-list-by-tenant", testKeyList},
 		{"key-revoke-keeps-first-time", testKeyRevoke},
@@ -291,6 +292,29 @@ func testKeyMinimal(t *testing.T, s tenant.Store) {
 	k.Scopes = []tenant.Scope{tenant.ScopeInboxRead}
 	mustCreateKey(t, s, k)
 	wantKey(t, s, k)
+}
+
+func testKeyAndTenant(t *testing.T, s tenant.Store) {
+	ctx := context.Background()
+	tn := sampleTenant("acme")
+	mustCreateTenant(t, s, tn)
+	k := sampleKey(t, "acme")
+	mustCreateKey(t, s, k)
+	gotKey, gotTenant, err := s.KeyAndTenant(ctx, k.Hash, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := keyDiff(gotKey, k); d != "" || gotTenant.ID != "acme" || gotTenant.Partitions != tn.Partitions || gotTenant.Status != tn.Status {
+		t.Fatalf("key and tenant: %s %+v", d, gotTenant)
+	}
+	if _, _, err := s.KeyAndTenant(ctx, apikey.Hash("tenant_acme_live_nothing"), "acme"); !errors.Is(err, tenant.ErrKeyNotFound) {
+		t.Errorf("unknown key: got %v, want ErrKeyNotFound", err)
+	}
+	orphan := sampleKey(t, "globex") // a key whose tenant is not there
+	mustCreateKey(t, s, orphan)
+	if _, _, err := s.KeyAndTenant(ctx, orphan.Hash, "globex"); !errors.Is(err, tenant.ErrNotFound) {
+		t.Errorf("key without its tenant: got %v, want ErrNotFound", err)
+	}
 }
 
 func testKeyUnknown(t *testing.T, s tenant.Store) {
