@@ -124,12 +124,21 @@ func keyFromItem(it ddb.Item) tenant.APIKey {
 
 // CreateTenant writes a new tenant; tenant.ErrExists if the id is taken.
 func (s *Store) CreateTenant(ctx context.Context, t tenant.Tenant) error {
+	item := tenantToItem(t)
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           aws.String(s.tables.Tenants),
-		Item:                tenantToItem(t),
-		ConditionExpression: aws.String("attribute_not_exists(tenant_id)"),
+		TableName:                           aws.String(s.tables.Tenants),
+		Item:                                item,
+		ConditionExpression:                 aws.String("attribute_not_exists(tenant_id)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if ddb.IsConditionFailed(err) {
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		// The same creation time and name: this put, applied by an attempt whose answer was
+		// lost and retried by the SDK.
+		if ccf.Item != nil && ddb.GetN(ccf.Item, "created_at") == ddb.GetN(item, "created_at") &&
+			ddb.GetS(ccf.Item, "name") == ddb.GetS(item, "name") {
+			return nil
+		}
 		return fmt.Errorf("create tenant %s: %w", t.ID, tenant.ErrExists)
 	}
 	if err != nil {
