@@ -202,11 +202,7 @@ func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, 
 	for {
 		f, leader := s.join(hash)
 		if leader {
-			f.principal, f.lastUsed, f.err = a.resolve(ctx, hash, tenantID, now)
-			if a.cache.land(s, hash, f, now, a.cfg) {
-				a.recordUse(ctx, hash, now)
-			}
-			return f.principal, f.err
+			return a.lead(ctx, s, f, hash, tenantID, now)
 		}
 		select {
 		case <-f.done:
@@ -219,6 +215,28 @@ func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, 
 		return f.principal, f.err
 	}
 }
+
+// lead reads hash for every request waiting on flight f. If the read panics, the flight still
+// lands, with an error nothing caches, before the panic goes on: the waiters would otherwise
+// wait for an answer that never comes.
+func (a *Authenticator) lead(ctx context.Context, s *cacheShard, f *flight, hash, tenantID string, now time.Time) (Principal, error) {
+	landed := false
+	defer func() {
+		if !landed {
+			f.principal, f.err = Principal{}, errLookupPanicked
+			a.cache.land(s, hash, f, now, a.cfg)
+		}
+	}()
+	f.principal, f.lastUsed, f.err = a.resolve(ctx, hash, tenantID, now)
+	landed = true
+	if a.cache.land(s, hash, f, now, a.cfg) {
+		a.recordUse(ctx, hash, now)
+	}
+	return f.principal, f.err
+}
+
+// errLookupPanicked is what the requests waiting on a key read that panicked get.
+var errLookupPanicked = errors.New("key lookup failed")
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)

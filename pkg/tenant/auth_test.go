@@ -45,6 +45,7 @@ type countingStore struct {
 	usesInFlight, maxUses int
 	useGate               chan struct{} // when set, last-use writes wait for it to close
 	failUses              error
+	panicReads            bool // key reads panic once their gate opens
 }
 
 func (s *countingStore) KeyByHash(ctx context.Context, hash string) (tenant.APIKey, error) {
@@ -82,6 +83,12 @@ func (s *countingStore) GetTenant(ctx context.Context, id string) (tenant.Tenant
 // a tenant read, so the tests speak of both.
 func (s *countingStore) KeyAndTenant(ctx context.Context, hash, tenantID string) (tenant.APIKey, tenant.Tenant, error) {
 	k, err := s.KeyByHash(ctx, hash)
+	s.mu.Lock()
+	panicking := s.panicReads
+	s.mu.Unlock()
+	if panicking {
+		panic("store bug")
+	}
 	if err != nil {
 		return tenant.APIKey{}, tenant.Tenant{}, err
 	}

@@ -324,3 +324,41 @@ func TestAuthenticateLastUseNeverDelaysNorFails(t *testing.T) {
 		t.Fatalf("%d writes and %d uses recorded, want 20 and 12", writes, recorded)
 	}
 }
+
+// A key read that panics still answers the requests waiting on it, with an error nothing
+// caches: they must not wait forever.
+func TestAuthenticatePanickingReadReleasesItsWaiters(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t)
+	gate := make(chan struct{})
+	f.store.keyGate, f.store.panicReads = gate, true
+	a := f.auth(tenant.AuthConfig{})
+	leaderPanic := make(chan any, 1)
+	go func() {
+		defer func() { leaderPanic <- recover() }()
+		_, _ = a.Authenticate(context.Background(), f.raw)
+	}()
+	waitFor(t, "the first read", func() bool { keys, _ := f.store.reads(); return keys == 1 })
+	waiterErr := make(chan error, 1)
+	go func() {
+		_, err := a.Authenticate(context.Background(), f.raw)
+		waiterErr <- err
+	}()
+	waitFor(t, "the second request to wait", func() bool { return a.FlightWaiters(f.raw) == 1 })
+	f.store.mu.Lock()
+	f.store.keyGate = nil
+	f.store.mu.Unlock()
+	close(gate)
+	if p := <-leaderPanic; p == nil {
+		t.Fatal("the read did not panic")
+	}
+	if err := <-waiterErr; err == nil || errors.Is(err, tenant.ErrUnauthenticated) {
+		t.Fatalf("waiter: got %v, want an error that is not a refusal", err)
+	}
+	f.store.mu.Lock()
+	f.store.panicReads = false
+	f.store.mu.Unlock()
+	if _, err := a.Authenticate(context.Background(), f.raw); err != nil {
+		t.Fatalf("after the panic: %v (a failure was cached)", err)
+	}
+}

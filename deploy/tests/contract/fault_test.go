@@ -76,6 +76,9 @@ type failingTenants struct {
 }
 
 func (f failingTenants) CreateTenant(context.Context, tenant.Tenant) error { return f.err }
+func (f failingTenants) KeyAndTenant(context.Context, string, string) (tenant.APIKey, tenant.Tenant, error) {
+	return tenant.APIKey{}, tenant.Tenant{}, f.err
+}
 func (f failingTenants) GetTenant(context.Context, string) (tenant.Tenant, error) {
 	return tenant.Tenant{}, f.err
 }
