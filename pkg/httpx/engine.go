@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"regexp"
 	"sync"
@@ -38,6 +39,8 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight requests may take to finish on SIGTERM; keep below terminationGracePeriodSeconds"`
 	// A port of its own lets a NetworkPolicy admit scrapers without admitting them to the API.
 	MetricsAddr string `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of a second server with only GET /metrics, which the API port then no longer serves; empty: the API port serves it"`
+	// Profiles name the code's hot paths and can hold a CPU for seconds: never for tenants.
+	Pprof bool `envconfig:"PPROF" default:"false" desc:"also serve Go's profiles (net/http/pprof, /debug/pprof/) on TRIGGER_METRICS_ADDR, which must then be set; never on the API port"`
 }
 
 // NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
@@ -180,6 +183,10 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	if cfg.MetricsAddr == "" {
+		if cfg.Pprof {
+			_ = ln.Close()
+			return errPprofWithoutMetricsAddr
+		}
 		return ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
 	}
 	api := hideMetrics(handler)
@@ -193,13 +200,31 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		err := ServeListener(ctx, log.With(zap.String("server", "metrics")), mln, cfg.ShutdownTimeout, OnlyMetrics(handler))
+		err := ServeListener(ctx, log.With(zap.String("server", "metrics")), mln, cfg.ShutdownTimeout, internal(handler, cfg.Pprof))
 		cancel()
 		errc <- err
 	}()
 	err = ServeListener(ctx, log, ln, cfg.ShutdownTimeout, api)
 	cancel()
 	return errors.Join(err, <-errc)
+}
+
+var errPprofWithoutMetricsAddr = errors.New("TRIGGER_PPROF needs TRIGGER_METRICS_ADDR: profiles are served on the metrics port only")
+
+// internal is what the metrics port serves: GET /metrics, and the profiles when asked for.
+func internal(handler http.Handler, withPprof bool) http.Handler {
+	metrics := OnlyMetrics(handler)
+	if !withPprof {
+		return metrics
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", metrics)
+	return mux
 }
 
 // metricsHidden marks a request to /metrics on an API port while a metrics port is set: the
