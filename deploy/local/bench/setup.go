@@ -118,6 +118,9 @@ func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
 type child struct {
 	*proc.Process
 	url string
+	// internalURL serves /metrics, and the profiles when TRIGGER_PPROF is on: url, unless
+	// the service has a metrics port of its own.
+	internalURL string
 }
 
 // childStopGrace bounds a child's shutdown; above the services' own drain time, so a clean
@@ -148,10 +151,28 @@ func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, lo
 		return nil, err
 	}
 	c.url = "http://" + addr
+	c.internalURL = c.url
 	if err := c.waitReady(ctx, "/readyz"); err != nil {
 		c.stop()
 		return nil, err
 	}
+	return c, nil
+}
+
+// startProfiledService is startService with a metrics port of its own, as the chart gives
+// every service, that serves the Go profiles too (TRIGGER_PPROF).
+func startProfiledService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string, extra ...string) (*child, error) {
+	ports, err := ddblocal.FreePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	internal := "127.0.0.1:" + strconv.Itoa(ports[0])
+	c, err := startService(ctx, name, bin, endpoint, prefix, logLevel, logPath,
+		append([]string{"TRIGGER_METRICS_ADDR=" + internal, "TRIGGER_PPROF=true"}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	c.internalURL = "http://" + internal
 	return c, nil
 }
 
