@@ -2,7 +2,8 @@
 // one after the other (-suite picks one):
 //
 //   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
-//     writing the same item to the same table at one concurrency, and their ratio.
+//     writing the same item with the same options to the same table at one concurrency, and
+//     their ratio.
 //   - tracing: POST /events through three ingest binaries: tracing off, no OTLP endpoint (the
 //     default), and exporting every span to a Jaeger the bench starts (make jaeger builds it).
 //   - delivery: how long an event takes from POST /events returning to the worker binary
