@@ -7,7 +7,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
@@ -61,20 +60,13 @@ func routeSpan(c *gin.Context) {
 	c.Next()
 }
 
-// traceFields are the request's trace and span ids for its log lines, none when untraced.
-func traceFields(c *gin.Context) []zap.Field {
-	sc := trace.SpanContextFromContext(c.Request.Context())
-	if !sc.IsValid() {
-		return nil
-	}
-	return []zap.Field{zap.String("trace_id", sc.TraceID().String()), zap.String("span_id", sc.SpanID().String())}
-}
-
-// tagTenant records the authenticated tenant on the server span and the request's logger.
+// tagTenant records the authenticated tenant on the server span and the request's log lines.
 func tagTenant(c *gin.Context, tenantID string) {
-	trace.SpanFromContext(c.Request.Context()).SetAttributes(telemetry.AttrTenantID.String(tenantID))
-	if l, ok := c.Get(ctxLogger); ok {
-		c.Set(ctxLogger, l.(*zap.Logger).With(zap.String("tenant_id", tenantID)))
+	if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
+		span.SetAttributes(telemetry.AttrTenantID.String(tenantID))
+	}
+	if r := requestOf(c); r != nil {
+		r.setTenant(tenantID)
 	}
 }
 
