@@ -50,9 +50,10 @@ func Instrument(engine http.Handler, tel *telemetry.Telemetry) http.Handler {
 // the request-duration metric. Unmatched paths keep the bare method, as the conventions ask.
 func routeSpan(c *gin.Context) {
 	if route := c.FullPath(); route != "" {
-		span := trace.SpanFromContext(c.Request.Context())
-		span.SetName(c.Request.Method + " " + route)
-		span.SetAttributes(attribute.String("http.route", route))
+		if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
+			span.SetName(c.Request.Method + " " + route)
+			span.SetAttributes(attribute.String("http.route", route))
+		}
 		if l, ok := otelhttp.LabelerFromContext(c.Request.Context()); ok {
 			l.Add(attribute.String("http.route", route))
 		}
