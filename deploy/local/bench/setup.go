@@ -108,11 +108,16 @@ func childEnv(extra ...string) []string {
 // serviceEnv is what a service binary needs to serve on addr from the bench's tables. The
 // tenant rate limit is set far above any rate reached here: the limiter still runs on every
 // request, but never refuses one, so the figures are capacity, not the default limit.
+// GOMEMLIMIT is what a service derives from the chart's 256 MiB pod limit, which this machine
+// does not impose, so its collector runs as it would in the pod.
 func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
 	return childEnv(append(ddblocal.EnvFor(endpoint),
 		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel,
-		"TRIGGER_TENANT_RATE_LIMIT=10000000")...)
+		"TRIGGER_TENANT_RATE_LIMIT=10000000", "GOMEMLIMIT="+podMemoryLimit)...)
 }
+
+// podMemoryLimit is three quarters of the chart's 256 MiB for ingest and inbox (pkg/startup).
+const podMemoryLimit = "192MiB"
 
 // child is one binary the bench started: a service, whose url is set, or a worker.
 type child struct {
