@@ -85,6 +85,9 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, cfg.TablePrefix))
 	}
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		// Wrapped here, after the configuration has set up its client (AWS_CA_BUNDLE needs
+		// the SDK's own type).
+		o.HTTPClient = oneWrite{o.HTTPClient}
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// DynamoDB Local answers some writes with an X-Amz-Crc32 header of 0; validating it
