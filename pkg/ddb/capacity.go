@@ -3,7 +3,6 @@ package ddb
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -38,25 +37,25 @@ func capacityMiddleware(tel *telemetry.Telemetry, tablePrefix string) func(*midd
 	units, _ := m.Float64Counter("trigger.dynamodb.consumed_capacity", metric.WithUnit("{capacity_unit}"),
 		metric.WithDescription("DynamoDB capacity units consumed, as DynamoDB reports them, by operation, kind (read or write), target (a table's name without the table prefix, or an index's) and target_type (table or index); failed calls are not counted"))
 	c := newCapacityCounter(units, tablePrefix)
-	return func(stack *middleware.Stack) error {
-		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("triggerConsumedCapacity",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				var kind string
-				in.Parameters, kind = askCapacity(in.Parameters)
-				out, md, err := next.HandleInitialize(ctx, in)
-				if err == nil && kind != "" {
-					one, many := consumed(out.Result)
-					op := middleware.GetOperationName(ctx)
-					if one != nil {
-						c.record(ctx, op, kind, one)
-					}
-					for i := range many {
-						c.record(ctx, op, kind, &many[i])
-					}
+	// Built once: the SDK applies its options to a fresh stack on every call.
+	var mw middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerConsumedCapacity",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			var kind string
+			in.Parameters, kind = askCapacity(in.Parameters)
+			out, md, err := next.HandleInitialize(ctx, in)
+			if err == nil && kind != "" {
+				one, many := consumed(out.Result)
+				op := middleware.GetOperationName(ctx)
+				if one != nil {
+					c.record(ctx, op, kind, one)
 				}
-				return out, md, err
-			}), middleware.After)
-	}
+				for i := range many {
+					c.record(ctx, op, kind, &many[i])
+				}
+			}
+			return out, md, err
+		})
+	return func(stack *middleware.Stack) error { return stack.Initialize.Add(mw, middleware.After) }
 }
 
 // askCapacity returns params asking for capacity per table and index, unless the caller chose
@@ -136,15 +135,13 @@ type adder interface {
 type capacityCounter struct {
 	units  adder
 	prefix string
-	// sets caches each series' attribute set (a few dozen per binary): building one costs
-	// more than the addition.
-	sets *sync.Map // seriesKey → metric.AddOption
+	sets   *attrSets[seriesKey]
 }
 
 type seriesKey struct{ op, kind, target, targetType string }
 
 func newCapacityCounter(units adder, tablePrefix string) capacityCounter {
-	return capacityCounter{units: units, prefix: tablePrefix, sets: &sync.Map{}}
+	return capacityCounter{units: units, prefix: tablePrefix, sets: newAttrSets[seriesKey]()}
 }
 
 // record counts one table's share of a call: its own units and each index's. Where DynamoDB
@@ -185,12 +182,8 @@ func (c capacityCounter) count(ctx context.Context, op, kind, target, targetType
 	if v <= 0 {
 		return
 	}
-	k := seriesKey{op, kind, target, targetType}
-	opt, ok := c.sets.Load(k)
-	if !ok {
-		opt, _ = c.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("operation", op), attribute.String("kind", kind),
-			attribute.String("target", target), attribute.String("target_type", targetType))))
-	}
-	c.units.Add(ctx, v, opt.(metric.AddOption))
+	c.units.Add(ctx, v, c.sets.get(seriesKey{op, kind, target, targetType}, func() attribute.Set {
+		return attribute.NewSet(attribute.String("operation", op), attribute.String("kind", kind),
+			attribute.String("target", target), attribute.String("target_type", targetType))
+	}))
 }

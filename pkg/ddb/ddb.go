@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/trigger-api/trigger-api/pkg/storage"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
@@ -84,6 +85,9 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, cfg.TablePrefix))
 	}
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		// Wrapped here, after the configuration has set up its client (AWS_CA_BUNDLE needs
+		// the SDK's own type).
+		o.HTTPClient = oneWrite{o.HTTPClient}
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// DynamoDB Local answers some writes with an X-Amz-Crc32 header of 0; validating it
@@ -93,8 +97,10 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	}), nil
 }
 
+// tracingOptions make each call a client span and inject nothing into the request: DynamoDB
+// reads no W3C trace context, so the headers only cost each call their encoding.
 func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
-	return []otelaws.Option{otelaws.WithTracerProvider(tel.TracerProvider), otelaws.WithTextMapPropagator(tel.Propagator)}
+	return []otelaws.Option{otelaws.WithTracerProvider(tel.TracerProvider), otelaws.WithTextMapPropagator(propagation.NewCompositeTextMapPropagator())}
 }
 
 // WithTelemetry makes every call of a client built with this option a client span and a

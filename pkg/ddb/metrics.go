@@ -3,6 +3,7 @@ package ddb
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,17 +34,48 @@ func metricsMiddleware(tel *telemetry.Telemetry) func(*middleware.Stack) error {
 	duration, _ := m.Float64Histogram("trigger.dynamodb.call.duration", metric.WithUnit("s"),
 		metric.WithDescription("DynamoDB calls as their caller saw them, retries included, by operation and outcome: ok, condition_failed, throttled or error"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	return func(stack *middleware.Stack) error {
-		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("triggerCallMetrics",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				start := time.Now()
-				out, md, err := next.HandleInitialize(ctx, in)
-				duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-					attribute.String("operation", middleware.GetOperationName(ctx)),
-					attribute.String("outcome", outcome(err))))
-				return out, md, err
-			}), middleware.Before)
+	sets := newAttrSets[callSeries]()
+	// Built once: the SDK applies its options to a fresh stack on every call.
+	var mw middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerCallMetrics",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			start := time.Now()
+			out, md, err := next.HandleInitialize(ctx, in)
+			k := callSeries{middleware.GetOperationName(ctx), outcome(err)}
+			duration.Record(ctx, time.Since(start).Seconds(), sets.get(k, func() attribute.Set {
+				return attribute.NewSet(attribute.String("operation", k.op), attribute.String("outcome", k.outcome))
+			}))
+			return out, md, err
+		})
+	return func(stack *middleware.Stack) error { return stack.Initialize.Add(mw, middleware.Before) }
+}
+
+type callSeries struct{ op, outcome string }
+
+// attrSets holds the measurement option of each series, built on its first use: building an
+// attribute set costs more than recording a measurement, and a binary has a few dozen series.
+// A map under a read lock rather than a sync.Map, whose keys are interfaces: a struct key
+// would be allocated on every lookup.
+type attrSets[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]metric.MeasurementOption
+}
+
+func newAttrSets[K comparable]() *attrSets[K] {
+	return &attrSets[K]{m: map[K]metric.MeasurementOption{}}
+}
+
+func (a *attrSets[K]) get(k K, build func() attribute.Set) metric.MeasurementOption {
+	a.mu.RLock()
+	opt, ok := a.m[k]
+	a.mu.RUnlock()
+	if ok {
+		return opt
 	}
+	opt = metric.WithAttributeSet(build())
+	a.mu.Lock()
+	a.m[k] = opt
+	a.mu.Unlock()
+	return opt
 }
 
 func outcome(err error) string {

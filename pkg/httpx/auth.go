@@ -9,8 +9,6 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
-const ctxPrincipal = "httpx.principal"
-
 func bearer(c *gin.Context) (string, bool) {
 	h := c.GetHeader("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
@@ -34,8 +32,7 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 			Fail(c, err)
 			return
 		}
-		c.Set(ctxPrincipal, p)
-		c.Set(ctxAuth, auth)
+		setPrincipal(c, p, auth)
 		tagTenant(c, p.TenantID)
 		if !slices.ContainsFunc(scopes, p.Can) {
 			Fail(c, tenant.ErrForbidden)
@@ -50,14 +47,11 @@ func RequireKey(auth *tenant.Authenticator, scopes ...tenant.Scope) gin.HandlerF
 	}
 }
 
-// ctxAuth holds the authenticator that admitted the request, for ChargeWork.
-const ctxAuth = "trigger.auth"
-
 // ChargeWork counts a request that turned out to hold n items (a batch's events, a settle
 // call's ids) against its tenant's rate as n requests. Handlers behind RequireKey only.
 func ChargeWork(c *gin.Context, n int) {
-	if auth, ok := c.Get(ctxAuth); ok {
-		auth.(*tenant.Authenticator).Charge(Principal(c), n)
+	if r := requestOf(c); r != nil && r.auth != nil {
+		r.auth.Charge(r.principal, n)
 	}
 }
 
@@ -68,9 +62,19 @@ func Principal(c *gin.Context) tenant.Principal {
 }
 
 func principal(c *gin.Context) (tenant.Principal, bool) {
-	v, ok := c.Get(ctxPrincipal)
-	if !ok {
-		return tenant.Principal{}, false
+	if r := requestOf(c); r != nil && r.auth != nil {
+		return r.principal, true
 	}
-	return v.(tenant.Principal), true
+	return tenant.Principal{}, false
+}
+
+// setPrincipal records who the request is for. A request that came in without the shared
+// middleware (a handler under test on a bare engine) gets its state here.
+func setPrincipal(c *gin.Context, p tenant.Principal, auth *tenant.Authenticator) {
+	r := requestOf(c)
+	if r == nil {
+		r = &request{}
+		c.Set(ctxRequest, r)
+	}
+	r.principal, r.auth = p, auth
 }

@@ -36,6 +36,15 @@ func ReadJSONBody(c *gin.Context, limit int64) ([]byte, error) {
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
+	if n := c.Request.ContentLength; n >= 0 {
+		// A declared length is all the server lets the handler read: one buffer of that size,
+		// where reading to the end would grow one from 512 bytes and copy it along the way.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c.Request.Body, body); err != nil {
+			return nil, BadRequest("could not read the request body")
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {

@@ -4,26 +4,22 @@ package httpx
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"regexp"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
-const (
-	requestIDHeader = "X-Request-Id"
-	ctxRequestID    = "httpx.request_id"
-	ctxLogger       = "httpx.logger"
-)
+const requestIDHeader = "X-Request-Id"
 
 var ginMode sync.Once
 
@@ -38,6 +34,8 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"how long in-flight requests may take to finish on SIGTERM; keep below terminationGracePeriodSeconds"`
 	// A port of its own lets a NetworkPolicy admit scrapers without admitting them to the API.
 	MetricsAddr string `envconfig:"METRICS_ADDR" desc:"listen address, host:port, of a second server with only GET /metrics, which the API port then no longer serves; empty: the API port serves it"`
+	// Profiles name the code's hot paths and can hold a CPU for seconds: never for tenants.
+	Pprof bool `envconfig:"PPROF" default:"false" desc:"also serve Go's profiles (net/http/pprof, /debug/pprof/) on TRIGGER_METRICS_ADDR, which must then be set; never on the API port"`
 }
 
 // NewEngine returns a Gin engine with the shared middleware, the envelope for unknown routes
@@ -118,41 +116,52 @@ func requestID(log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(requestIDHeader)
 		if !requestIDPattern.MatchString(id) {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = "req_" + hex.EncodeToString(b[:])
+			id = newRequestID()
 		}
-		c.Set(ctxRequestID, id)
-		c.Set(ctxLogger, log.With(append([]zap.Field{zap.String("request_id", id)}, traceFields(c)...)...))
+		c.Set(ctxRequest, &request{id: id, span: trace.SpanContextFromContext(c.Request.Context()), base: log})
 		c.Header(requestIDHeader, id)
 		c.Next()
 	}
 }
 
 // RequestID returns the request's id.
-func RequestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+func RequestID(c *gin.Context) string {
+	if r := requestOf(c); r != nil {
+		return r.id
+	}
+	return ""
+}
 
 // Logger returns the request-scoped logger, falling back to base.
 func Logger(c *gin.Context, base *zap.Logger) *zap.Logger {
-	if l, ok := c.Get(ctxLogger); ok {
-		return l.(*zap.Logger)
+	if r := requestOf(c); r != nil && r.base != nil {
+		return r.logger()
 	}
 	return base
 }
 
+// accessLog writes one line per request. It logs on the base logger with the request's ids
+// among the line's own fields: the same line as through the request logger, without building
+// one.
 func accessLog(log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		fields := []zap.Field{
+		ce := log.Check(zap.InfoLevel, "request")
+		if ce == nil {
+			return
+		}
+		fields := make([]zap.Field, 0, 9)
+		if r := requestOf(c); r != nil {
+			fields = r.idFields(fields)
+		}
+		ce.Write(append(fields,
 			zap.String("method", c.Request.Method),
 			zap.String("route", c.FullPath()),
 			zap.Int("status", c.Writer.Status()),
 			zap.Int("bytes", c.Writer.Size()),
 			zap.Duration("duration", time.Since(start)),
-		}
-		// The request logger carries request, trace and tenant ids already.
-		Logger(c, log).Info("request", fields...)
+		)...)
 	}
 }
 
@@ -180,6 +189,10 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	if cfg.MetricsAddr == "" {
+		if cfg.Pprof {
+			_ = ln.Close()
+			return errPprofWithoutMetricsAddr
+		}
 		return ServeListener(ctx, log, ln, cfg.ShutdownTimeout, handler)
 	}
 	api := hideMetrics(handler)
@@ -193,13 +206,31 @@ func Serve(ctx context.Context, log *zap.Logger, addr string, cfg ServerConfig, 
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		err := ServeListener(ctx, log.With(zap.String("server", "metrics")), mln, cfg.ShutdownTimeout, OnlyMetrics(handler))
+		err := ServeListener(ctx, log.With(zap.String("server", "metrics")), mln, cfg.ShutdownTimeout, internal(handler, cfg.Pprof))
 		cancel()
 		errc <- err
 	}()
 	err = ServeListener(ctx, log, ln, cfg.ShutdownTimeout, api)
 	cancel()
 	return errors.Join(err, <-errc)
+}
+
+var errPprofWithoutMetricsAddr = errors.New("TRIGGER_PPROF needs TRIGGER_METRICS_ADDR: profiles are served on the metrics port only")
+
+// internal is what the metrics port serves: GET /metrics, and the profiles when asked for.
+func internal(handler http.Handler, withPprof bool) http.Handler {
+	metrics := OnlyMetrics(handler)
+	if !withPprof {
+		return metrics
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", metrics)
+	return mux
 }
 
 // metricsHidden marks a request to /metrics on an API port while a metrics port is set: the

@@ -7,7 +7,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
@@ -51,9 +50,10 @@ func Instrument(engine http.Handler, tel *telemetry.Telemetry) http.Handler {
 // the request-duration metric. Unmatched paths keep the bare method, as the conventions ask.
 func routeSpan(c *gin.Context) {
 	if route := c.FullPath(); route != "" {
-		span := trace.SpanFromContext(c.Request.Context())
-		span.SetName(c.Request.Method + " " + route)
-		span.SetAttributes(attribute.String("http.route", route))
+		if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
+			span.SetName(c.Request.Method + " " + route)
+			span.SetAttributes(attribute.String("http.route", route))
+		}
 		if l, ok := otelhttp.LabelerFromContext(c.Request.Context()); ok {
 			l.Add(attribute.String("http.route", route))
 		}
@@ -61,20 +61,13 @@ func routeSpan(c *gin.Context) {
 	c.Next()
 }
 
-// traceFields are the request's trace and span ids for its log lines, none when untraced.
-func traceFields(c *gin.Context) []zap.Field {
-	sc := trace.SpanContextFromContext(c.Request.Context())
-	if !sc.IsValid() {
-		return nil
-	}
-	return []zap.Field{zap.String("trace_id", sc.TraceID().String()), zap.String("span_id", sc.SpanID().String())}
-}
-
-// tagTenant records the authenticated tenant on the server span and the request's logger.
+// tagTenant records the authenticated tenant on the server span and the request's log lines.
 func tagTenant(c *gin.Context, tenantID string) {
-	trace.SpanFromContext(c.Request.Context()).SetAttributes(telemetry.AttrTenantID.String(tenantID))
-	if l, ok := c.Get(ctxLogger); ok {
-		c.Set(ctxLogger, l.(*zap.Logger).With(zap.String("tenant_id", tenantID)))
+	if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
+		span.SetAttributes(telemetry.AttrTenantID.String(tenantID))
+	}
+	if r := requestOf(c); r != nil {
+		r.setTenant(tenantID)
 	}
 }
 

@@ -13,67 +13,116 @@ type Error struct{ Msg string }
 
 func (e *Error) Error() string { return e.Msg }
 
-// objectKeys holds the keys seen in one open object: a slice while small, since most objects
-// have a handful of keys, and a set once it grows.
-type objectKeys struct {
-	few  []string
-	many map[string]struct{}
+// maxLinearKeys is how many keys an object is checked against by comparison before it gets a
+// set: most objects have a handful of keys, and comparing those costs less than hashing.
+const maxLinearKeys = 16
+
+// frame is one open object or array. An object's keys are keys[start:] of the scan's shared
+// list, or its set once it has grown past maxLinearKeys.
+type frame struct {
+	object bool
+	start  int
+	set    map[string]struct{}
 }
 
-func (o *objectKeys) add(k string) (dup bool) {
-	if o.many != nil {
-		if _, ok := o.many[k]; ok {
-			return true
+// addKey records key k in the open object f, whose keys are keys[f.start:] until it has a
+// set, and returns the keys and whether k was there already. The keys refer to the document's
+// bytes unless they held an escape.
+func addKey(f *frame, keys [][]byte, k []byte) ([][]byte, bool) {
+	if f.set != nil {
+		if _, ok := f.set[string(k)]; ok {
+			return keys, true
 		}
-		o.many[k] = struct{}{}
-		return false
+		f.set[string(k)] = struct{}{}
+		return keys, false
 	}
-	for _, s := range o.few {
-		if s == k {
-			return true
+	for _, o := range keys[f.start:] {
+		if string(o) == string(k) {
+			return keys, true
 		}
 	}
-	o.few = append(o.few, k)
-	if len(o.few) > 16 {
-		o.many = make(map[string]struct{}, 2*len(o.few))
-		for _, s := range o.few {
-			o.many[s] = struct{}{}
+	keys = append(keys, k)
+	if len(keys)-f.start > maxLinearKeys {
+		f.set = make(map[string]struct{}, 2*(len(keys)-f.start))
+		for _, o := range keys[f.start:] {
+			f.set[string(o)] = struct{}{}
 		}
-		o.few = nil
+		keys = keys[:f.start]
 	}
-	return false
+	return keys, false
+}
+
+// Member is what Scan found of a member of the top-level object.
+type Member struct {
+	Found bool
+	// String is the member's value, quotes and escapes as sent, when it is a string; nil for
+	// any other value.
+	String []byte
+	// Null says the value is null, which encoding/json decodes into a string as "".
+	Null bool
 }
 
 // Check scans b, which must already be valid JSON, in one pass: it fails when objects and
 // arrays nest deeper than maxDepth or when an object has a key twice (compared after
 // unescaping, so "a" and "\u0061" are the same key).
 func Check(b []byte, maxDepth int) error {
-	var stack []*objectKeys // nil entries are arrays
+	_, err := Scan(b, maxDepth, "")
+	return err
+}
+
+// Scan is Check that also finds the member called name (compared after unescaping) of the
+// top-level object, in the same pass: a caller that needs one field of a document need not
+// decode it all. With no name, or when b is not an object, nothing is found.
+func Scan(b []byte, maxDepth int, name string) (Member, error) {
+	// Room for the usual document on the stack of this function: no allocation until an
+	// event nests deeper or holds more keys than these.
+	var stackRoom [16]frame
+	var keyRoom [64][]byte
+	stack, keys := stackRoom[:0], keyRoom[:0]
+	var m Member
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
 			end := stringEnd(b, i)
-			if n := len(stack); n > 0 && stack[n-1] != nil && isKey(b, end+1) {
-				k := key(b[i : end+1])
-				if stack[n-1].add(k) {
-					return &Error{Msg: fmt.Sprintf("duplicate key %q in an object", k)}
+			if n := len(stack); n > 0 && stack[n-1].object {
+				if colon, ok := keyColon(b, end+1); ok {
+					k := key(b[i : end+1])
+					var dup bool
+					if keys, dup = addKey(&stack[n-1], keys, k); dup {
+						return Member{}, &Error{Msg: fmt.Sprintf("duplicate key %q in an object", k)}
+					}
+					if n == 1 && name != "" && string(k) == name {
+						m = member(b, colon+1)
+					}
 				}
 			}
 			i = end
 		case '{', '[':
 			if len(stack) == maxDepth {
-				return &Error{Msg: fmt.Sprintf("JSON nests deeper than %d levels", maxDepth)}
+				return Member{}, &Error{Msg: fmt.Sprintf("JSON nests deeper than %d levels", maxDepth)}
 			}
-			var o *objectKeys
-			if b[i] == '{' {
-				o = &objectKeys{}
-			}
-			stack = append(stack, o)
+			stack = append(stack, frame{object: b[i] == '{', start: len(keys)})
 		case '}', ']':
+			keys = keys[:stack[len(stack)-1].start]
 			stack = stack[:len(stack)-1]
 		}
 	}
-	return nil
+	return m, nil
+}
+
+// member describes the value that starts after white space at b[from].
+func member(b []byte, from int) Member {
+	for i := from; i < len(b); i++ {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n':
+		case '"':
+			return Member{Found: true, String: b[i : stringEnd(b, i)+1]}
+		default:
+			// Valid JSON: a value that starts with n is null.
+			return Member{Found: true, Null: b[i] == 'n'}
+		}
+	}
+	return Member{Found: true}
 }
 
 // stringEnd returns the index of the quote closing the string that opens at b[start].
@@ -89,30 +138,31 @@ func stringEnd(b []byte, start int) int {
 	return len(b) - 1
 }
 
-// isKey reports whether the string that ended just before b[from] is followed by a colon.
-func isKey(b []byte, from int) bool {
+// keyColon reports whether the string that ended just before b[from] is followed by a colon,
+// which makes it a key, and where that colon is.
+func keyColon(b []byte, from int) (int, bool) {
 	for i := from; i < len(b); i++ {
 		switch b[i] {
 		case ' ', '\t', '\r', '\n':
 		case ':':
-			return true
+			return i, true
 		default:
-			return false
+			return 0, false
 		}
 	}
-	return false
+	return 0, false
 }
 
-// key returns a quoted key's text, unescaped only when it holds an escape.
-func key(quoted []byte) string {
+// key returns a quoted key's text, unescaped (into a copy) only when it holds an escape.
+func key(quoted []byte) []byte {
 	for _, c := range quoted[1 : len(quoted)-1] {
 		if c == '\\' {
 			var s string
 			if json.Unmarshal(quoted, &s) == nil {
-				return s
+				return []byte(s)
 			}
 			break
 		}
 	}
-	return string(quoted[1 : len(quoted)-1])
+	return quoted[1 : len(quoted)-1]
 }

@@ -45,3 +45,43 @@ func manyKeys(n int) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+func TestScanFindsATopLevelMember(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		found      bool
+		value      string // the string as sent; "" when not a string
+	}{
+		{"string", `{"a":1,"event_type":"x.y"}`, true, `"x.y"`},
+		{"spaces", "{ \"event_type\" :\n \"x\" }", true, `"x"`},
+		{"escaped value", `{"event_type":"a\"b"}`, true, `"a\"b"`},
+		{"escaped name", `{"event\u005ftype":"x"}`, true, `"x"`},
+		{"number", `{"event_type":7}`, true, ""},
+		{"null", `{"event_type":null}`, true, ""},
+		{"object", `{"event_type":{"event_type":"x"}}`, true, ""},
+		{"only nested", `{"a":{"event_type":"x"}}`, false, ""},
+		{"in an array", `[{"event_type":"x"}]`, false, ""},
+		{"as a value", `{"a":"event_type"}`, false, ""},
+		{"other case", `{"EVENT_TYPE":"x"}`, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Scan([]byte(tc.body), 64, "event_type")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Found != tc.found || string(m.String) != tc.value {
+				t.Errorf("found %v %q, want %v %q", m.Found, m.String, tc.found, tc.value)
+			}
+			if m.Null != (tc.name == "null") {
+				t.Errorf("null %v", m.Null)
+			}
+		})
+	}
+}
+
+func TestScanAllocatesNothingForATypicalEvent(t *testing.T) {
+	body := []byte(`{"event_type":"customer.created","customer_id":"123","meta":{"a":1,"b":[1,{"c":2}]}}`)
+	if n := testing.AllocsPerRun(100, func() { _, _ = Scan(body, 64, "event_type") }); n != 0 {
+		t.Errorf("%v allocations, want none", n)
+	}
+}

@@ -31,14 +31,19 @@ func newPublishObs(o Options) publishObs {
 	return publishObs{tracer: o.Tel.TracerProvider.Tracer(telemetry.ScopeName), ingested: ingested, opts: o.Metrics}
 }
 
+var producer = trace.WithSpanKind(trace.SpanKindProducer)
+
 // publish starts the event's publish span and stamps the event with its context, which the
 // stored item keeps so that delivery and acknowledgement join this trace.
 func (o publishObs) publish(ctx context.Context, e *events.Event) (context.Context, trace.Span) {
-	ctx, span := o.tracer.Start(ctx, telemetry.SpanPublish,
-		// Producer: the span that creates the message, which consumers' spans point back to.
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(append(telemetry.MessagingAttrs("publish", e.TenantID),
-			telemetry.MessageID(e.ID), telemetry.AttrEventType.String(e.Type))...))
+	// Producer: the span that creates the message, which consumers' spans point back to.
+	ctx, span := o.tracer.Start(ctx, telemetry.SpanPublish, producer)
+	// Set after the start, and only on a span that keeps them: with no exporter no span is
+	// recorded, and building them cost every event an allocation. No sampler here reads them.
+	if span.IsRecording() {
+		span.SetAttributes(telemetry.MessagingAttrs("publish", e.TenantID)...)
+		span.SetAttributes(telemetry.MessageID(e.ID), telemetry.AttrEventType.String(e.Type))
+	}
 	e.Traceparent = telemetry.Traceparent(ctx)
 	return ctx, span
 }

@@ -108,6 +108,7 @@ func Run[C any, P Config[C]](ctx context.Context, name string, args []string, st
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", config.Effective(P(&cfg))...)
+	tuneGC(log, os.Getenv, cgroupMemoryLimit)
 	tel, shutdown, err := telemetry.Setup(ctx, name, version())
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)

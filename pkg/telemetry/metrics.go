@@ -17,5 +17,12 @@ func (o MetricsOptions) Attrs(tenantID string, attrs ...attribute.KeyValue) metr
 	if o.MetricsTenantLabel {
 		attrs = append(attrs, AttrTenantID.String(tenantID))
 	}
+	if len(attrs) == 0 {
+		return noAttrs
+	}
 	return metric.WithAttributes(attrs...)
 }
+
+// noAttrs is the option of a measurement without attributes, built once: the event counters'
+// usual case, which would otherwise build an empty set on every event.
+var noAttrs = metric.WithAttributeSet(*attribute.EmptySet())

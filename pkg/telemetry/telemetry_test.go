@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
@@ -132,5 +133,19 @@ func TestFromContextDefaultsToNop(t *testing.T) {
 	_, span := telemetry.FromContext(context.Background()).TracerProvider.Tracer("t").Start(context.Background(), "op")
 	if span.SpanContext().IsValid() || telemetry.Traceparent(trace.ContextWithSpan(context.Background(), span)) != "" {
 		t.Fatal("Nop made a real span")
+	}
+}
+
+// TestTraceparentIsTheW3CHeader: what is stored on an event is what the propagator would send.
+func TestTraceparentIsTheW3CHeader(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled, 0xff} {
+		ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags}))
+		c := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, c)
+		if got := telemetry.Traceparent(ctx); got != c["traceparent"] {
+			t.Errorf("flags %x: %q, the propagator says %q", flags, got, c["traceparent"])
+		}
 	}
 }

@@ -251,7 +251,7 @@ type scraped struct {
 }
 
 func (c *costRig) scrape(ctx context.Context, svc *child) (scraped, error) {
-	b, err := fetchMetrics(ctx, c.http, svc.url)
+	b, err := fetchMetrics(ctx, c.http, svc.internalURL)
 	if err != nil {
 		return scraped{}, err
 	}

@@ -358,7 +358,7 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 
 	// The inbox's own count of its DynamoDB calls: what a drained event costs, in calls,
 	// whatever the machine's speed.
-	callsBefore, err := scrapeDDBCalls(ctx, d.http, d.inbox.url)
+	callsBefore, err := scrapeDDBCalls(ctx, d.http, d.inbox.internalURL)
 	if err != nil {
 		return rep, fmt.Errorf("inbox metrics: %w", err)
 	}
@@ -395,7 +395,7 @@ func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, 
 	}
 	after := snapshotGroups(groups)
 	rep.LoadAvg1.End = loadAvg1()
-	callsAfter, err := scrapeDDBCalls(ctx, d.http, d.inbox.url)
+	callsAfter, err := scrapeDDBCalls(ctx, d.http, d.inbox.internalURL)
 	if err != nil {
 		return rep, fmt.Errorf("inbox metrics: %w", err)
 	}

@@ -2,7 +2,8 @@
 // one after the other (-suite picks one):
 //
 //   - ingest: POST /events through the ingest binary against a bare aws-sdk-go-v2 PutItem loop
-//     writing the same item to the same table at one concurrency, and their ratio.
+//     writing the same item with the same options to the same table at one concurrency, and
+//     their ratio.
 //   - tracing: POST /events through three ingest binaries: tracing off, no OTLP endpoint (the
 //     default), and exporting every span to a Jaeger the bench starts (make jaeger builds it).
 //   - delivery: how long an event takes from POST /events returning to the worker binary
@@ -257,7 +258,7 @@ func (r *rig) startIngest(ctx context.Context, o options) error {
 		return err
 	}
 	var err error
-	if r.ingest, err = startService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log")); err != nil {
+	if r.ingest, err = startProfiledService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log")); err != nil {
 		return err
 	}
 	r.logf("ingest listening on %s (log: %s)", r.ingest.url, r.ingest.LogPath())
@@ -345,6 +346,7 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 
 	pids := processes{bench: os.Getpid(), ingest: r.ingest.Pid(), ddb: r.ddbPID}
 	samples := map[string][]time.Duration{}
+	profiled := false
 	for i, letter := range o.order {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -353,9 +355,23 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		if letter == 'B' {
 			mode = modePutItem
 		}
+		// Only the first ingest phase is profiled: sampling costs the service a little CPU,
+		// which then weighs on one ingest phase and never on the bare side.
+		var prof <-chan profileResult
+		if mode == modeIngest && !profiled {
+			profiled = true
+			prof = profilePhase(ctx, r, o.duration, i+1)
+		}
 		before := pids.snapshot()
 		res := closedLoop(ctx, o.concurrency, o.duration, ops[mode])
 		after := pids.snapshot()
+		if prof != nil {
+			if pr := <-prof; pr.err != nil {
+				logf("phase %d: no CPU profile of the service: %v", i+1, pr.err)
+			} else {
+				rep.Profile = pr.p
+			}
+		}
 		p := phaseReport{
 			N: i + 1, Mode: mode, Seconds: round(res.wall.Seconds(), 3), Events: len(res.latencies),
 			Errors: res.errors, EventsPerS: round(float64(len(res.latencies))/res.wall.Seconds(), 1),
@@ -381,6 +397,30 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 	return &rep, nil
 }
 
+type profileResult struct {
+	p   *cpuProfile
+	err error
+}
+
+// profilePhase fetches a CPU profile of the ingest service during the phase about to start.
+func profilePhase(ctx context.Context, r *rig, phase time.Duration, n int) <-chan profileResult {
+	out := make(chan profileResult, 1)
+	secs := profileSeconds(phase)
+	path := filepath.Join(r.cacheDir, "ingest-cpu.pprof")
+	go func() {
+		if err := fetchCPUProfile(ctx, r.ingest.internalURL, secs, path); err != nil {
+			out <- profileResult{err: err}
+			return
+		}
+		p, err := summariseProfile(path)
+		if p != nil {
+			p.Phase, p.Seconds = n, secs
+		}
+		out <- profileResult{p: p, err: err}
+	}()
+	return out
+}
+
 // writeIngest writes the full report to path, and prints the table and the one-line summary.
 func writeIngest(path string, stdout io.Writer, rep report) error {
 	if err := writeReport(path, rep); err != nil {
@@ -388,7 +428,7 @@ func writeIngest(path string, stdout io.Writer, rep report) error {
 	}
 	printTable(stdout, rep)
 	line := rep
-	line.Phases = nil
+	line.Phases, line.Profile = nil, nil
 	b, err := json.Marshal(line)
 	if err != nil {
 		return err

@@ -143,6 +143,8 @@ type report struct {
 	Go       string        `json:"go"`
 	Started  string        `json:"started"`
 	Phases   []phaseReport `json:"phases,omitempty"`
+	// Profile is where the service spent its CPU in the first ingest phase.
+	Profile *cpuProfile `json:"profile,omitempty"`
 }
 
 // finish aggregates the phases of each mode and derives the ratios.
@@ -256,6 +258,9 @@ func printTable(w io.Writer, r report) {
 		fmt.Fprintf(w, "if only the benchmark's own CPU per event mattered, the ratio would be %.3f\n", r.CPURatio)
 	}
 	fmt.Fprintln(w)
+	if r.Profile != nil {
+		printProfile(w, r.Profile)
+	}
 }
 
 func coreCells(c *cpuSeconds, wall float64) string {

@@ -109,16 +109,24 @@ func childEnv(extra ...string) []string {
 // serviceEnv is what a service binary needs to serve on addr from the bench's tables. The
 // tenant rate limit is set far above any rate reached here: the limiter still runs on every
 // request, but never refuses one, so the figures are capacity, not the default limit.
+// GOMEMLIMIT is what a service derives from the chart's 256 MiB pod limit, which this machine
+// does not impose, so its collector runs as it would in the pod.
 func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
 	return childEnv(append(ddblocal.EnvFor(endpoint),
 		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel,
-		"TRIGGER_TENANT_RATE_LIMIT=10000000")...)
+		"TRIGGER_TENANT_RATE_LIMIT=10000000", "GOMEMLIMIT="+podMemoryLimit)...)
 }
+
+// podMemoryLimit is three quarters of the chart's 256 MiB for ingest and inbox (pkg/startup).
+const podMemoryLimit = "192MiB"
 
 // child is one binary the bench started: a service, whose url is set, or a worker.
 type child struct {
 	*proc.Process
 	url string
+	// internalURL serves /metrics, and the profiles when TRIGGER_PPROF is on: url, unless
+	// the service has a metrics port of its own.
+	internalURL string
 }
 
 // childStopGrace bounds a child's shutdown; above the services' own drain time, so a clean
@@ -149,10 +157,28 @@ func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, lo
 		return nil, err
 	}
 	c.url = "http://" + addr
+	c.internalURL = c.url
 	if err := c.waitReady(ctx, "/readyz"); err != nil {
 		c.stop()
 		return nil, err
 	}
+	return c, nil
+}
+
+// startProfiledService is startService with a metrics port of its own, as the chart gives
+// every service, that serves the Go profiles too (TRIGGER_PPROF).
+func startProfiledService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string, extra ...string) (*child, error) {
+	ports, err := ddblocal.FreePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	internal := "127.0.0.1:" + strconv.Itoa(ports[0])
+	c, err := startService(ctx, name, bin, endpoint, prefix, logLevel, logPath,
+		append([]string{"TRIGGER_METRICS_ADDR=" + internal, "TRIGGER_PPROF=true"}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	c.internalURL = "http://" + internal
 	return c, nil
 }
 
@@ -218,8 +244,17 @@ func templateItem(ctx context.Context, client *dynamodb.Client, table string) (d
 // too, because evaluating it is part of the work DynamoDB does for every ingested event.
 const putCondition = "attribute_not_exists(event_id)"
 
-// barePut returns an op that writes a fresh copy of tmpl with a new event id and times, as
-// the service's Put would for a new event.
+// The bare loop asks for what the service asks for on each write. The consumed capacity that
+// pkg/ddb requests for its metrics is no small thing here: DynamoDB Local spends about a fifth
+// more CPU on a write that reports it, which a bare loop without it would leave out of the
+// comparison. The old item on a failed condition costs nothing on a write that succeeds.
+const (
+	bareCapacity   = types.ReturnConsumedCapacityIndexes
+	bareOnConflict = types.ReturnValuesOnConditionCheckFailureAllOld
+)
+
+// barePut returns an op that writes a fresh copy of tmpl with a new event id and times, with
+// the service's options, as the service's Put would for a new event.
 func barePut(client *dynamodb.Client, table string, tmpl ddb.Item) op {
 	return func(ctx context.Context) error {
 		id := events.NewID()
@@ -238,9 +273,11 @@ func barePut(client *dynamodb.Client, table string, tmpl ddb.Item) op {
 			item["inbox_sk"] = ddb.S(events.Position{VisibleAt: now, EventID: id}.SortKey())
 		}
 		_, err := client.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName:           aws.String(table),
-			Item:                item,
-			ConditionExpression: aws.String(putCondition),
+			TableName:                           aws.String(table),
+			Item:                                item,
+			ConditionExpression:                 aws.String(putCondition),
+			ReturnConsumedCapacity:              bareCapacity,
+			ReturnValuesOnConditionCheckFailure: bareOnConflict,
 		})
 		return err
 	}
