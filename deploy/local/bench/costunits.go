@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"math"
 	"regexp"
-	"strconv"
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 )
@@ -37,24 +34,10 @@ type units map[unitKey]float64
 // parseUnits reads the capacity counter out of a Prometheus text exposition.
 func parseUnits(r io.Reader) (units, error) {
 	out := units{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m := capacityLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		labels := map[string]string{}
-		for _, kv := range labelValue.FindAllStringSubmatch(m[1], -1) {
-			labels[kv[1]] = kv[2]
-		}
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%s: not a count", sc.Text())
-		}
+	err := eachSample(r, capacityLine, func(labels map[string]string, v float64) {
 		out[unitKey{labels["kind"], labels["target_type"], labels["target"]}] += v
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 // since is what was consumed between before and u.

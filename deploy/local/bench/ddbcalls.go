@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
@@ -27,10 +28,20 @@ type ddbCalls map[string]float64
 // parseDDBCalls reads the call counts out of a Prometheus text exposition.
 func parseDDBCalls(r io.Reader) (ddbCalls, error) {
 	out := ddbCalls{}
+	err := eachSample(r, callLine, func(labels map[string]string, v float64) {
+		out[labels["operation"]+" "+labels["outcome"]] += v
+	})
+	return out, err
+}
+
+// eachSample calls f with the labels and value of every line of a Prometheus text exposition
+// that series matches (its groups: the label set, the value); a value that is not a finite
+// number is an error.
+func eachSample(r io.Reader, series *regexp.Regexp, f func(labels map[string]string, v float64)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		m := callLine.FindStringSubmatch(sc.Text())
+		m := series.FindStringSubmatch(sc.Text())
 		if m == nil {
 			continue
 		}
@@ -39,12 +50,12 @@ func parseDDBCalls(r io.Reader) (ddbCalls, error) {
 			labels[kv[1]] = kv[2]
 		}
 		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sc.Text(), err)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s: not a count", sc.Text())
 		}
-		out[labels["operation"]+" "+labels["outcome"]] += v
+		f(labels, v)
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // scrapeDDBCalls reads a service's call counts from its /metrics.
