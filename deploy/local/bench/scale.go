@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
+	"github.com/trigger-api/trigger-api/deploy/local/noisy"
 	"github.com/trigger-api/trigger-api/pkg/api"
 	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
@@ -269,7 +270,7 @@ func sampleRSS(every time.Duration, pids ...int) *rssPeaks {
 		for {
 			r.mu.Lock()
 			for _, pid := range pids {
-				if v, err := procStatusKiB(pid, "VmRSS"); err == nil {
+				if v, err := noisy.ProcStatusKiB(pid, "VmRSS"); err == nil {
 					r.peak[pid] = max(r.peak[pid], v)
 				}
 			}
@@ -295,30 +296,6 @@ func (r *rssPeaks) stop() map[int]float64 {
 		out[pid] = round(float64(v)/1024, 1)
 	}
 	return out
-}
-
-// procStatusKiB reads one "<field>: <n> kB" line of /proc/<pid>/status.
-func procStatusKiB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatusKiB(b, field)
-}
-
-func parseStatusKiB(b []byte, field string) (int64, error) {
-	for line := range strings.SplitSeq(string(b), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || name != field {
-			continue
-		}
-		var v int64
-		if _, err := fmt.Sscanf(rest, "%d", &v); err != nil {
-			return 0, fmt.Errorf("%s: %w", field, err)
-		}
-		return v, nil
-	}
-	return 0, fmt.Errorf("no %s in /proc status", field)
 }
 
 // scaleReport is the suite's JSON report.
@@ -625,7 +602,7 @@ func (sr *scaleRig) idle(ctx, pollCtx context.Context, keys []string, p *pollers
 	in.CPUCores = cpuAfter.cores(cpuBefore, cpu, wall)
 	m := rss.stop()
 	in.InboxPeakRSSMiB, in.BenchPeakRSSMiB = m[inboxPID], m[os.Getpid()]
-	if hwm, err := procStatusKiB(inboxPID, "VmHWM"); err == nil {
+	if hwm, err := noisy.ProcStatusKiB(inboxPID, "VmHWM"); err == nil {
 		in.InboxHWMMiB = round(float64(hwm)/1024, 1)
 	}
 	sr.logf("scale: idle: inbox %.1f DynamoDB calls/s (%.3f per waiting tenant), peak RSS %.1f MiB", in.Calls.PerS, in.PerTenant, in.InboxPeakRSSMiB)

@@ -126,16 +126,6 @@ func TestParallel(t *testing.T) {
 	}
 }
 
-func TestParseStatusKiB(t *testing.T) {
-	status := []byte("Name:\tinbox\nVmHWM:\t  81234 kB\nVmRSS:\t   70000 kB\n")
-	if v, err := parseStatusKiB(status, "VmRSS"); err != nil || v != 70000 {
-		t.Fatalf("VmRSS %d, %v", v, err)
-	}
-	if _, err := parseStatusKiB(status, "VmSwap"); err == nil {
-		t.Fatal("a missing field parsed")
-	}
-}
-
 func TestScaleOptions(t *testing.T) {
 	good := scaleOptions{tenants: 100, idle: time.Second, rampRate: 1, sample: 1, rate: 1, latency: time.Second}
 	if err := good.validate(); err != nil {

@@ -56,7 +56,7 @@ func startRSS(pid int) *rssSampler {
 }
 
 func (r *rssSampler) sample() {
-	v, err := procStatusKiB(r.pid, "VmRSS")
+	v, err := ProcStatusKiB(r.pid, "VmRSS")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -71,7 +71,7 @@ func (r *rssSampler) stop() Memory {
 	if r.pid != 0 {
 		close(r.done)
 		r.wg.Wait()
-		if hwm, err := procStatusKiB(r.pid, "VmHWM"); err == nil {
+		if hwm, err := ProcStatusKiB(r.pid, "VmHWM"); err == nil {
 			r.m.HWMMiB = float64(hwm) / 1024
 		}
 	}
@@ -80,16 +80,17 @@ func (r *rssSampler) stop() Memory {
 	return r.m
 }
 
-// procStatusKiB reads one "<field>: <n> kB" line of /proc/<pid>/status.
-func procStatusKiB(pid int, field string) (int64, error) {
+// ProcStatusKiB reads one "<field>: <n> kB" line of /proc/<pid>/status.
+func ProcStatusKiB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
-	return parseStatusKiB(b, field)
+	return ParseStatusKiB(b, field)
 }
 
-func parseStatusKiB(b []byte, field string) (int64, error) {
+// ParseStatusKiB reads field, in KiB, out of the text of a /proc/<pid>/status.
+func ParseStatusKiB(b []byte, field string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		name, rest, ok := bytes.Cut(sc.Bytes(), []byte(":"))
