@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -38,13 +37,9 @@ func (c costOptions) validate() error {
 
 // parseSizes reads -cost-sizes: payload sizes in KiB, comma-separated.
 func parseSizes(s string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > api.MaxEventBytes>>10 {
-			return nil, fmt.Errorf("-cost-sizes %q: want sizes in KiB from 1 to %d, comma-separated", s, api.MaxEventBytes>>10)
-		}
-		out = append(out, n)
+	out, ok := commaInts(s, 1, api.MaxEventBytes>>10)
+	if !ok {
+		return nil, fmt.Errorf("-cost-sizes %q: want sizes in KiB from 1 to %d, comma-separated", s, api.MaxEventBytes>>10)
 	}
 	return out, nil
 }

@@ -81,15 +81,24 @@ func (d deliveryOptions) validate() error {
 
 // parseReplicas reads -drain-replicas: a comma-separated list of replica counts.
 func parseReplicas(s string) ([]int, error) {
+	out, ok := commaInts(s, 1, maxReplicas)
+	if !ok {
+		return nil, fmt.Errorf("-drain-replicas %q: want counts from 1 to %d, comma-separated", s, maxReplicas)
+	}
+	return out, nil
+}
+
+// commaInts reads comma-separated integers, each from lo to hi; false when one is not.
+func commaInts(s string, lo, hi int) ([]int, bool) {
 	var out []int
 	for f := range strings.SplitSeq(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > maxReplicas {
-			return nil, fmt.Errorf("-drain-replicas %q: want counts from 1 to %d, comma-separated", s, maxReplicas)
+		if err != nil || n < lo || n > hi {
+			return nil, false
 		}
 		out = append(out, n)
 	}
-	return out, nil
+	return out, true
 }
 
 // workerKind is how a worker replica is configured; everything not named keeps the worker's
