@@ -135,7 +135,7 @@ func runCost(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inbox, err := startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "inbox-cost.log"))
+	inbox, err := startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "inbox-cost.log"), r.inboxNotifyEnv()...)
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,7 @@ type rig struct {
 	ddbPID                 int
 	client                 *dynamodb.Client
 	prefix                 string
+	notifyAddr             string // the inbox's notify address, once the ingest is started
 	tables                 ddb.Tables
 	ingest                 *child
 	logf                   func(format string, args ...any)
@@ -257,8 +258,15 @@ func (r *rig) startIngest(ctx context.Context, o options) error {
 	if err := buildBinaries(ctx, r.root, r.binDir, pkgs...); err != nil {
 		return err
 	}
-	var err error
-	if r.ingest, err = startProfiledService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log")); err != nil {
+	ports, err := ddblocal.FreePorts(1)
+	if err != nil {
+		return err
+	}
+	// The inbox the delivery and cost suites start listens for notices here, as the chart's
+	// inbox does; the ingest tells it of every event, as deployed.
+	r.notifyAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
+	if r.ingest, err = startProfiledService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log"),
+		"TRIGGER_NOTIFY_PEERS="+r.notifyAddr); err != nil {
 		return err
 	}
 	r.logf("ingest listening on %s (log: %s)", r.ingest.url, r.ingest.LogPath())
@@ -438,6 +446,11 @@ func writeIngest(path string, stdout io.Writer, rep report) error {
 }
 
 // path resolves a report path: a relative one is taken from the workspace root.
+// inboxNotifyEnv makes an inbox listen for notices where the ingest sends them.
+func (r *rig) inboxNotifyEnv() []string {
+	return []string{"TRIGGER_NOTIFY_ADDR=" + r.notifyAddr, "TRIGGER_NOTIFY_PEERS=" + r.notifyAddr}
+}
+
 func (r *rig) path(p string) string {
 	if filepath.IsAbs(p) {
 		return p
