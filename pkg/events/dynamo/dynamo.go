@@ -16,7 +16,6 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
-	"github.com/trigger-api/trigger-api/pkg/storage"
 )
 
 // maxPagesPerPartition bounds the index pages one listing reads per partition when a type
@@ -412,26 +411,12 @@ func (s *Store) batchGet(ctx context.Context, keys []ddb.Item, consistent bool) 
 	}
 	for start := 0; start < len(keys); start += maxBatchGet {
 		request := map[string]types.KeysAndAttributes{s.table: {Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(consistent)}}
-		for attempt := 0; len(request) > 0; attempt++ {
-			if attempt > 0 {
-				// Unprocessed keys mean throttling or a full answer: back off before asking again.
-				if attempt == 8 {
-					return nil, fmt.Errorf("batch get events: keys still unprocessed: %w", storage.ErrUnavailable)
-				}
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
-				}
-			}
-			out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
-			if err != nil {
-				return nil, fmt.Errorf("batch get events: %w", ddb.Translate(err))
-			}
-			for _, it := range out.Responses[s.table] {
-				found[ddb.GetS(it, "event_id")] = it
-			}
-			request = out.UnprocessedKeys
+		out, err := ddb.BatchGet(ctx, s.client, request)
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		for _, it := range out[s.table] {
+			found[ddb.GetS(it, "event_id")] = it
 		}
 	}
 	return found, nil

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/trigger-api/trigger-api/pkg/ddb"
-	"github.com/trigger-api/trigger-api/pkg/storage"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -293,39 +292,18 @@ func (s *Store) KeyAndTenant(ctx context.Context, hash, tenantID string) (tenant
 		s.tables.APIKeys: {Keys: []ddb.Item{{"key_hash": ddb.S(hash)}}, ConsistentRead: aws.Bool(true)},
 		s.tables.Tenants: {Keys: []ddb.Item{{"tenant_id": ddb.S(tenantID)}}, ConsistentRead: aws.Bool(true)},
 	}
-	found := map[string]ddb.Item{}
-	for attempt := 0; len(request) > 0; attempt++ {
-		if attempt > 0 {
-			// Unprocessed keys mean throttling: back off before asking again.
-			if attempt == 5 {
-				return tenant.APIKey{}, tenant.Tenant{}, fmt.Errorf("get key and tenant: keys still unprocessed: %w", storage.ErrUnavailable)
-			}
-			select {
-			case <-ctx.Done():
-				return tenant.APIKey{}, tenant.Tenant{}, ctx.Err()
-			case <-time.After(time.Duration(attempt*attempt) * 20 * time.Millisecond):
-			}
-		}
-		out, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
-		if err != nil {
-			return tenant.APIKey{}, tenant.Tenant{}, fmt.Errorf("get key and tenant: %w", ddb.Translate(err))
-		}
-		for table, items := range out.Responses {
-			if len(items) > 0 {
-				found[table] = items[0]
-			}
-		}
-		request = out.UnprocessedKeys
+	found, err := ddb.BatchGet(ctx, s.client, request)
+	if err != nil {
+		return tenant.APIKey{}, tenant.Tenant{}, fmt.Errorf("get key and tenant: %w", err)
 	}
-	k, ok := found[s.tables.APIKeys]
-	if !ok {
+	if len(found[s.tables.APIKeys]) == 0 {
 		return tenant.APIKey{}, tenant.Tenant{}, tenant.ErrKeyNotFound
 	}
-	t, ok := found[s.tables.Tenants]
-	if !ok {
-		return keyFromItem(k), tenant.Tenant{}, tenant.ErrNotFound
+	k := keyFromItem(found[s.tables.APIKeys][0])
+	if len(found[s.tables.Tenants]) == 0 {
+		return k, tenant.Tenant{}, tenant.ErrNotFound
 	}
-	return keyFromItem(k), tenantFromItem(t), nil
+	return k, tenantFromItem(found[s.tables.Tenants][0]), nil
 }
 
 // GetKey finds a tenant's key by id through the tenant index.
