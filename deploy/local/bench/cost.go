@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -135,7 +134,7 @@ func runCost(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inbox, err := startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "inbox-cost.log"), r.inboxNotifyEnv()...)
+	inbox, err := r.startInbox(ctx, o, "inbox-cost.log")
 	if err != nil {
 		return err
 	}

@@ -152,7 +152,7 @@ func runDelivery(ctx context.Context, o options, r *rig, ingest *ingestFigure, s
 	if err != nil {
 		return err
 	}
-	inbox, err := startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "inbox.log"), r.inboxNotifyEnv()...)
+	inbox, err := r.startInbox(ctx, o, "inbox.log")
 	if err != nil {
 		return err
 	}

@@ -446,9 +446,11 @@ func writeIngest(path string, stdout io.Writer, rep report) error {
 }
 
 // path resolves a report path: a relative one is taken from the workspace root.
-// inboxNotifyEnv makes an inbox listen for notices where the ingest sends them.
-func (r *rig) inboxNotifyEnv() []string {
-	return []string{"TRIGGER_NOTIFY_ADDR=" + r.notifyAddr, "TRIGGER_NOTIFY_PEERS=" + r.notifyAddr}
+// startInbox starts an inbox that listens for notices where the ingest sends them, as the
+// chart's inbox does.
+func (r *rig) startInbox(ctx context.Context, o options, logName string) (*child, error) {
+	return startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, logName),
+		"TRIGGER_NOTIFY_ADDR="+r.notifyAddr, "TRIGGER_NOTIFY_PEERS="+r.notifyAddr)
 }
 
 func (r *rig) path(p string) string {
