@@ -52,8 +52,11 @@ const (
 	readyTimeout       = 60 * time.Second
 	stopGrace          = 15 * time.Second
 	// childShutdown is each service's own drain time; below stopGrace, so a clean stop is
-	// never cut short by the supervisor's kill.
-	childShutdown = "5s"
+	// never cut short by the supervisor's kill. Above 5 s: net/http's Shutdown waits up to 5 s
+	// for a connection accepted but not yet used (Go's clients dial spare ones, and every
+	// replica's notice sender keeps connections to each inbox), so a 5 s drain could fail on
+	// one with no request in flight.
+	childShutdown = "8s"
 	// workerRequestTimeout bounds the worker's calls; its last acks and nacks after
 	// childShutdown take at most this, which keeps the worker's stop within stopGrace too.
 	workerRequestTimeout = "5s"
