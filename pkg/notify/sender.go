@@ -87,6 +87,11 @@ func (s *Sender) Notify(ns ...queue.Notice) {
 
 // Run keeps the peer set current and sends until ctx ends.
 func (s *Sender) Run(ctx context.Context) {
+	if len(s.cfg.NotifyPeers) == 0 {
+		// Nothing fails without peers; events only reach waiting long polls up to a backstop
+		// late, which looks like a slow system rather than a missing setting.
+		s.log.Warn("TRIGGER_NOTIFY_PEERS is empty: no inbox replica hears of new events, so long polls waiting for them wake only at their backstop (TRIGGER_LONG_POLL_BACKSTOP); set it to the inbox replicas' notify ports")
+	}
 	interval := s.cfg.NotifyResolveInterval
 	if interval <= 0 {
 		interval = 5 * time.Second

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/queue"
@@ -206,5 +208,27 @@ func TestHandlerRefusesWhatIsNotANotice(t *testing.T) {
 	}
 	if n := got.count("acme"); n != 2 || len(got.notices) != 1 {
 		t.Fatalf("received %+v, want only the one real notice", got.notices)
+	}
+}
+
+func TestSenderWithoutPeersWarnsAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		peers []string
+		warns int
+	}{
+		{"no-peers-warns", nil, 1},
+		{"peers-no-warning", []string{"127.0.0.1:1"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.WarnLevel)
+			s := notify.NewSender(notify.PeersConfig{NotifyPeers: tc.peers}, zap.New(core), nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			s.Run(ctx)
+			if got := logs.FilterMessageSnippet("TRIGGER_NOTIFY_PEERS is empty").Len(); got != tc.warns {
+				t.Fatalf("warnings about missing peers: %d, want %d (all: %v)", got, tc.warns, logs.All())
+			}
+		})
 	}
 }
