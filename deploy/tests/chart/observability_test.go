@@ -451,6 +451,7 @@ type (
 		Expr       string `json:"expr"`  // Prometheus
 		Query      string `json:"query"` // Tempo (TraceQL)
 		RefID      string `json:"refId"`
+		Exemplar   bool   `json:"exemplar"` // Prometheus: fetch exemplars too
 	}
 )
 
