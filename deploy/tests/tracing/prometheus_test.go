@@ -34,10 +34,14 @@ func TestExemplarsLeadFromLatenciesToTheEventsTrace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	st := startObservedStack(ctx, t)
+	// One at a time, each consumed before the next is posted: the worker's next long poll is
+	// then waiting, and the next event wakes it by notification, which a panel shows.
 	events := map[string]string{} // trace id → event id
 	for range 3 {
 		traceID := randomHex(t, 16)
-		events[traceID] = postWithTraceparent(ctx, t, st, "00-"+traceID+"-"+randomHex(t, 8)+"-01")
+		id := postWithTraceparent(ctx, t, st, "00-"+traceID+"-"+randomHex(t, 8)+"-01")
+		waitDelivered(ctx, t, st, id)
+		events[traceID] = id
 	}
 	prom := promClient{base: st.PrometheusURL}
 
@@ -83,6 +87,32 @@ func startObservedStack(ctx context.Context, t *testing.T) *stack.Stack {
 		}
 	})
 	return st
+}
+
+// waitDelivered waits until the stack's worker has pulled, processed and acknowledged eventID.
+func waitDelivered(ctx context.Context, t *testing.T, st *stack.Stack, eventID string) {
+	t.Helper()
+	var status string
+	err := waitFor(ctx, time.Minute, func() (bool, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.GatewayURL+"/events/"+eventID, nil)
+		req.Header.Set("Authorization", "Bearer "+st.Keys["acme"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Status string `json:"status"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			return false, fmt.Errorf("GET /events/%s: %s: %w", eventID, resp.Status, err)
+		}
+		status = e.Status
+		return status == "delivered", nil
+	})
+	if err != nil {
+		t.Fatalf("event %s never delivered (status %q): %v", eventID, status, err)
+	}
 }
 
 // waitForExemplar polls Prometheus's exemplar API for selector until one of its exemplars names
