@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
@@ -398,5 +399,24 @@ func TestChartDevObservabilityValues(t *testing.T) {
 	}
 	if _, err := renderRelease(t, testRelease, testNamespace, map[string]any{"grafana": map[string]any{"server": map[string]any{"enabled": true}}}); err == nil || !strings.Contains(err.Error(), "prometheus") {
 		t.Errorf("Grafana without a Prometheus rendered (err %v)", err)
+	}
+}
+
+func TestChartDevObservabilityRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct{ name, vals, want string }{
+		{"scrape-interval-without-unit", `prometheus: {enabled: true, scrapeInterval: "15"}`, "scrapeInterval"},
+		{"prometheus-url-without-scheme", `grafana: {server: {enabled: true, prometheusUrl: "prometheus:9090"}}`, "prometheusUrl"},
+		{"unknown-grafana-server-key", `grafana: {server: {adminPassword: x}}`, "additional properties"},
+		{"grafana-latest", `grafana: {server: {image: {tag: latest}}}`, "/grafana/server/image/tag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vals, err := chartutil.ReadValues([]byte(tc.vals))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := renderRelease(t, testRelease, testNamespace, vals); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one naming %q", err, tc.want)
+			}
+		})
 	}
 }
