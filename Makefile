@@ -10,8 +10,9 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 .PHONY: run demo trace test lint bench bench-scale chaos dynamodb-local jaeger build
 
 ## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
-##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it)
-run: dynamodb-local $(if $(filter jaeger,$(TRACING)),jaeger)
+##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it;
+##      OBSERVABILITY=1 starts Jaeger and a Prometheus on 127.0.0.1:9090 scraping every binary)
+run: dynamodb-local $(if $(filter jaeger,$(TRACING))$(filter 1,$(OBSERVABILITY)),jaeger)
 	go run ./deploy/local/devstack run
 
 ## trace: print an event's lifecycle from the Jaeger of `TRACING=jaeger make run` (EVENT=evt_...)

@@ -6,18 +6,21 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/queue"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 // sink records what a notify port received.
@@ -152,15 +155,19 @@ func TestSenderFollowsResolvedPeers(t *testing.T) {
 // A peer that does not keep up gets what fits in its queue; the rest is dropped, and the
 // caller never waits for it.
 func TestSenderDropsWhatAStuckPeerCannotTake(t *testing.T) {
+	tel, err := telemetry.New(noop.NewTracerProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := &sink{}
 	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		once.Do(func() { close(held); <-release })
-		notify.Handler(got, nil).ServeHTTP(w, r)
+		notify.Handler(got, tel).ServeHTTP(w, r)
 	}))
 	t.Cleanup(stuck.Close)
-	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{stuck.Listener.Addr().String()}}, zap.NewNop(), nil)
+	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{stuck.Listener.Addr().String()}}, zap.NewNop(), tel)
 	s.SetMaxPending(2)
 	run(t, s)
 	waitFor(t, "the peer", func() bool { return len(s.Peers()) == 1 })
@@ -179,6 +186,15 @@ func TestSenderDropsWhatAStuckPeerCannotTake(t *testing.T) {
 	for _, dropped := range []string{"t2", "t3", "t4"} {
 		if got.count(dropped) != 0 {
 			t.Errorf("notice for %s delivered past the queue's bound", dropped)
+		}
+	}
+	// What the dashboard's notification panels read: three events announced and received,
+	// three dropped.
+	w := httptest.NewRecorder()
+	tel.Metrics.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, name := range []string{"trigger_notify_sent_total", "trigger_notify_received_total", "trigger_notify_dropped_total"} {
+		if !regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} 3$`).MatchString(w.Body.String()) {
+			t.Errorf("%s is not 3:\n%s", name, w.Body.String())
 		}
 	}
 }

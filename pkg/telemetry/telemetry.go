@@ -36,7 +36,8 @@ type Telemetry struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagator     propagation.TextMapPropagator
-	// Metrics serves the binary's registry in the Prometheus text format.
+	// Metrics serves the binary's registry: in the OpenMetrics format, with exemplars, to a
+	// scraper that asks for it, else in the Prometheus text format.
 	Metrics http.Handler
 }
 
@@ -117,13 +118,24 @@ func build(tp trace.TracerProvider, res *resource.Resource) (*Telemetry, func(co
 	if err != nil {
 		return nil, nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
+	// The SDK's default exemplar filter keeps a measurement's trace and span ids when its
+	// context holds a sampled span (OTEL_METRICS_EXEMPLAR_FILTER changes that), so a histogram's
+	// buckets point at traces of requests and events that landed in them.
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 	return &Telemetry{
 		TracerProvider: tp,
 		MeterProvider:  mp,
 		Propagator:     Propagator(),
-		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Metrics:        metricsHandler(reg),
 	}, mp.Shutdown, nil
+}
+
+// metricsHandler serves reg. Only the OpenMetrics format carries exemplars; promhttp answers
+// in it when the scraper's Accept header asks (Prometheus does), and in the text format
+// otherwise, so curl and text parsers see what they always saw. No _created series: they
+// would double the counters' series for what the resets already tell.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 func resourceAttributes(serviceName, version string) []attribute.KeyValue {

@@ -61,3 +61,38 @@ func TestRunUsesTheDynamoDBTheSDKEnvironmentNames(t *testing.T) {
 		})
 	}
 }
+
+func TestObservabilityFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name, tracing, observability string
+		jaeger, prometheus           bool
+		wantErr                      string
+	}{
+		{"none", "", "", false, false, ""},
+		{"tracing", "jaeger", "", true, false, ""},
+		{"observability", "", "1", true, true, ""},
+		{"both", "jaeger", "1", true, true, ""},
+		{"observability-off", "", "0", false, false, ""},
+		{"observability-typo", "", "yes", false, false, "OBSERVABILITY"},
+		{"tracing-typo", "zipkin", "", false, false, "TRACING"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TRACING", tc.tracing)
+			t.Setenv("OBSERVABILITY", tc.observability)
+			var opts stack.Options
+			err := observabilityFromEnv(&opts)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || opts.Tracing != tc.jaeger || opts.Prometheus != tc.prometheus {
+				t.Fatalf("tracing %v, prometheus %v, err %v; want %v, %v", opts.Tracing, opts.Prometheus, err, tc.jaeger, tc.prometheus)
+			}
+			if tc.prometheus && opts.PrometheusAddr != stack.DefaultPrometheusAddr {
+				t.Errorf("Prometheus on %q, want %s", opts.PrometheusAddr, stack.DefaultPrometheusAddr)
+			}
+		})
+	}
+}

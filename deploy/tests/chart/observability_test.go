@@ -323,6 +323,11 @@ var exposedMetrics = []exposedMetric{
 	{prom: "trigger_worker_process_duration_seconds", instrument: "trigger.worker.process.duration", histogram: true},
 	{prom: "trigger_worker_events_settled_total", instrument: "trigger.worker.events.settled"},
 	{prom: "trigger_dynamodb_call_duration_seconds", instrument: "trigger.dynamodb.call.duration", histogram: true},
+	{prom: "trigger_dynamodb_consumed_capacity_total", instrument: "trigger.dynamodb.consumed_capacity"},
+	{prom: "trigger_inbox_long_poll_wakeups_total", instrument: "trigger.inbox.long_poll.wakeups"},
+	{prom: "trigger_notify_sent_total", instrument: "trigger.notify.sent"},
+	{prom: "trigger_notify_dropped_total", instrument: "trigger.notify.dropped"},
+	{prom: "trigger_notify_received_total", instrument: "trigger.notify.received"},
 	// otelhttp's http.server.request.duration, which pkg/httpx wraps every service in.
 	{prom: "http_server_request_duration_seconds", histogram: true},
 	// otelhttp's http.client.request.duration, which the worker's client is wrapped in, with the
@@ -446,6 +451,7 @@ type (
 		Expr       string `json:"expr"`  // Prometheus
 		Query      string `json:"query"` // Tempo (TraceQL)
 		RefID      string `json:"refId"`
+		Exemplar   bool   `json:"exemplar"` // Prometheus: fetch exemplars too
 	}
 )
 

@@ -9,12 +9,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/queue"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 	"github.com/trigger-api/trigger-api/pkg/tenant/tenanttest"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -43,17 +45,28 @@ func jsonLogger() *zap.Logger {
 // benchRouter is the real ingest router over in-memory stores with a key whose resolution is
 // already cached, which is the steady state of a busy producer.
 func benchRouter(b *testing.B, log *zap.Logger) (http.Handler, string, *discardStore) {
+	return benchHandler(b, log, nil)
+}
+
+// benchHandler is benchRouter behind the binary's instrumentation when tel is given: server
+// span, request metrics and the publish span, as the binary serves a request.
+func benchHandler(b *testing.B, log *zap.Logger, tel *telemetry.Telemetry) (http.Handler, string, *discardStore) {
 	b.Helper()
 	tenants := tenanttest.NewMemory()
 	apitest.SeedTenant(b, tenants, "acme", 1)
 	key := apitest.SeedKey(b, tenants, "acme", apitest.KeyOptions{})
 	store := &discardStore{}
-	h := ingestapi.NewRouter(ingestapi.Deps{
+	d := ingestapi.Deps{
 		Log:       log,
-		Publisher: queue.NewPublisher(store, queue.Options{Log: log}),
+		Publisher: queue.NewPublisher(store, queue.Options{Log: log, Tel: tel}),
 		Auth:      tenant.NewAuthenticator(tenants, tenant.AuthConfig{}, nil),
 		Ready:     func(context.Context) error { return nil },
-	})
+		Tel:       tel,
+	}
+	var h http.Handler = ingestapi.NewRouter(d)
+	if tel != nil {
+		h = ingestapi.NewHandler(d)
+	}
 	if res := apitest.Do(b, h, apitest.Request{Method: "POST", Path: "/events", Key: key, Body: seedBody}); res.Status != http.StatusAccepted {
 		b.Fatalf("warm-up: %d %s", res.Status, res.Body)
 	}
@@ -105,6 +118,24 @@ func BenchmarkIngestHandler(b *testing.B) {
 			}
 		})
 	}
+	// Every request sampled, spans recorded but exported nowhere: the telemetry's own cost at
+	// its highest, exemplars included (OTEL_METRICS_EXEMPLAR_FILTER=always_off leaves them out).
+	b.Run("sampled-telemetry", func(b *testing.B) {
+		tel, err := telemetry.New(sdktrace.NewTracerProvider())
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, key, _ := benchHandler(b, zap.NewNop(), tel)
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, newPost(key, body))
+			if rec.Code != http.StatusAccepted {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+	})
 	// Requests of one tenant share the authenticator's cache lock; running them in parallel
 	// shows whether it serialises the hot path.
 	b.Run("json-log-parallel", func(b *testing.B) {

@@ -18,8 +18,10 @@ type Env struct {
 	GatewayURL string
 	AdminToken string
 	WorkerBin  string
-	JaegerURL  string            // Jaeger's query API; empty when the stack runs without it
-	Keys       map[string]string // tenant id → API key
+	JaegerURL  string // Jaeger's query API; empty when the stack runs without it
+	// PrometheusURL is Prometheus's UI and API; empty when the stack runs without it.
+	PrometheusURL string
+	Keys          map[string]string // tenant id → API key
 }
 
 // Names in the env file. They are shell variables too: `set -a; . .cache/devstack/env` gives a
@@ -29,6 +31,7 @@ const (
 	envAdmin     = "ADMIN_TOKEN"
 	envWorkerBin = "WORKER_BIN"
 	envJaeger    = "JAEGER_URL"
+	envProm      = "PROMETHEUS_URL"
 	envKeyPrefix = "API_KEY_"
 )
 
@@ -48,6 +51,9 @@ func WriteEnvFile(path string, env Env) error {
 	line(envWorkerBin, env.WorkerBin)
 	if env.JaegerURL != "" {
 		line(envJaeger, env.JaegerURL)
+	}
+	if env.PrometheusURL != "" {
+		line(envProm, env.PrometheusURL)
 	}
 	tenants := make([]string, 0, len(env.Keys))
 	for t := range env.Keys {
@@ -110,6 +116,8 @@ func ReadEnvFile(path string) (Env, error) {
 			env.WorkerBin = v
 		case k == envJaeger:
 			env.JaegerURL = v
+		case k == envProm:
+			env.PrometheusURL = v
 		case strings.HasPrefix(k, envKeyPrefix):
 			// The tenant id is in the key itself; the variable name is only for shells.
 			key, err := apikey.Parse(v)

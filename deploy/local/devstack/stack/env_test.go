@@ -17,11 +17,12 @@ func TestEnvFileRoundTripsAndIsPrivate(t *testing.T) {
 	acme, _ := apikey.New("acme")
 	globex, _ := apikey.New("demo-globex-x1y2")
 	want := Env{
-		GatewayURL: "http://127.0.0.1:8080",
-		AdminToken: `it's "quoted" $HOME \ and spaced`,
-		WorkerBin:  "/tmp/bin dir/worker",
-		JaegerURL:  "http://127.0.0.1:16686",
-		Keys:       map[string]string{"acme": acme.String(), "demo-globex-x1y2": globex.String()},
+		GatewayURL:    "http://127.0.0.1:8080",
+		AdminToken:    `it's "quoted" $HOME \ and spaced`,
+		WorkerBin:     "/tmp/bin dir/worker",
+		JaegerURL:     "http://127.0.0.1:16686",
+		PrometheusURL: "http://127.0.0.1:9090",
+		Keys:          map[string]string{"acme": acme.String(), "demo-globex-x1y2": globex.String()},
 	}
 	path := filepath.Join(t.TempDir(), "env")
 	if err := WriteEnvFile(path, want); err != nil {
@@ -39,6 +40,7 @@ func TestEnvFileRoundTripsAndIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.GatewayURL != want.GatewayURL || got.AdminToken != want.AdminToken || got.WorkerBin != want.WorkerBin || got.JaegerURL != want.JaegerURL ||
+		got.PrometheusURL != want.PrometheusURL ||
 		len(got.Keys) != 2 || got.Keys["acme"] != acme.String() || got.Keys["demo-globex-x1y2"] != globex.String() {
 		t.Errorf("read back %+v, want %+v", got, want)
 	}

@@ -99,6 +99,13 @@ type Options struct {
 	Tracing     bool
 	JaegerBin   string
 	JaegerAddrs JaegerAddrs
+	// Prometheus starts Prometheus (PrometheusBin; empty: the one on PATH) on PrometheusAddr
+	// (empty: a free port), scraping every service replica and the stack's worker every
+	// ScrapeInterval (zero: DefaultScrapeInterval), with exemplar storage on.
+	Prometheus     bool
+	PrometheusBin  string
+	PrometheusAddr string
+	ScrapeInterval time.Duration
 }
 
 // Stack is a running local deployment.
@@ -114,6 +121,7 @@ type Stack struct {
 	LogDir              string
 	EnvFile             string // written once the stack is up; removed by Stop
 	JaegerURL           string // Jaeger's query API when Options.Tracing is set
+	PrometheusURL       string // Prometheus's UI and API when Options.Prometheus is set
 
 	opts     Options
 	stream   *proc.Stream
@@ -123,6 +131,9 @@ type Stack struct {
 	worker   *proc.Process
 	jaeger   *proc.Process
 	common   []string // the environment every child shares
+
+	prometheus    *proc.Process
+	workerMetrics string // the stack's worker's metrics address, when Prometheus scrapes it
 
 	mu       sync.Mutex
 	workers  []*proc.Process     // started by StartWorker
@@ -172,6 +183,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	if err := s.startOwnWorker(); err != nil {
 		return nil, err
+	}
+	if opts.Prometheus {
+		if err := s.startPrometheus(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.EnvFile = filepath.Join(opts.StateDir, "env")
 	if err := WriteEnvFile(s.EnvFile, s.Env()); err != nil {
@@ -336,12 +352,34 @@ func (o *Options) complete() error {
 			}
 		}
 	}
+	if o.Prometheus {
+		if err := o.completePrometheus(); err != nil {
+			return err
+		}
+	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
 	// The stack learns each service's port from its info-level "listening" line.
 	if l := strings.ToLower(o.LogLevel); l != "debug" && l != "info" {
 		return fmt.Errorf("log level %q: the stack needs its children's info lines, so debug or info", o.LogLevel)
+	}
+	return nil
+}
+
+func (o *Options) completePrometheus() error {
+	bin, err := FindPrometheus(o.PrometheusBin)
+	if err != nil {
+		return err
+	}
+	o.PrometheusBin = bin
+	if o.ScrapeInterval <= 0 {
+		o.ScrapeInterval = DefaultScrapeInterval
+	}
+	if o.PrometheusAddr != "" {
+		if err := loopback(o.PrometheusAddr); err != nil {
+			return fmt.Errorf("prometheus address %w", err)
+		}
 	}
 	return nil
 }
@@ -565,8 +603,11 @@ func listenAddr(ctx context.Context, p *proc.Process) (string, error) {
 }
 
 // listeningIn returns the address in a log's first "listening" line without a server field.
-// A line still being written does not parse and is read again on the next call.
-func listeningIn(logPath string) string {
+func listeningIn(logPath string) string { return logAddr(logPath, "listening", "") }
+
+// logAddr returns the address in a log's first line with message msg and server field server
+// ("" for none). A line still being written does not parse and is read again on the next call.
+func logAddr(logPath, msg, server string) string {
 	data, err := os.ReadFile(logPath)
 	if err != nil {
 		return ""
@@ -577,7 +618,7 @@ func listeningIn(logPath string) string {
 			Addr   string `json:"addr"`
 			Server string `json:"server"`
 		}
-		if json.Unmarshal(line, &l) == nil && l.Msg == "listening" && l.Server == "" && l.Addr != "" {
+		if json.Unmarshal(line, &l) == nil && l.Msg == msg && l.Server == server && l.Addr != "" {
 			return l.Addr
 		}
 	}
@@ -674,6 +715,10 @@ func (s *Stack) spawnWorker(name string, keys, extra []string) (*proc.Process, e
 		"TRIGGER_API_KEYS="+strings.Join(keys, ","),
 		"TRIGGER_REQUEST_TIMEOUT="+workerRequestTimeout,
 	)
+	if s.opts.Prometheus {
+		// A port of the kernel's choosing, read back from the worker's log.
+		env = append(env, "TRIGGER_METRICS_ADDR=127.0.0.1:0")
+	}
 	// Later entries win in a child's environment, so extra overrides the defaults above.
 	env = append(env, extra...)
 	return s.spawn(name, Worker, s.bin(Worker), nil, env, s.exited)
@@ -702,7 +747,7 @@ func (s *Stack) Env() Env {
 	for t, k := range s.Keys {
 		keys[t] = k
 	}
-	return Env{GatewayURL: s.GatewayURL, AdminToken: s.AdminToken, WorkerBin: s.bin(Worker), JaegerURL: s.JaegerURL, Keys: keys}
+	return Env{GatewayURL: s.GatewayURL, AdminToken: s.AdminToken, WorkerBin: s.bin(Worker), JaegerURL: s.JaegerURL, PrometheusURL: s.PrometheusURL, Keys: keys}
 }
 
 // PIDs are the process ids of the children the stack supervises (DynamoDB Local excepted).
@@ -760,6 +805,9 @@ func (s *Stack) Stop() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, s.gateway.Shutdown(ctx))
 			cancel()
+		}
+		if s.prometheus != nil {
+			errs = append(errs, s.stopChild(s.prometheus))
 		}
 		// After the services, which flush their last spans to it as they stop.
 		if s.jaeger != nil {

@@ -75,12 +75,22 @@ func EventTrace(ctx context.Context, jaegerURL, eventID string) (Trace, error) {
 		return Trace{}, fmt.Errorf("%w %s", ErrNoTrace, eventID)
 	}
 	// The search answers with the spans matched so far; the trace itself holds them all.
+	tr, err := TraceByID(ctx, jaegerURL, found.Data[0].TraceID)
+	if errors.Is(err, ErrNoTrace) {
+		return Trace{}, fmt.Errorf("%w %s", ErrNoTrace, eventID)
+	}
+	return tr, err
+}
+
+// TraceByID returns the trace traceID (32 hex digits) from the Jaeger at jaegerURL, or an error
+// that is ErrNoTrace when Jaeger holds none.
+func TraceByID(ctx context.Context, jaegerURL, traceID string) (Trace, error) {
 	var full jaegerAnswer
-	if err := getJSON(ctx, strings.TrimRight(jaegerURL, "/")+"/api/traces/"+url.PathEscape(found.Data[0].TraceID), &full); err != nil {
+	if err := getJSON(ctx, strings.TrimRight(jaegerURL, "/")+"/api/traces/"+url.PathEscape(traceID), &full); err != nil {
 		return Trace{}, err
 	}
 	if len(full.Data) == 0 {
-		return Trace{}, fmt.Errorf("%w %s", ErrNoTrace, eventID)
+		return Trace{}, ErrNoTrace
 	}
 	return full.Data[0].trace(), nil
 }
