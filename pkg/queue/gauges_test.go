@@ -154,7 +154,7 @@ func TestParkedLongPolls(t *testing.T) {
 		t.Run("tenant-label-"+strconv.FormatBool(perTenant), func(t *testing.T) {
 			store := &fakeStore{}
 			q, tel, c := newGaugedInbox(t, store, perTenant)
-			checkGauge(t, tel, name+"_limit", map[string]float64{"": maxParkedPerTenant})
+			checkGauge(t, tel, "trigger_inbox_long_poll_parked_limit", map[string]float64{"": maxParkedPerTenant})
 			want := map[string]float64{"": 0}
 			if perTenant {
 				want = map[string]float64{}
