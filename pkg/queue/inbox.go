@@ -18,20 +18,24 @@ type Inbox struct {
 	watch  *watcher
 	obs    inboxObs
 	gate   *readGate
+	heads  *headAges
 }
 
 // NewInbox returns the inbox use cases over store.
 func NewInbox(store events.Store, o Options) *Inbox {
 	o = o.complete()
 	obs := newInboxObs(o)
-	return &Inbox{
+	q := &Inbox{
 		store:  store,
 		now:    o.Now,
 		notify: o.Notifier,
 		watch:  newWatcher(store, o.Log, o.Now, o.LongPollBackstop, obs.woke),
 		obs:    obs,
 		gate:   newReadGate(),
+		heads:  newHeadAges(o.Now),
 	}
+	registerGauges(o, q.watch, q.heads)
+	return q
 }
 
 // Waiting is how many pulls wait for tenantID's events in this process right now.
@@ -147,6 +151,7 @@ func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]e
 			}
 			q.watch.sawEmpty(p.TenantID, seq)
 		}
+		q.heads.saw(p.TenantID, nil)
 		if !q.now().Before(deadline) {
 			return nil, nil
 		}
@@ -166,6 +171,9 @@ func (q *Inbox) handOut(ctx context.Context, p tenant.Principal, pq PullQuery, g
 	if len(got) > 0 && ctx.Err() != nil {
 		q.Release(ctx, p, got)
 		return nil, ctx.Err()
+	}
+	if err == nil {
+		q.heads.saw(p.TenantID, got)
 	}
 	if len(got) == 0 {
 		return got, err

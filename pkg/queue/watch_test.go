@@ -53,7 +53,7 @@ func (s *fakeStore) Lease(_ context.Context, q events.LeaseQuery) (events.Leased
 	kept := s.pending[:0]
 	for _, at := range s.pending {
 		if len(out.Events) < q.Max && !at.After(q.Now) {
-			out.Events = append(out.Events, events.Event{TenantID: q.TenantID, ID: events.NewID(), LeaseID: events.NewLeaseID(), VisibleAt: q.Now.Add(q.Visibility)})
+			out.Events = append(out.Events, events.Event{TenantID: q.TenantID, ID: events.NewID(), LeaseID: events.NewLeaseID(), ReceivedAt: at, VisibleAt: q.Now.Add(q.Visibility)})
 			continue
 		}
 		kept = append(kept, at)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -121,10 +122,22 @@ type manifest struct {
 	netpols         []*networkingv1.NetworkPolicy
 	roles           []*rbacv1.Role
 	roleBindings    []*rbacv1.RoleBinding
+	podMonitors     []*monitoringv1.PodMonitor
+	prometheusRules []*monitoringv1.PrometheusRule
 }
 
-var strictYAML = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
-	json.SerializerOptions{Yaml: true, Strict: true})
+// strictYAML decodes the Kubernetes kinds and the Prometheus Operator's, refusing unknown fields:
+// a PodMonitor or PrometheusRule field the operator's API does not have fails the render.
+var strictYAML = func() runtime.Decoder {
+	s := runtime.NewScheme()
+	if err := scheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := monitoringv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Yaml: true, Strict: true})
+}()
 
 func render(t *testing.T, release, namespace string, vals map[string]any) *manifest {
 	t.Helper()
@@ -197,6 +210,10 @@ func (m *manifest) add(t *testing.T, obj runtime.Object) {
 		m.roles = append(m.roles, o)
 	case *rbacv1.RoleBinding:
 		m.roleBindings = append(m.roleBindings, o)
+	case *monitoringv1.PodMonitor:
+		m.podMonitors = append(m.podMonitors, o)
+	case *monitoringv1.PrometheusRule:
+		m.prometheusRules = append(m.prometheusRules, o)
 	default:
 		// A new kind needs its own assertions before the chart may render it.
 		t.Fatalf("unexpected kind %T (%s)", obj, meta.GetName())
