@@ -53,7 +53,12 @@ ingest inbox keys-admin tables
 {{- $img := .image | default dict }}
 {{- $repo := $img.repository | default (printf "%s/%s" $root.Values.image.repository .component) }}
 {{- $tag := $img.tag | default $root.Values.image.tag | default $root.Chart.AppVersion }}
+{{- $digest := get ($root.Values.image.digests | default dict) .component }}
+{{- if $digest }}
+{{- printf "%s@%s" $repo $digest }}
+{{- else }}
 {{- printf "%s:%s" $repo $tag }}
+{{- end }}
 {{- end }}
 
 {{- define "trigger-api.secretName" -}}

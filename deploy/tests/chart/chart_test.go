@@ -857,6 +857,9 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"worker-without-keys", `components: {worker: {enabled: true}}`, "worker needs tenant API keys"},
 		{"demo-without-token", `demo: {enabled: true}`, "adminTokens"},
 		{"unknown-dashboard-key", `grafana: {dashboard: {uid: x}}`, "additional properties"},
+		{"digest-without-algorithm", `image: {digests: {ingest: ` + strings.Repeat("a", 64) + `}}`, "/image/digests/ingest"},
+		{"digest-short", `image: {digests: {inbox: "sha256:abc"}}`, "/image/digests/inbox"},
+		{"digest-of-unknown-component", `image: {digests: {billing: "sha256:` + strings.Repeat("a", 64) + `"}}`, "additional properties"},
 		{"dashboard-label-value-unquoted", `grafana: {dashboard: {labelValue: 1}}`, "labelValue"},
 	}
 	for _, tc := range cases {
@@ -885,5 +888,30 @@ func TestChartImagesDefaultToAppVersion(t *testing.T) {
 		if img != want {
 			t.Errorf("Deployment %s runs %s, want %s", d.Name, img, want)
 		}
+	}
+}
+
+// TestChartImageDigests: a component given a digest runs exactly that image, by digest, in every
+// workload that runs its binary (keys-admin's also in the tables Job); the others keep the tag.
+func TestChartImageDigests(t *testing.T) {
+	ingest, admin := "sha256:"+strings.Repeat("a1", 32), "sha256:"+strings.Repeat("0f", 32)
+	m := render(t, testRelease, testNamespace, map[string]any{
+		"image":     map[string]any{"tag": "1.2.3", "digests": map[string]any{"ingest": ingest, "keys-admin": admin}},
+		"tablesJob": map[string]any{"enabled": true},
+	})
+	want := map[string]string{
+		"ingest":     "ghcr.io/trigger-api/ingest@" + ingest,
+		"keys-admin": "ghcr.io/trigger-api/keys-admin@" + admin,
+		"tables":     "ghcr.io/trigger-api/keys-admin@" + admin,
+		"inbox":      "ghcr.io/trigger-api/inbox:1.2.3",
+	}
+	for _, w := range m.workloads() {
+		if img := w.pod.Spec.Containers[0].Image; img != want[w.component] {
+			t.Errorf("%s runs %q, want %q", describe(w), img, want[w.component])
+		}
+		delete(want, w.component)
+	}
+	if len(want) > 0 {
+		t.Errorf("not rendered: %v", keysOf(want))
 	}
 }
