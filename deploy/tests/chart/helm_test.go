@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 const (
@@ -116,6 +117,7 @@ type manifest struct {
 	configMaps      []*corev1.ConfigMap
 	secrets         []*corev1.Secret
 	ingresses       []*networkingv1.Ingress
+	httpRoutes      []*gatewayv1.HTTPRoute
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	pdbs            []*policyv1.PodDisruptionBudget
 	netpols         []*networkingv1.NetworkPolicy
@@ -123,8 +125,16 @@ type manifest struct {
 	roleBindings    []*rbacv1.RoleBinding
 }
 
-var strictYAML = json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
-	json.SerializerOptions{Yaml: true, Strict: true})
+// strictYAML decodes the kinds client-go knows plus the Gateway API's, refusing unknown fields.
+var strictYAML = func() *json.Serializer {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{scheme.AddToScheme, gatewayv1.Install} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Yaml: true, Strict: true})
+}()
 
 func render(t *testing.T, release, namespace string, vals map[string]any) *manifest {
 	t.Helper()
@@ -187,6 +197,8 @@ func (m *manifest) add(t *testing.T, obj runtime.Object) {
 		m.secrets = append(m.secrets, o)
 	case *networkingv1.Ingress:
 		m.ingresses = append(m.ingresses, o)
+	case *gatewayv1.HTTPRoute:
+		m.httpRoutes = append(m.httpRoutes, o)
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		m.hpas = append(m.hpas, o)
 	case *policyv1.PodDisruptionBudget:
