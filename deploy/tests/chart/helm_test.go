@@ -86,9 +86,17 @@ func loadChart(t *testing.T) *chart.Chart {
 	return c
 }
 
-// renderRelease is `helm template` through the SDK: client-only install in dry-run mode, which
-// also validates the values against values.schema.json.
+// renderRelease is `helm install --dry-run=server` into an empty namespace, through the SDK: the
+// templates' lookups reach a fake cluster holding nothing, and the values are validated against
+// values.schema.json.
 func renderRelease(t *testing.T, name, namespace string, vals map[string]any) (*release.Release, error) {
+	t.Helper()
+	return installOn(t, newFakeCluster(t), name, namespace, vals)
+}
+
+// renderTemplate is `helm template`, as Argo CD and the Tiltfile render: no cluster to look
+// anything up in.
+func renderTemplate(t *testing.T, name, namespace string, vals map[string]any) (*release.Release, error) {
 	t.Helper()
 	kv, err := chartutil.ParseKubeVersion(kubeVersion)
 	if err != nil {
