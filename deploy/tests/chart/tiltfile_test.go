@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v3/pkg/chartutil"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -325,4 +328,44 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// TestTiltfileRendersForTheKindNode: the kind node image is pinned by digest, the Tiltfile
+// renders the chart for that node's Kubernetes, and the chart supports it.
+func TestTiltfileRendersForTheKindNode(t *testing.T) {
+	var cluster struct {
+		Nodes []struct {
+			Role  string `yaml:"role"`
+			Image string `yaml:"image"`
+		} `yaml:"nodes"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "deploy/kind/cluster.yaml"), &cluster); err != nil {
+		t.Fatal(err)
+	}
+	if len(cluster.Nodes) == 0 {
+		t.Fatal("deploy/kind/cluster.yaml has no nodes")
+	}
+	node := regexp.MustCompile(`^kindest/node:v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$`)
+	version := ""
+	for _, n := range cluster.Nodes {
+		m := node.FindStringSubmatch(n.Image)
+		if m == nil {
+			t.Fatalf("%s node image %q: want kindest/node:vX.Y.Z@sha256:<digest>", n.Role, n.Image)
+		}
+		if version != "" && m[1] != version {
+			t.Fatalf("nodes run Kubernetes %s and %s", version, m[1])
+		}
+		version = m[1]
+	}
+
+	tl, err := runTiltfile(t, kindContext)
+	if err != nil {
+		t.Fatalf("Tiltfile: %v", err)
+	}
+	if got := tl.calls["helm"][0].str(-1, "kube_version"); strings.TrimPrefix(got, "v") != version {
+		t.Errorf("helm(kube_version=%q), want the kind node's %s", got, version)
+	}
+	if c := loadChart(t); !chartutil.IsCompatibleRange(c.Metadata.KubeVersion, version) {
+		t.Errorf("the chart's kubeVersion %q excludes the kind node's %s", c.Metadata.KubeVersion, version)
+	}
 }
