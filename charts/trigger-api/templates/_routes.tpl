@@ -102,3 +102,9 @@ timeout given in ingress.annotations is checked like the chart's own.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Whether `helm test` has its Pod: it needs all three services. Non-empty means yes. */}}
+{{- define "trigger-api.helmTestEnabled" -}}
+{{- $c := .Values.components }}
+{{- if and .Values.tests.enabled $c.ingest.enabled $c.inbox.enabled (index $c "keys-admin").enabled }}true{{ end }}
+{{- end }}

@@ -96,10 +96,15 @@ func TestChartNetworkPoliciesOnByDefault(t *testing.T) {
 	if len(m.netpols) < 3 {
 		t.Fatalf("%d NetworkPolicies by default, want one per component", len(m.netpols))
 	}
-	// Nothing is named by default, so nothing may call keys-admin: no API rule at all, never an
-	// empty one (which would admit everyone).
+	// Nothing is named by default, so only the helm test Pod may call keys-admin, never everyone.
+	peers, ok := apiPeers(m.netpolOf(t, "keys-admin"))
+	if got, want := normalize(t, peers), normalize(t, []any{podsOf("helm-test")}); !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("default keys-admin policy admits %v (open to all: %v), want only the helm test Pod", got, !ok)
+	}
+	// Without the test, nothing: no API rule at all, never an empty one (which would admit everyone).
+	m = render(t, testRelease, testNamespace, readValues(t, `tests: {enabled: false}`))
 	if peers, ok := apiPeers(m.netpolOf(t, "keys-admin")); !ok || len(peers) != 0 {
-		t.Fatalf("default keys-admin policy admits %v (open to all: %v), want nothing", peers, !ok)
+		t.Fatalf("keys-admin policy without the helm test admits %v (open to all: %v), want nothing", peers, !ok)
 	}
 }
 
@@ -149,8 +154,8 @@ func TestChartKeysAdminAdmitsWhatValuesName(t *testing.T) {
 	if !ok {
 		t.Fatal("keys-admin's API is open to every source")
 	}
-	if got, want := normalize(t, peers), normalize(t, []any{ops, client}); !reflect.DeepEqual(got, want) {
-		t.Fatalf("keys-admin admits %v, want exactly %v", got, want)
+	if got, want := normalize(t, peers), normalize(t, []any{ops, client, podsOf("helm-test")}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys-admin admits %v, want exactly %v and the helm test Pod", got, want)
 	}
 	np := m.netpolOf(t, "keys-admin")
 	for _, tc := range []struct {

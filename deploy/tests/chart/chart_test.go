@@ -23,6 +23,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/config"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/demo"
 	"github.com/trigger-api/trigger-api/pkg/logging"
 	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -49,6 +50,8 @@ var binaries = map[string]binary{
 	"inbox":      {config.Fields(&inboxapi.Config{}), func() any { return &inboxapi.Config{} }},
 	"keys-admin": {config.Fields(&adminapi.Config{}), func() any { return &adminapi.Config{} }},
 	"worker":     {config.Fields(&runner.Config{}), func() any { return &runner.Config{} }},
+	// The helm test Pod: `worker demo`.
+	"helm-test": {config.Fields(&demo.Config{}), func() any { return &demo.Config{} }},
 	"tables": {append(config.Fields(&ddb.Settings{}), config.Fields(&logging.Options{})...),
 		func() any {
 			return &struct {
@@ -687,8 +690,9 @@ func TestChartProductionShape(t *testing.T) {
 		want := map[string][]any{"metrics": flatten([]any{m.value("networkPolicy.metricsFrom")})}
 		switch c {
 		case "keys-admin":
-			// Only what values name: never the namespace, where ingest and inbox run.
-			want["http"] = flatten([]any{m.value("networkPolicy.keysAdminFrom")})
+			// Only what values name and the helm test Pod: never the namespace, where ingest and
+			// inbox run.
+			want["http"] = flatten([]any{m.value("networkPolicy.keysAdminFrom"), podsOf("helm-test")})
 		case "ingest", "inbox":
 			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.publicFrom")})
 		}
@@ -894,9 +898,9 @@ func TestChartImagesDefaultToAppVersion(t *testing.T) {
 // TestChartImageDigests: a component given a digest runs exactly that image, by digest, in every
 // workload that runs its binary (keys-admin's also in the tables Job); the others keep the tag.
 func TestChartImageDigests(t *testing.T) {
-	ingest, admin := "sha256:"+strings.Repeat("a1", 32), "sha256:"+strings.Repeat("0f", 32)
+	ingest, admin, worker := "sha256:"+strings.Repeat("a1", 32), "sha256:"+strings.Repeat("0f", 32), "sha256:"+strings.Repeat("77", 32)
 	m := render(t, testRelease, testNamespace, map[string]any{
-		"image":     map[string]any{"tag": "1.2.3", "digests": map[string]any{"ingest": ingest, "keys-admin": admin}},
+		"image":     map[string]any{"tag": "1.2.3", "digests": map[string]any{"ingest": ingest, "keys-admin": admin, "worker": worker}},
 		"tablesJob": map[string]any{"enabled": true},
 	})
 	want := map[string]string{
@@ -904,6 +908,8 @@ func TestChartImageDigests(t *testing.T) {
 		"keys-admin": "ghcr.io/trigger-api/keys-admin@" + admin,
 		"tables":     "ghcr.io/trigger-api/keys-admin@" + admin,
 		"inbox":      "ghcr.io/trigger-api/inbox:1.2.3",
+		// The helm test runs `worker demo`.
+		"helm-test": "ghcr.io/trigger-api/worker@" + worker,
 	}
 	for _, w := range m.workloads() {
 		if img := w.pod.Spec.Containers[0].Image; img != want[w.component] {

@@ -120,6 +120,7 @@ type manifest struct {
 
 	deployments     []*appsv1.Deployment
 	jobs            []*batchv1.Job
+	pods            []*corev1.Pod // hooks: helm test
 	services        []*corev1.Service
 	serviceAccounts []*corev1.ServiceAccount
 	configMaps      []*corev1.ConfigMap
@@ -195,6 +196,8 @@ func (m *manifest) add(t *testing.T, obj runtime.Object) {
 		m.deployments = append(m.deployments, o)
 	case *batchv1.Job:
 		m.jobs = append(m.jobs, o)
+	case *corev1.Pod:
+		m.pods = append(m.pods, o)
 	case *corev1.Service:
 		m.services = append(m.services, o)
 	case *corev1.ServiceAccount:
@@ -237,6 +240,9 @@ func (m *manifest) workloads() []workload {
 	}
 	for _, j := range m.jobs {
 		out = append(out, workload{"Job", j.Name, j.Spec.Template.Labels[labelComponent], &j.Spec.Template})
+	}
+	for _, p := range m.pods {
+		out = append(out, workload{"Pod", p.Name, p.Labels[labelComponent], &corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}})
 	}
 	return out
 }
