@@ -147,7 +147,19 @@ var strictYAML = func() *json.Serializer {
 
 func render(t *testing.T, release, namespace string, vals map[string]any) *manifest {
 	t.Helper()
-	rel, err := renderRelease(t, release, namespace, vals)
+	return decodeRelease(t, release, namespace, vals, renderRelease)
+}
+
+// renderOffline is render as `helm template` does it, with no cluster to look anything up in.
+func renderOffline(t *testing.T, release, namespace string, vals map[string]any) *manifest {
+	t.Helper()
+	return decodeRelease(t, release, namespace, vals, renderTemplate)
+}
+
+func decodeRelease(t *testing.T, name, namespace string, vals map[string]any,
+	renderer func(*testing.T, string, string, map[string]any) (*release.Release, error)) *manifest {
+	t.Helper()
+	rel, err := renderer(t, name, namespace, vals)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -155,7 +167,7 @@ func render(t *testing.T, release, namespace string, vals map[string]any) *manif
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &manifest{release: release, namespace: namespace, values: coalesced, notes: rel.Info.Notes}
+	m := &manifest{release: name, namespace: namespace, values: coalesced, notes: rel.Info.Notes}
 	docs := []string{}
 	split := releaseutil.SplitManifests(rel.Manifest)
 	keys := make([]string, 0, len(split))
