@@ -67,7 +67,7 @@ var serviceComponents = []string{"ingest", "inbox", "keys-admin", "worker"}
 // readByOthers are variables the chart may set although no envconfig struct declares them,
 // because another reader owns them: the Go runtime, pkg/telemetry (the pod's name and namespace)
 // and the OpenTelemetry SDK (OTEL_* by prefix).
-var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true, "POD_NAME": true, "POD_NAMESPACE": true}
+var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true, "GOGC": true, "POD_NAME": true, "POD_NAMESPACE": true}
 
 // devOnlyAWS are the static credentials DynamoDB Local needs to sign requests with; outside
 // development the default AWS chain (IRSA) must provide credentials, so they may appear only
@@ -919,5 +919,25 @@ func TestChartImageDigests(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("not rendered: %v", keysOf(want))
+	}
+}
+
+// TestChartLeavesGOMEMLIMITToTheBinary: by default no container sets GOMEMLIMIT, so each binary
+// sets 90 % of its cgroup's limit; an operator's value goes into the component's ConfigMap and
+// replaces that.
+func TestChartLeavesGOMEMLIMITToTheBinary(t *testing.T) {
+	for _, tc := range []struct{ vals, want string }{
+		{`{}`, ""},
+		{`components: {ingest: {env: {GOMEMLIMIT: 200MiB, GOGC: "200"}}}`, "200MiB"},
+	} {
+		m := render(t, testRelease, testNamespace, readValues(t, tc.vals))
+		w, _ := m.workload("ingest")
+		env := m.resolveEnv(t, w)
+		if got, set := env["GOMEMLIMIT"]; got != tc.want || set != (tc.want != "") {
+			t.Errorf("%s: GOMEMLIMIT %q (set %v), want %q", tc.vals, got, set, tc.want)
+		}
+		if err := processEnv(env, binaries["ingest"].spec()); err != nil {
+			t.Errorf("%s: %v", tc.vals, err)
+		}
 	}
 }
