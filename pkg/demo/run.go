@@ -85,10 +85,12 @@ func Run(ctx context.Context, out io.Writer, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// consume leases the tenant's event with long polls until it comes, failing on anything else
+// consume leases the tenant's event with long polls until it comes or ctx ends, failing on anything else
 // leased, and acknowledges it under its lease.
 func consume(ctx context.Context, t Tenant) error {
-	wait, most := api.MaxWaitSeconds, 10
+	// Short long polls: each call is bounded by CallTimeout, which a 20 s wait would outlast.
+	// The event is listed already, so the first pull takes it unless the index lags.
+	wait, most := 5, 10
 	for {
 		page, err := t.Printed.Inbox.Pull(ctx, api.PullRequest{MaxEvents: &most, WaitSeconds: &wait})
 		if err != nil {
