@@ -148,7 +148,28 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 		t.Errorf("allow_k8s_contexts(%v), want only %q", got, kindContext)
 	}
 
-	// One image per component, each built by the Dockerfile for that component from its module.
+	built := checkTiltBuilds(t, tl)
+	m, namespace := tiltChart(t, tl)
+	checkTiltNamespace(t, tl, namespace)
+
+	// Every image the chart runs for a component is one Tilt builds, so Tilt can swap it in.
+	for _, w := range m.workloads() {
+		img := w.pod.Spec.Containers[0].Image
+		repo := img[:strings.LastIndex(img, ":")]
+		if _, ours := binaries[w.component]; ours {
+			if _, ok := built[repo]; !ok {
+				t.Errorf("%s runs %s, which the Tiltfile does not build", describe(w), img)
+			}
+		}
+	}
+
+	checkTiltResources(t, tl, m)
+}
+
+// checkTiltBuilds: one image per component, each built by the Dockerfile for that component
+// from its module. It returns the images built, by reference, with their component.
+func checkTiltBuilds(t *testing.T, tl *tilt) map[string]string {
+	t.Helper()
 	built := map[string]string{} // image -> component
 	for _, b := range tl.calls["docker_build"] {
 		ref, component := b.str(0, "ref"), b.arg(-1, "build_args")
@@ -185,8 +206,13 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 	if len(built) != len(serviceComponents) {
 		t.Errorf("built %v, want one image per component %v", built, serviceComponents)
 	}
+	return built
+}
 
-	// The chart, with the development values.
+// tiltChart is the chart the Tiltfile deploys, with the development values, rendered as Tilt
+// renders it, and the namespace it goes into.
+func tiltChart(t *testing.T, tl *tilt) (*manifest, string) {
+	t.Helper()
 	helms := tl.calls["helm"]
 	if len(helms) != 1 {
 		t.Fatalf("helm called %d times, want once", len(helms))
@@ -214,8 +240,13 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 	}
 	// Tilt runs `helm template`: no cluster to read anything back from.
 	m := renderOffline(t, release, namespace, vals)
+	return m, namespace
+}
 
-	// The chart goes into a namespace the Tiltfile creates, under the restricted pod standard.
+// checkTiltNamespace: the chart goes into a namespace the Tiltfile creates, under the restricted
+// pod standard.
+func checkTiltNamespace(t *testing.T, tl *tilt, namespace string) {
+	t.Helper()
 	created := false
 	for _, b := range tl.calls["blob"] {
 		doc := b.str(0, "contents")
@@ -229,20 +260,12 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 	if !created {
 		t.Errorf("the Tiltfile does not create namespace %q", namespace)
 	}
+}
 
-	// Every image the chart runs for a component is one Tilt builds, so Tilt can swap it in.
-	for _, w := range m.workloads() {
-		img := w.pod.Spec.Containers[0].Image
-		repo := img[:strings.LastIndex(img, ":")]
-		if _, ours := binaries[w.component]; ours {
-			if _, ok := built[repo]; !ok {
-				t.Errorf("%s runs %s, which the Tiltfile does not build", describe(w), img)
-			}
-		}
-	}
-
-	// Resources: each names a rendered workload, forwards a port it opens, and depends only on
-	// resources that exist; the services wait for the tables.
+// checkTiltResources: each resource names a rendered workload, forwards a port it opens, and
+// depends only on resources that exist; the services wait for the tables.
+func checkTiltResources(t *testing.T, tl *tilt, m *manifest) {
+	t.Helper()
 	resources := map[string]call{}
 	workloads := map[string]workload{}
 	for _, w := range m.workloads() {
@@ -274,6 +297,13 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 			}
 		}
 	}
+	checkWaitForTables(t, m, resources)
+}
+
+// checkWaitForTables: every one of the project's workloads but the tables Job has a Tilt
+// resource, and each waits, directly or not, for the one that runs the tables Job.
+func checkWaitForTables(t *testing.T, m *manifest, resources map[string]call) {
+	t.Helper()
 	dependsOn := func(from, to string) bool {
 		seen := map[string]bool{}
 		var walk func(string) bool
