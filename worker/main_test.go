@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/trigger-api/trigger-api/pkg/config/configtest"
+	"github.com/trigger-api/trigger-api/pkg/demo"
 )
 
 func TestHelpListsEverySetting(t *testing.T) {
@@ -33,5 +36,23 @@ func TestMalformedKeyStopsStartUpWithoutShowingIt(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), key) {
 		t.Errorf("error shows the key: %v", err)
+	}
+}
+
+func TestReadmeListsDemoSettings(t *testing.T) {
+	configtest.CheckDocs(t, "worker demo", &demo.Config{})
+}
+
+// TestDemoRefusesAnEmptyTokenList: the token list is read from a Secret, so a value of only
+// separators must stop the demo before any call, not send an empty bearer token.
+func TestDemoRefusesAnEmptyTokenList(t *testing.T) {
+	t.Setenv("TRIGGER_ADMIN_URL", "http://127.0.0.1:1")
+	t.Setenv("TRIGGER_INGEST_URL", "http://127.0.0.1:1")
+	t.Setenv("TRIGGER_INBOX_URL", "http://127.0.0.1:1")
+	t.Setenv("TRIGGER_ADMIN_TOKENS", " ,\n")
+	t.Setenv("TRIGGER_LOG_LEVEL", "error")
+	err := run([]string{"demo"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "TRIGGER_ADMIN_TOKENS holds no token") {
+		t.Fatalf("run demo: %v, want the empty token list refused", err)
 	}
 }

@@ -10,10 +10,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// memoryShare is the part of a container's memory limit the Go heap may grow to before the
-// collector works harder: the rest is for stacks, the runtime's own memory and buffers the
-// heap does not count.
-const memoryShare = 0.75
+// memoryShare is the part of a container's memory limit the Go runtime may use before the
+// collector works harder. GOMEMLIMIT counts all the runtime's memory (heap, stacks, its own
+// structures), so what it leaves out is only what Go does not manage: the binary's text, cgo
+// and the kernel's page cache charged to the cgroup, which for these services is a few MiB.
+// A tenth of the limit covers that with room to spare at the chart's 128 MiB and up; a
+// smaller share would only make the collector run early while memory sits unused.
+const memoryShare = 0.9
 
 // gcPercentUnderLimit is GOGC where a memory limit is in force. With the default of 100 a
 // service whose live heap is a few MiB collects every few MiB allocated, which at thousands of

@@ -38,8 +38,8 @@ func TestTuneGC(t *testing.T) {
 		wantGC    int
 	}{
 		{"no limit", nil, 0, 0, 0, math.MaxInt64, 100},
-		{"pod of 256 MiB", nil, 0, 0, 256 << 20, 192 << 20, gcPercentUnderLimit},
-		{"operator's GOGC", map[string]string{"GOGC": "150"}, 0, 150, 256 << 20, 192 << 20, 150},
+		{"pod of 256 MiB", nil, 0, 0, 256 << 20, 256 << 20 * 9 / 10, gcPercentUnderLimit},
+		{"operator's GOGC", map[string]string{"GOGC": "150"}, 0, 150, 256 << 20, 256 << 20 * 9 / 10, 150},
 		{"operator's GOMEMLIMIT", map[string]string{"GOMEMLIMIT": "100MiB"}, 100 << 20, 0, 256 << 20, 100 << 20, gcPercentUnderLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

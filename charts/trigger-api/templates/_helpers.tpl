@@ -53,7 +53,12 @@ ingest inbox keys-admin tables
 {{- $img := .image | default dict }}
 {{- $repo := $img.repository | default (printf "%s/%s" $root.Values.image.repository .component) }}
 {{- $tag := $img.tag | default $root.Values.image.tag | default $root.Chart.AppVersion }}
+{{- $digest := get ($root.Values.image.digests | default dict) .component }}
+{{- if $digest }}
+{{- printf "%s@%s" $repo $digest }}
+{{- else }}
 {{- printf "%s:%s" $repo $tag }}
+{{- end }}
 {{- end }}
 
 {{- define "trigger-api.secretName" -}}
@@ -191,7 +196,7 @@ The one pod template every workload renders. Takes a dict:
   root, component, image, resources (required)
   command, args, port (or ports), httpProbes (bool), probes (object), env (list), podIdentity (bool: the
   project's binaries, which name their pod in telemetry), configMap (name), preStopSeconds,
-  terminationGracePeriodSeconds, restartPolicy, annotations, automountToken, notGo (no GOMAXPROCS/GOMEMLIMIT), runAsUser, scheduling (values with
+  terminationGracePeriodSeconds, restartPolicy, annotations, automountToken, notGo (no GOMAXPROCS), runAsUser, scheduling (values with
   nodeSelector/tolerations/affinity/topologySpreadConstraints), extraVolumeMounts, extraVolumes
 */}}
 {{- define "trigger-api.podTemplate" -}}
@@ -263,16 +268,13 @@ spec:
               fieldPath: metadata.namespace
         {{- end }}
         {{- if not .notGo }}
-        # The Go runtime sizes itself from the container's limits, not the node's.
+        # The Go runtime sizes itself from the container's CPU limit, not the node's. No
+        # GOMEMLIMIT: the binary sets 90 % of its cgroup's memory limit (pkg/startup), where the
+        # whole limit, as resourceFieldRef gives it, would leave nothing for what Go does not manage.
         - name: GOMAXPROCS
           valueFrom:
             resourceFieldRef:
               resource: limits.cpu
-              divisor: "1"
-        - name: GOMEMLIMIT
-          valueFrom:
-            resourceFieldRef:
-              resource: limits.memory
               divisor: "1"
         {{- end }}
       {{- end }}

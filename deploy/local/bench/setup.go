@@ -117,8 +117,8 @@ func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
 		"TRIGGER_TENANT_RATE_LIMIT=10000000", "GOMEMLIMIT="+podMemoryLimit)...)
 }
 
-// podMemoryLimit is three quarters of the chart's 256 MiB for ingest and inbox (pkg/startup).
-const podMemoryLimit = "192MiB"
+// podMemoryLimit is 90 % of the chart's 256 MiB for ingest and inbox (pkg/startup).
+const podMemoryLimit = "230MiB"
 
 // child is one binary the bench started: a service, whose url is set, or a worker.
 type child struct {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -94,10 +96,15 @@ func TestChartNetworkPoliciesOnByDefault(t *testing.T) {
 	if len(m.netpols) < 3 {
 		t.Fatalf("%d NetworkPolicies by default, want one per component", len(m.netpols))
 	}
-	// Nothing is named by default, so nothing may call keys-admin: no API rule at all, never an
-	// empty one (which would admit everyone).
+	// Nothing is named by default, so only the helm test Pod may call keys-admin, never everyone.
+	peers, ok := apiPeers(m.netpolOf(t, "keys-admin"))
+	if got, want := normalize(t, peers), normalize(t, []any{podsOf("helm-test")}); !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("default keys-admin policy admits %v (open to all: %v), want only the helm test Pod", got, !ok)
+	}
+	// Without the test, nothing: no API rule at all, never an empty one (which would admit everyone).
+	m = render(t, testRelease, testNamespace, readValues(t, `tests: {enabled: false}`))
 	if peers, ok := apiPeers(m.netpolOf(t, "keys-admin")); !ok || len(peers) != 0 {
-		t.Fatalf("default keys-admin policy admits %v (open to all: %v), want nothing", peers, !ok)
+		t.Fatalf("keys-admin policy without the helm test admits %v (open to all: %v), want nothing", peers, !ok)
 	}
 }
 
@@ -147,8 +154,8 @@ func TestChartKeysAdminAdmitsWhatValuesName(t *testing.T) {
 	if !ok {
 		t.Fatal("keys-admin's API is open to every source")
 	}
-	if got, want := normalize(t, peers), normalize(t, []any{ops, client}); !reflect.DeepEqual(got, want) {
-		t.Fatalf("keys-admin admits %v, want exactly %v", got, want)
+	if got, want := normalize(t, peers), normalize(t, []any{ops, client, podsOf("helm-test")}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys-admin admits %v, want exactly %v and the helm test Pod", got, want)
 	}
 	np := m.netpolOf(t, "keys-admin")
 	for _, tc := range []struct {
@@ -265,4 +272,86 @@ func readValues(t *testing.T, doc string) map[string]any {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestChartAdminTokenIsStable: a generated admin token survives upgrades because the chart reads
+// it back from the cluster; where it cannot (helm template, Argo CD), the chart refuses to mint
+// one rather than replace it on every render, unless the tokens come from values or an existing
+// Secret.
+func TestChartAdminTokenIsStable(t *testing.T) {
+	secretName := testRelease + "-trigger-api-secrets"
+	live := func(tokens string) corev1.Secret {
+		return corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: testNamespace},
+			Data: map[string][]byte{"admin-tokens": []byte(tokens)}}
+	}
+	named := "ops:" + strings.Repeat("k", 40)
+	for _, tc := range []struct {
+		name    string
+		cluster []corev1.Secret // nil: no cluster (helm template)
+		online  bool
+		vals    string
+		want    string // the admin-tokens rendered; "generated" for a fresh token; "" for no Secret
+		refusal string
+	}{
+		{name: "template-refuses-to-mint", vals: `{}`, refusal: "secrets.existingSecret"},
+		{name: "template-with-existing-secret", vals: `secrets: {existingSecret: ops-tokens}`},
+		{name: "template-with-tokens-from-values", vals: `secrets: {adminTokens: ["` + named + `"]}`, want: named},
+		{name: "install-generates", online: true, vals: `{}`, want: "generated"},
+		{name: "upgrade-keeps-the-live-token", online: true, cluster: []corev1.Secret{live(named)}, vals: `{}`, want: named},
+		{name: "upgrade-names-an-old-unnamed-token", online: true, cluster: []corev1.Secret{live(strings.Repeat("u", 48))}, vals: `{}`, want: "admin:" + strings.Repeat("u", 48)},
+		{name: "values-win-over-the-live-token", online: true, cluster: []corev1.Secret{live(named)}, vals: `secrets: {adminTokens: ["ci:` + strings.Repeat("c", 40) + `"]}`, want: "ci:" + strings.Repeat("c", 40)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vals := readValues(t, tc.vals)
+			var rel *release.Release
+			var err error
+			if tc.online {
+				rel, err = installOn(t, newFakeCluster(t, tc.cluster...), testRelease, testNamespace, vals)
+			} else {
+				rel, err = renderTemplate(t, testRelease, testNamespace, vals)
+			}
+			if tc.refusal != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refusal) {
+					t.Fatalf("got %v, want a refusal naming %s", err, tc.refusal)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, rendered := adminTokensIn(t, rel.Manifest, secretName)
+			switch {
+			case tc.want == "":
+				if rendered {
+					t.Fatalf("rendered Secret %s although the tokens live in an existing Secret", secretName)
+				}
+			case tc.want == "generated":
+				if id, secret, _ := strings.Cut(got, ":"); id != "admin" || len(secret) < 32 {
+					t.Fatalf("generated %q, want admin:<at least 32 characters>", got)
+				}
+			case got != tc.want:
+				t.Fatalf("admin-tokens %q, want %q", got, tc.want)
+			}
+			if tc.want != "" {
+				if _, err := adminapi.ParseAdminTokens(adminapi.SplitTokens(got)); err != nil {
+					t.Fatalf("keys-admin would refuse %q: %v", got, err)
+				}
+			}
+		})
+	}
+}
+
+// adminTokensIn finds the Secret name in a rendered manifest and returns its admin-tokens.
+func adminTokensIn(t *testing.T, manifest, name string) (string, bool) {
+	t.Helper()
+	for _, doc := range releaseutil.SplitManifests(manifest) {
+		obj, _, err := strictYAML.Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("decode: %v\n%s", err, doc)
+		}
+		if s, ok := obj.(*corev1.Secret); ok && s.Name == name {
+			return string(s.Data["admin-tokens"]), true
+		}
+	}
+	return "", false
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/config"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
+	"github.com/trigger-api/trigger-api/pkg/demo"
 	"github.com/trigger-api/trigger-api/pkg/logging"
 	"github.com/trigger-api/trigger-api/services/inbox/inboxapi"
 	"github.com/trigger-api/trigger-api/services/ingest/ingestapi"
@@ -49,6 +50,8 @@ var binaries = map[string]binary{
 	"inbox":      {config.Fields(&inboxapi.Config{}), func() any { return &inboxapi.Config{} }},
 	"keys-admin": {config.Fields(&adminapi.Config{}), func() any { return &adminapi.Config{} }},
 	"worker":     {config.Fields(&runner.Config{}), func() any { return &runner.Config{} }},
+	// The helm test Pod: `worker demo`.
+	"helm-test": {config.Fields(&demo.Config{}), func() any { return &demo.Config{} }},
 	"tables": {append(config.Fields(&ddb.Settings{}), config.Fields(&logging.Options{})...),
 		func() any {
 			return &struct {
@@ -64,7 +67,7 @@ var serviceComponents = []string{"ingest", "inbox", "keys-admin", "worker"}
 // readByOthers are variables the chart may set although no envconfig struct declares them,
 // because another reader owns them: the Go runtime, pkg/telemetry (the pod's name and namespace)
 // and the OpenTelemetry SDK (OTEL_* by prefix).
-var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true, "POD_NAME": true, "POD_NAMESPACE": true}
+var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true, "GOGC": true, "POD_NAME": true, "POD_NAMESPACE": true}
 
 // devOnlyAWS are the static credentials DynamoDB Local needs to sign requests with; outside
 // development the default AWS chain (IRSA) must provide credentials, so they may appear only
@@ -373,10 +376,16 @@ func processEnv(env map[string]string, spec any) error {
 	return nil
 }
 
+// checkGoRuntimeEnv: GOMAXPROCS follows the CPU limit, and GOMEMLIMIT is left to the binary,
+// which sets it below the memory limit (pkg/startup); the chart's only way to set it would be
+// resourceFieldRef, which gives the whole limit and would override that.
 func checkGoRuntimeEnv(t *testing.T, w workload) {
 	t.Helper()
-	want := map[string]string{"GOMAXPROCS": "limits.cpu", "GOMEMLIMIT": "limits.memory"}
+	want := map[string]string{"GOMAXPROCS": "limits.cpu"}
 	for _, e := range w.pod.Spec.Containers[0].Env {
+		if e.Name == "GOMEMLIMIT" {
+			t.Errorf("%s: sets GOMEMLIMIT, which overrides the binary's share of the memory limit", describe(w))
+		}
 		if res, ok := want[e.Name]; ok {
 			if e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil || e.ValueFrom.ResourceFieldRef.Resource != res {
 				t.Errorf("%s: %s must come from the container's %s", describe(w), e.Name, res)
@@ -681,8 +690,9 @@ func TestChartProductionShape(t *testing.T) {
 		want := map[string][]any{"metrics": flatten([]any{m.value("networkPolicy.metricsFrom")})}
 		switch c {
 		case "keys-admin":
-			// Only what values name: never the namespace, where ingest and inbox run.
-			want["http"] = flatten([]any{m.value("networkPolicy.keysAdminFrom")})
+			// Only what values name and the helm test Pod: never the namespace, where ingest and
+			// inbox run.
+			want["http"] = flatten([]any{m.value("networkPolicy.keysAdminFrom"), podsOf("helm-test")})
 		case "ingest", "inbox":
 			want["http"] = flatten([]any{map[string]any{"podSelector": map[string]any{}}, m.value("networkPolicy.publicFrom")})
 		}
@@ -851,6 +861,9 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"worker-without-keys", `components: {worker: {enabled: true}}`, "worker needs tenant API keys"},
 		{"demo-without-token", `demo: {enabled: true}`, "adminTokens"},
 		{"unknown-dashboard-key", `grafana: {dashboard: {uid: x}}`, "additional properties"},
+		{"digest-without-algorithm", `image: {digests: {ingest: ` + strings.Repeat("a", 64) + `}}`, "/image/digests/ingest"},
+		{"digest-short", `image: {digests: {inbox: "sha256:abc"}}`, "/image/digests/inbox"},
+		{"digest-of-unknown-component", `image: {digests: {billing: "sha256:` + strings.Repeat("a", 64) + `"}}`, "additional properties"},
 		{"dashboard-label-value-unquoted", `grafana: {dashboard: {labelValue: 1}}`, "labelValue"},
 	}
 	for _, tc := range cases {
@@ -878,6 +891,53 @@ func TestChartImagesDefaultToAppVersion(t *testing.T) {
 		want := fmt.Sprintf("ghcr.io/trigger-api/%s:%s", d.Spec.Template.Labels[labelComponent], c.Metadata.AppVersion)
 		if img != want {
 			t.Errorf("Deployment %s runs %s, want %s", d.Name, img, want)
+		}
+	}
+}
+
+// TestChartImageDigests: a component given a digest runs exactly that image, by digest, in every
+// workload that runs its binary (keys-admin's also in the tables Job); the others keep the tag.
+func TestChartImageDigests(t *testing.T) {
+	ingest, admin, worker := "sha256:"+strings.Repeat("a1", 32), "sha256:"+strings.Repeat("0f", 32), "sha256:"+strings.Repeat("77", 32)
+	m := render(t, testRelease, testNamespace, map[string]any{
+		"image":     map[string]any{"tag": "1.2.3", "digests": map[string]any{"ingest": ingest, "keys-admin": admin, "worker": worker}},
+		"tablesJob": map[string]any{"enabled": true},
+	})
+	want := map[string]string{
+		"ingest":     "ghcr.io/trigger-api/ingest@" + ingest,
+		"keys-admin": "ghcr.io/trigger-api/keys-admin@" + admin,
+		"tables":     "ghcr.io/trigger-api/keys-admin@" + admin,
+		"inbox":      "ghcr.io/trigger-api/inbox:1.2.3",
+		// The helm test runs `worker demo`.
+		"helm-test": "ghcr.io/trigger-api/worker@" + worker,
+	}
+	for _, w := range m.workloads() {
+		if img := w.pod.Spec.Containers[0].Image; img != want[w.component] {
+			t.Errorf("%s runs %q, want %q", describe(w), img, want[w.component])
+		}
+		delete(want, w.component)
+	}
+	if len(want) > 0 {
+		t.Errorf("not rendered: %v", keysOf(want))
+	}
+}
+
+// TestChartLeavesGOMEMLIMITToTheBinary: by default no container sets GOMEMLIMIT, so each binary
+// sets 90 % of its cgroup's limit; an operator's value goes into the component's ConfigMap and
+// replaces that.
+func TestChartLeavesGOMEMLIMITToTheBinary(t *testing.T) {
+	for _, tc := range []struct{ vals, want string }{
+		{`{}`, ""},
+		{`components: {ingest: {env: {GOMEMLIMIT: 200MiB, GOGC: "200"}}}`, "200MiB"},
+	} {
+		m := render(t, testRelease, testNamespace, readValues(t, tc.vals))
+		w, _ := m.workload("ingest")
+		env := m.resolveEnv(t, w)
+		if got, set := env["GOMEMLIMIT"]; got != tc.want || set != (tc.want != "") {
+			t.Errorf("%s: GOMEMLIMIT %q (set %v), want %q", tc.vals, got, set, tc.want)
+		}
+		if err := processEnv(env, binaries["ingest"].spec()); err != nil {
+			t.Errorf("%s: %v", tc.vals, err)
 		}
 	}
 }

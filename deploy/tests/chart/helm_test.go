@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 const (
@@ -86,9 +87,17 @@ func loadChart(t *testing.T) *chart.Chart {
 	return c
 }
 
-// renderRelease is `helm template` through the SDK: client-only install in dry-run mode, which
-// also validates the values against values.schema.json.
+// renderRelease is `helm install --dry-run=server` into an empty namespace, through the SDK: the
+// templates' lookups reach a fake cluster holding nothing, and the values are validated against
+// values.schema.json.
 func renderRelease(t *testing.T, name, namespace string, vals map[string]any) (*release.Release, error) {
+	t.Helper()
+	return installOn(t, newFakeCluster(t), name, namespace, vals)
+}
+
+// renderTemplate is `helm template`, as Argo CD and the Tiltfile render: no cluster to look
+// anything up in.
+func renderTemplate(t *testing.T, name, namespace string, vals map[string]any) (*release.Release, error) {
 	t.Helper()
 	kv, err := chartutil.ParseKubeVersion(kubeVersion)
 	if err != nil {
@@ -112,11 +121,13 @@ type manifest struct {
 
 	deployments     []*appsv1.Deployment
 	jobs            []*batchv1.Job
+	pods            []*corev1.Pod // hooks: helm test
 	services        []*corev1.Service
 	serviceAccounts []*corev1.ServiceAccount
 	configMaps      []*corev1.ConfigMap
 	secrets         []*corev1.Secret
 	ingresses       []*networkingv1.Ingress
+	httpRoutes      []*gatewayv1.HTTPRoute
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	pdbs            []*policyv1.PodDisruptionBudget
 	netpols         []*networkingv1.NetworkPolicy
@@ -126,22 +137,33 @@ type manifest struct {
 	prometheusRules []*monitoringv1.PrometheusRule
 }
 
-// strictYAML decodes the Kubernetes kinds and the Prometheus Operator's, refusing unknown fields:
-// a PodMonitor or PrometheusRule field the operator's API does not have fails the render.
-var strictYAML = func() runtime.Decoder {
+// strictYAML decodes the kinds client-go knows plus the Gateway API's and the Prometheus
+// Operator's, refusing unknown fields: a field those APIs do not have fails the render.
+var strictYAML = func() *json.Serializer {
 	s := runtime.NewScheme()
-	if err := scheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := monitoringv1.AddToScheme(s); err != nil {
-		panic(err)
+	for _, add := range []func(*runtime.Scheme) error{scheme.AddToScheme, gatewayv1.Install, monitoringv1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
 	}
 	return json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Yaml: true, Strict: true})
 }()
 
 func render(t *testing.T, release, namespace string, vals map[string]any) *manifest {
 	t.Helper()
-	rel, err := renderRelease(t, release, namespace, vals)
+	return decodeRelease(t, release, namespace, vals, renderRelease)
+}
+
+// renderOffline is render as `helm template` does it, with no cluster to look anything up in.
+func renderOffline(t *testing.T, release, namespace string, vals map[string]any) *manifest {
+	t.Helper()
+	return decodeRelease(t, release, namespace, vals, renderTemplate)
+}
+
+func decodeRelease(t *testing.T, name, namespace string, vals map[string]any,
+	renderer func(*testing.T, string, string, map[string]any) (*release.Release, error)) *manifest {
+	t.Helper()
+	rel, err := renderer(t, name, namespace, vals)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -149,7 +171,7 @@ func render(t *testing.T, release, namespace string, vals map[string]any) *manif
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &manifest{release: release, namespace: namespace, values: coalesced, notes: rel.Info.Notes}
+	m := &manifest{release: name, namespace: namespace, values: coalesced, notes: rel.Info.Notes}
 	docs := []string{}
 	split := releaseutil.SplitManifests(rel.Manifest)
 	keys := make([]string, 0, len(split))
@@ -190,6 +212,8 @@ func (m *manifest) add(t *testing.T, obj runtime.Object) {
 		m.deployments = append(m.deployments, o)
 	case *batchv1.Job:
 		m.jobs = append(m.jobs, o)
+	case *corev1.Pod:
+		m.pods = append(m.pods, o)
 	case *corev1.Service:
 		m.services = append(m.services, o)
 	case *corev1.ServiceAccount:
@@ -200,6 +224,8 @@ func (m *manifest) add(t *testing.T, obj runtime.Object) {
 		m.secrets = append(m.secrets, o)
 	case *networkingv1.Ingress:
 		m.ingresses = append(m.ingresses, o)
+	case *gatewayv1.HTTPRoute:
+		m.httpRoutes = append(m.httpRoutes, o)
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		m.hpas = append(m.hpas, o)
 	case *policyv1.PodDisruptionBudget:
@@ -234,6 +260,9 @@ func (m *manifest) workloads() []workload {
 	}
 	for _, j := range m.jobs {
 		out = append(out, workload{"Job", j.Name, j.Spec.Template.Labels[labelComponent], &j.Spec.Template})
+	}
+	for _, p := range m.pods {
+		out = append(out, workload{"Pod", p.Name, p.Labels[labelComponent], &corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}})
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v3/pkg/chartutil"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -145,7 +148,28 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 		t.Errorf("allow_k8s_contexts(%v), want only %q", got, kindContext)
 	}
 
-	// One image per component, each built by the Dockerfile for that component from its module.
+	built := checkTiltBuilds(t, tl)
+	m, namespace := tiltChart(t, tl)
+	checkTiltNamespace(t, tl, namespace)
+
+	// Every image the chart runs for a component is one Tilt builds, so Tilt can swap it in.
+	for _, w := range m.workloads() {
+		img := w.pod.Spec.Containers[0].Image
+		repo := img[:strings.LastIndex(img, ":")]
+		if _, ours := binaries[w.component]; ours {
+			if _, ok := built[repo]; !ok {
+				t.Errorf("%s runs %s, which the Tiltfile does not build", describe(w), img)
+			}
+		}
+	}
+
+	checkTiltResources(t, tl, m)
+}
+
+// checkTiltBuilds: one image per component, each built by the Dockerfile for that component
+// from its module. It returns the images built, by reference, with their component.
+func checkTiltBuilds(t *testing.T, tl *tilt) map[string]string {
+	t.Helper()
 	built := map[string]string{} // image -> component
 	for _, b := range tl.calls["docker_build"] {
 		ref, component := b.str(0, "ref"), b.arg(-1, "build_args")
@@ -182,8 +206,13 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 	if len(built) != len(serviceComponents) {
 		t.Errorf("built %v, want one image per component %v", built, serviceComponents)
 	}
+	return built
+}
 
-	// The chart, with the development values.
+// tiltChart is the chart the Tiltfile deploys, with the development values, rendered as Tilt
+// renders it, and the namespace it goes into.
+func tiltChart(t *testing.T, tl *tilt) (*manifest, string) {
+	t.Helper()
 	helms := tl.calls["helm"]
 	if len(helms) != 1 {
 		t.Fatalf("helm called %d times, want once", len(helms))
@@ -209,9 +238,15 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 	if len(h.strs(-1, "set")) > 0 {
 		t.Errorf("helm --set %v: development settings belong in values-dev.yaml", h.strs(-1, "set"))
 	}
-	m := render(t, release, namespace, vals)
+	// Tilt runs `helm template`: no cluster to read anything back from.
+	m := renderOffline(t, release, namespace, vals)
+	return m, namespace
+}
 
-	// The chart goes into a namespace the Tiltfile creates, under the restricted pod standard.
+// checkTiltNamespace: the chart goes into a namespace the Tiltfile creates, under the restricted
+// pod standard.
+func checkTiltNamespace(t *testing.T, tl *tilt, namespace string) {
+	t.Helper()
 	created := false
 	for _, b := range tl.calls["blob"] {
 		doc := b.str(0, "contents")
@@ -225,20 +260,12 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 	if !created {
 		t.Errorf("the Tiltfile does not create namespace %q", namespace)
 	}
+}
 
-	// Every image the chart runs for a component is one Tilt builds, so Tilt can swap it in.
-	for _, w := range m.workloads() {
-		img := w.pod.Spec.Containers[0].Image
-		repo := img[:strings.LastIndex(img, ":")]
-		if _, ours := binaries[w.component]; ours {
-			if _, ok := built[repo]; !ok {
-				t.Errorf("%s runs %s, which the Tiltfile does not build", describe(w), img)
-			}
-		}
-	}
-
-	// Resources: each names a rendered workload, forwards a port it opens, and depends only on
-	// resources that exist; the services wait for the tables.
+// checkTiltResources: each resource names a rendered workload, forwards a port it opens, and
+// depends only on resources that exist; the services wait for the tables.
+func checkTiltResources(t *testing.T, tl *tilt, m *manifest) {
+	t.Helper()
 	resources := map[string]call{}
 	workloads := map[string]workload{}
 	for _, w := range m.workloads() {
@@ -270,6 +297,13 @@ func TestTiltfileBuildsAndDeploysTheChart(t *testing.T) {
 			}
 		}
 	}
+	checkWaitForTables(t, m, resources)
+}
+
+// checkWaitForTables: every one of the project's workloads but the tables Job has a Tilt
+// resource, and each waits, directly or not, for the one that runs the tables Job.
+func checkWaitForTables(t *testing.T, m *manifest, resources map[string]call) {
+	t.Helper()
 	dependsOn := func(from, to string) bool {
 		seen := map[string]bool{}
 		var walk func(string) bool
@@ -325,4 +359,44 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// TestTiltfileRendersForTheKindNode: the kind node image is pinned by digest, the Tiltfile
+// renders the chart for that node's Kubernetes, and the chart supports it.
+func TestTiltfileRendersForTheKindNode(t *testing.T) {
+	var cluster struct {
+		Nodes []struct {
+			Role  string `yaml:"role"`
+			Image string `yaml:"image"`
+		} `yaml:"nodes"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "deploy/kind/cluster.yaml"), &cluster); err != nil {
+		t.Fatal(err)
+	}
+	if len(cluster.Nodes) == 0 {
+		t.Fatal("deploy/kind/cluster.yaml has no nodes")
+	}
+	node := regexp.MustCompile(`^kindest/node:v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$`)
+	version := ""
+	for _, n := range cluster.Nodes {
+		m := node.FindStringSubmatch(n.Image)
+		if m == nil {
+			t.Fatalf("%s node image %q: want kindest/node:vX.Y.Z@sha256:<digest>", n.Role, n.Image)
+		}
+		if version != "" && m[1] != version {
+			t.Fatalf("nodes run Kubernetes %s and %s", version, m[1])
+		}
+		version = m[1]
+	}
+
+	tl, err := runTiltfile(t, kindContext)
+	if err != nil {
+		t.Fatalf("Tiltfile: %v", err)
+	}
+	if got := tl.calls["helm"][0].str(-1, "kube_version"); strings.TrimPrefix(got, "v") != version {
+		t.Errorf("helm(kube_version=%q), want the kind node's %s", got, version)
+	}
+	if c := loadChart(t); !chartutil.IsCompatibleRange(c.Metadata.KubeVersion, version) {
+		t.Errorf("the chart's kubeVersion %q excludes the kind node's %s", c.Metadata.KubeVersion, version)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -36,6 +37,7 @@ func TestEndToEnd(t *testing.T) {
 	var acmeEvent string
 	t.Run("running-worker-delivers-acme-event", func(t *testing.T) { workerDeliversAcmeEvent(t, e, &acmeEvent) })
 	t.Run("cross-tenant-calls-answer-404", func(t *testing.T) { crossTenantCallsAnswer404(t, e.st, acmeEvent) })
+	t.Run("worker-demo-command-through-each-service", func(t *testing.T) { workerDemoCommand(ctx, t, e) })
 	t.Run("two-worker-replicas-process-each-event-once", func(t *testing.T) { replicasProcessEachEventOnce(ctx, t, e.st) })
 	t.Run("component-death-stops-the-stack", func(t *testing.T) { componentDeathStopsTheStack(ctx, t, e) })
 	// Last: it stops the stack the others use.
@@ -121,6 +123,65 @@ func demoKeepsTenantsApart(ctx context.Context, t *testing.T, st *stack.Stack) {
 	if strings.Contains(out.String(), st.AdminToken) {
 		t.Error("demo output shows the admin token")
 	}
+}
+
+// workerDemoCommand runs `worker demo`, what the chart's helm test runs, against each service's
+// own address, as the in-cluster Services are reached, with the admin tokens as the Secret
+// holds them. It must pass, show the calls, keep the token out of its output, and leave both of
+// its tenants suspended.
+func workerDemoCommand(ctx context.Context, t *testing.T, e e2eStack) {
+	cmd := exec.CommandContext(ctx, filepath.Join(e.binDir, stack.Worker), "demo")
+	cmd.Env = append(withoutTrigger(os.Environ()),
+		"TRIGGER_ADMIN_URL="+e.st.ServiceURLs[stack.KeysAdmin],
+		"TRIGGER_INGEST_URL="+e.st.ServiceURLs[stack.Ingest],
+		"TRIGGER_INBOX_URL="+e.st.ServiceURLs[stack.Inbox],
+		"TRIGGER_ADMIN_TOKENS="+e.st.AdminToken+",\nspare:"+strings.Repeat("s", 40),
+		"TRIGGER_DEMO_TENANT_PREFIX=e2e",
+		"OTEL_TRACES_EXPORTER=none",
+	)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("worker demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"→ POST /admin/tenants", "→ POST /events", "→ POST /inbox/pull", "→ POST /ack", "Demo passed", "Suspended the demo's tenants"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("worker demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), e.st.AdminToken) {
+		t.Error("worker demo output shows the admin token")
+	}
+	admin, err := client.NewAdmin(e.st.GatewayURL, e.st.AdminToken, client.WithHTTPClient(&http.Client{Timeout: 15 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := admin.ListTenants(ctx, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended := 0
+	for _, tn := range list.Tenants {
+		if strings.HasPrefix(tn.TenantID, "e2e-") {
+			if tn.Status != "suspended" {
+				t.Errorf("the demo left tenant %s %s", tn.TenantID, tn.Status)
+			}
+			suspended++
+		}
+	}
+	if suspended != 2 {
+		t.Errorf("%d demo tenants, want its two", suspended)
+	}
+}
+
+func withoutTrigger(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "TRIGGER_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // workerDeliversAcmeEvent publishes an event for acme, sets *published to its id as soon as it

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trigger-api/trigger-api/pkg/demo"
 	"github.com/trigger-api/trigger-api/pkg/proc"
 )
 
@@ -23,7 +24,7 @@ func fakeWorker(t *testing.T, script string) string {
 
 func TestRunWorkerStopsTheWorkerOnceEveryEventIsSettled(t *testing.T) {
 	inbox := fakeInbox(t, map[string]string{"evt_a": "delivered", "evt_b": "delivered"}, nil)
-	tenants := []demoTenant{{name: "A", key: "key-a", quiet: inbox, event: "evt_a"}, {name: "B", key: "key-b", quiet: inbox, event: "evt_b"}}
+	tenants := []demo.Tenant{{Name: "A", Key: "key-a", Quiet: demo.Clients{Ingest: inbox, Inbox: inbox}, Event: "evt_a"}, {Name: "B", Key: "key-b", Quiet: demo.Clients{Ingest: inbox, Inbox: inbox}, Event: "evt_b"}}
 	bin := fakeWorker(t, `trap 'echo "stopping on TERM"; exit 0' TERM
 echo "keys $TRIGGER_API_KEYS via $TRIGGER_INBOX_URL"
 printf '%s\n' '{"msg":"processing event","event_id":"evt_b"}' '{"msg":"processing event","event_id":"evt_a"}'
@@ -52,7 +53,7 @@ while :; do sleep 0.05; done
 
 func TestRunWorkerFailsWhenTheWorkerEndsEarly(t *testing.T) {
 	inbox := fakeInbox(t, map[string]string{}, nil)
-	tenants := []demoTenant{{name: "A", key: "key-a", quiet: inbox, event: "evt_a"}}
+	tenants := []demo.Tenant{{Name: "A", Key: "key-a", Quiet: demo.Clients{Ingest: inbox, Inbox: inbox}, Event: "evt_a"}}
 	var out strings.Builder
 	stream := proc.NewStream(&out)
 	env := Env{GatewayURL: "http://gateway.invalid", WorkerBin: fakeWorker(t, "echo 'no keys'; exit 3\n")}

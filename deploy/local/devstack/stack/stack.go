@@ -28,6 +28,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/client"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
+	"github.com/trigger-api/trigger-api/pkg/demo"
 	"github.com/trigger-api/trigger-api/pkg/proc"
 )
 
@@ -269,7 +270,7 @@ func (s *Stack) createTenants(ctx context.Context) error {
 		return err
 	}
 	for _, t := range s.Tenants {
-		key, err := createTenantWithKey(ctx, admin, t, displayName(t))
+		key, err := demo.CreateTenantWithKey(ctx, admin, t, displayName(t))
 		if err != nil {
 			return err
 		}
@@ -683,12 +684,12 @@ func (s *Stack) CreateTenant(ctx context.Context, tenantID string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	return createTenantWithKey(ctx, admin, tenantID, displayName(tenantID))
+	return demo.CreateTenantWithKey(ctx, admin, tenantID, displayName(tenantID))
 }
 
 // admin is a client of the admin API through the gateway, with the stack's admin token.
 func (s *Stack) admin() (*client.Admin, error) {
-	return client.NewAdmin(s.GatewayURL, s.AdminToken, client.WithHTTPClient(&http.Client{Timeout: callTimeout}))
+	return client.NewAdmin(s.GatewayURL, s.AdminToken, client.WithHTTPClient(&http.Client{Timeout: demo.CallTimeout}))
 }
 
 // StartWorker runs one more worker, named name (its log is <name>.log), consuming keys

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/trigger-api/trigger-api/pkg/client"
+	"github.com/trigger-api/trigger-api/pkg/demo"
 )
 
 func TestListeningInReadsTheAPIServersAddress(t *testing.T) {
@@ -104,7 +105,7 @@ func TestWorkerSettledOnlyOnceEveryEventIsProcessedAndDelivered(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			inbox := fakeInbox(t, tc.status, tc.inbox)
-			tenants := []demoTenant{{name: "A", quiet: inbox, event: "evt_a"}, {name: "B", quiet: inbox, event: "evt_b"}}
+			tenants := []demo.Tenant{{Name: "A", Quiet: demo.Clients{Ingest: inbox, Inbox: inbox}, Event: "evt_a"}, {Name: "B", Quiet: demo.Clients{Ingest: inbox, Inbox: inbox}, Event: "evt_b"}}
 			settled, state, err := workerSettled(context.Background(), tc.logs, tenants)
 			if err != nil {
 				t.Fatal(err)

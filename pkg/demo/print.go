@@ -1,4 +1,4 @@
-package stack
+package demo
 
 import (
 	"bytes"
@@ -16,21 +16,21 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/client"
 )
 
-// callTimeout bounds each call devstack makes to the API.
-const callTimeout = 15 * time.Second
+// CallTimeout bounds each call the demo makes to the API.
+const CallTimeout = 15 * time.Second
 
 // maxPrinted bounds how much of an answer the printer reads to show; the rest still reaches
 // the client, which judges the size of an answer itself.
 const maxPrinted = 32 << 20
 
-// printer is the transport of the demo's clients: it prints every call and its answer the way
+// Printer is the transport of the demo's clients: it prints every call and its answer the way
 // a reader of the demo wants to see them, and hands both on unchanged.
-type printer struct {
-	next http.RoundTripper
-	out  io.Writer
+type Printer struct {
+	Next http.RoundTripper
+	Out  io.Writer
 }
 
-func (p *printer) RoundTrip(req *http.Request) (*http.Response, error) {
+func (p *Printer) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
 		b, err := io.ReadAll(req.Body)
@@ -44,11 +44,11 @@ func (p *printer) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	token := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
-	fmt.Fprintf(p.out, "→ %s %s\n  Authorization: Bearer %s\n", req.Method, req.URL.RequestURI(), redact(token))
+	fmt.Fprintf(p.Out, "→ %s %s\n  Authorization: Bearer %s\n", req.Method, req.URL.RequestURI(), redact(token))
 	if len(body) > 0 {
-		fmt.Fprintf(p.out, "  %s\n", body)
+		fmt.Fprintf(p.Out, "  %s\n", body)
 	}
-	resp, err := p.next.RoundTrip(req)
+	resp, err := p.Next.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func (p *printer) RoundTrip(req *http.Request) (*http.Response, error) {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
-	fmt.Fprintf(p.out, "← %d %s\n%s\n", resp.StatusCode, http.StatusText(resp.StatusCode), indent(data))
+	fmt.Fprintf(p.Out, "← %d %s\n%s\n", resp.StatusCode, http.StatusText(resp.StatusCode), indent(data))
 	return resp, nil
 }
 
@@ -82,9 +82,9 @@ func indent(body []byte) string {
 	return "  " + b.String()
 }
 
-// createTenantWithKey creates a tenant (an existing one is fine: the stack may be sharing a
+// CreateTenantWithKey creates a tenant (an existing one is fine: the stack may be sharing a
 // database) and issues it a key with the default scopes.
-func createTenantWithKey(ctx context.Context, admin *client.Admin, tenantID, name string) (string, error) {
+func CreateTenantWithKey(ctx context.Context, admin *client.Admin, tenantID, name string) (string, error) {
 	_, err := admin.CreateTenant(ctx, api.CreateTenantRequest{TenantID: tenantID, Name: name})
 	if e, ok := errors.AsType[*client.Error](err); ok && e.Status == http.StatusConflict {
 		err = nil

@@ -1,4 +1,4 @@
-package stack
+package demo
 
 import (
 	"context"
@@ -17,11 +17,11 @@ import (
 
 const testAdminToken = "0123456789abcdef0123456789abcdef"
 
-// printingClient is a tenant client whose calls printer writes to out.
+// printingClient is a tenant client whose calls Printer writes to out.
 func printingClient(t *testing.T, base, key string, out io.Writer) *client.Client {
 	t.Helper()
 	c, err := client.New(base, key, client.WithRetries(0),
-		client.WithHTTPClient(&http.Client{Transport: &printer{next: http.DefaultTransport, out: out}}))
+		client.WithHTTPClient(&http.Client{Transport: &Printer{Next: http.DefaultTransport, Out: out}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func TestCreateTenantWithKey(t *testing.T) {
 			f := &fakeAdmin{createStatus: tc.createStatus, issuedKey: tc.issuedKey}
 			var out strings.Builder
 			admin, err := client.NewAdmin(f.serve(t), testAdminToken, client.WithRetries(0),
-				client.WithHTTPClient(&http.Client{Transport: &printer{next: http.DefaultTransport, out: &out}}))
+				client.WithHTTPClient(&http.Client{Transport: &Printer{Next: http.DefaultTransport, Out: &out}}))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := createTenantWithKey(context.Background(), admin, "acme", "Acme")
+			got, err := CreateTenantWithKey(context.Background(), admin, "acme", "Acme")
 			switch {
 			case tc.wantErr == "" && (err != nil || got != key.String()):
 				t.Errorf("key %q, %v; want the issued key", got, err)
@@ -199,8 +199,9 @@ func TestIsolatedWantsNotFoundForBothCalls(t *testing.T) {
 				_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no such event","request_id":"r1"}}`)
 			}))
 			t.Cleanup(srv.Close)
-			b := demoTenant{name: "B", printed: printingClient(t, srv.URL, "key-b", io.Discard)}
-			err := isolated(context.Background(), b, "evt_a")
+			c := printingClient(t, srv.URL, "key-b", io.Discard)
+			b := Tenant{Name: "B", Printed: Clients{Ingest: c, Inbox: c}}
+			err := Isolated(context.Background(), b, "evt_a")
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
