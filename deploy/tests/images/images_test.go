@@ -149,3 +149,33 @@ func TestArm64ImageIsCrossCompiled(t *testing.T) {
 		}
 	}
 }
+
+// TestHostBuildReportsItsStamp builds a binary on this machine with the linker flags make
+// computes for `make build` (GO_LDFLAGS) and runs its --version.
+func TestHostBuildReportsItsStamp(t *testing.T) {
+	ldflags := strings.TrimSpace(makeIn(t, nil, append(buildArgs(), "-s", "--eval", "print-ldflags: ; @echo '$(GO_LDFLAGS)'", "print-ldflags")...))
+	bin := filepath.Join(t.TempDir(), "keys-admin")
+	run(t, repoRoot, nil, "go", "build", "-ldflags", ldflags, "-o", bin, "./services/keys-admin")
+	got := strings.TrimSpace(run(t, "", nil, bin, "--version"))
+	want := fmt.Sprintf("keys-admin %s (commit %s, built %s, %s linux/%s)", stampVersion, stampCommit, stampDate, runtime.Version(), runtime.GOARCH)
+	if got != want {
+		t.Errorf("--version:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestMakeImagesDefaults dry-runs make images as someone would type it: both platforms, the
+// tag from git describe, loaded rather than pushed.
+func TestMakeImagesDefaults(t *testing.T) {
+	describe := strings.TrimSpace(run(t, repoRoot, nil, "git", "describe", "--tags", "--always", "--dirty"))
+	out := makeIn(t, nil, "-n", "images")
+	for _, want := range []string{"--platform linux/amd64,linux/arm64", "--load", "--build-arg VERSION=" + describe,
+		"-t trigger-api/ingest:" + describe + " .", "-t trigger-api/worker:" + describe + " ."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("make -n images lacks %q:\n%s", want, out)
+		}
+	}
+	if out := makeIn(t, nil, "-n", "image-inbox", "PUSH=1", "IMAGE_TAG=v9", "PLATFORMS=linux/arm64"); !strings.Contains(out, "--platform linux/arm64") ||
+		!strings.Contains(out, "--push") || strings.Contains(out, "--load") || !strings.Contains(out, "-t trigger-api/inbox:v9 .") {
+		t.Errorf("make -n image-inbox PUSH=1 IMAGE_TAG=v9 PLATFORMS=linux/arm64:\n%s", out)
+	}
+}
