@@ -99,14 +99,14 @@ func runtimeBase(t testing.TB, d *docker) string {
 
 // moduleProxy fills dir, a module cache of its own, with the modules the components need on
 // both platforms, taken from this machine's module cache (or its GOPROXY for what that lacks),
-// and returns its download tree: a file:// module proxy.
+// and returns its download tree: a file:// module proxy. -modcacherw, so rm -rf .cache works.
 func moduleProxy(t testing.TB, root, dir string) string {
 	hostCache := strings.TrimSpace(run(t, root, nil, "go", "env", "GOMODCACHE"))
 	hostProxy := strings.TrimSpace(run(t, root, nil, "go", "env", "GOPROXY"))
 	for _, m := range moduleDirs {
 		for _, arch := range []string{"amd64", "arm64"} {
 			run(t, filepath.Join(root, m), []string{
-				"GOWORK=off", "GOOS=linux", "GOARCH=" + arch, "CGO_ENABLED=0", "GOFLAGS=-mod=readonly",
+				"GOWORK=off", "GOOS=linux", "GOARCH=" + arch, "CGO_ENABLED=0", "GOFLAGS=-mod=readonly -modcacherw",
 				"GOMODCACHE=" + dir, "GOPROXY=file://" + filepath.Join(hostCache, "cache", "download") + "," + hostProxy,
 			}, "go", "list", "-deps", ".")
 		}
