@@ -167,14 +167,14 @@ func TestHostBuildReportsItsStamp(t *testing.T) {
 // tag from git describe, loaded rather than pushed.
 func TestMakeImagesDefaults(t *testing.T) {
 	describe := strings.TrimSpace(run(t, repoRoot, nil, "git", "describe", "--tags", "--always", "--dirty"))
-	out := makeIn(t, nil, "-n", "images")
+	out := flat(makeIn(t, nil, "-n", "images"))
 	for _, want := range []string{"--platform linux/amd64,linux/arm64", "--load", "--build-arg VERSION=" + describe,
 		"-t trigger-api/ingest:" + describe + " .", "-t trigger-api/worker:" + describe + " ."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("make -n images lacks %q:\n%s", want, out)
 		}
 	}
-	if out := makeIn(t, nil, "-n", "image-inbox", "PUSH=1", "IMAGE_TAG=v9", "PLATFORMS=linux/arm64"); !strings.Contains(out, "--platform linux/arm64") ||
+	if out := flat(makeIn(t, nil, "-n", "image-inbox", "PUSH=1", "IMAGE_TAG=v9", "PLATFORMS=linux/arm64")); !strings.Contains(out, "--platform linux/arm64") ||
 		!strings.Contains(out, "--push") || strings.Contains(out, "--load") || !strings.Contains(out, "-t trigger-api/inbox:v9 .") {
 		t.Errorf("make -n image-inbox PUSH=1 IMAGE_TAG=v9 PLATFORMS=linux/arm64:\n%s", out)
 	}
