@@ -60,6 +60,7 @@ func goBase(t testing.TB, d *docker, root, cacheDir string) string {
 		})
 	}, "ENV PATH=/usr/local/go/bin:/go/bin:/bin", "ENV HOME=/root", "ENV GOPATH=/go",
 		"ENV GOTOOLCHAIN=local", "ENV GOPROXY=file:///goproxy")
+	d.keepOnly(t, tag)
 	return tag
 }
 
@@ -94,6 +95,7 @@ func runtimeBase(t testing.TB, d *docker) string {
 		}
 		return nil
 	})
+	d.keepOnly(t, tag)
 	return tag
 }
 

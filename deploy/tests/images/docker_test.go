@@ -56,6 +56,17 @@ func (d *docker) importTar(t testing.TB, tag string, write func(*tar.Writer) err
 	}
 }
 
+// keepOnly removes the other tags of tag's repository: bases made from inputs that have changed.
+func (d *docker) keepOnly(t testing.TB, tag string) {
+	t.Helper()
+	repo, _, _ := strings.Cut(tag, ":")
+	for _, ref := range strings.Fields(d.run(t, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo)) {
+		if ref != tag {
+			d.run(t, "image", "rm", ref)
+		}
+	}
+}
+
 // imageConfig is what the tests read of docker image inspect.
 type imageConfig struct {
 	Architecture string
@@ -80,7 +91,7 @@ func (d *docker) inspect(t testing.TB, ref string) imageConfig {
 // architecture) into dst.
 func (d *docker) copyOut(t testing.TB, ref, path, dst string) {
 	t.Helper()
-	id := strings.TrimSpace(d.run(t, "create", ref))
+	id := strings.TrimSpace(d.run(t, "create", "--network", "none", ref))
 	defer d.run(t, "rm", id)
 	d.run(t, "cp", id+":"+path, dst)
 }

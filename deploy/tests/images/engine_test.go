@@ -142,6 +142,18 @@ func (e *engine) stop() {
 	e.cleanup()
 }
 
+// prune drops what each run with changed sources leaves behind (the images its tags moved off,
+// build cache beyond a few GB) and keeps the rest, so the next run stays warm and .cache bounded.
+func (e *engine) prune() {
+	for _, args := range [][]string{{"image", "prune", "-f"}, {"builder", "prune", "-f", "--keep-storage", "4gb"}} {
+		cmd := exec.Command("docker", args...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
 func (e *engine) cleanup() {
 	if e.runDir != "" {
 		_ = os.RemoveAll(e.runDir)

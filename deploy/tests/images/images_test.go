@@ -46,7 +46,9 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer eng.stop()
-	return m.Run()
+	code := m.Run()
+	eng.prune()
+	return code
 }
 
 func findRoot() (string, error) {
