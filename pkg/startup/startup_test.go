@@ -3,6 +3,7 @@ package startup_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -117,5 +118,34 @@ func TestRunExportsBuildInfo(t *testing.T) {
 	}
 	if !strings.Contains(scraped, `trigger_build_info{`) || !strings.Contains(scraped, `goversion="`+runtime.Version()+`"`) {
 		t.Fatalf("no build info on /metrics:\n%s", scraped)
+	}
+}
+
+func TestRunLogsBuildAtStart(t *testing.T) {
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "n1")
+	t.Setenv("TRIGGER_LOG_LEVEL", "info")
+	// zap's production logger writes to os.Stderr as it is when the logger is built.
+	logFile, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = logFile
+	err = startup.Run[cfg](context.Background(), "svc", nil, &bytes.Buffer{}, func(context.Context, *zap.Logger, cfg) error { return nil })
+	os.Stderr = stderr
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := os.ReadFile(logFile.Name())
+	var start map[string]any
+	for _, line := range strings.Split(string(logs), "\n") {
+		if strings.Contains(line, `"msg":"starting"`) {
+			if err := json.Unmarshal([]byte(line), &start); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v, _ := start["version"].(string); !strings.HasPrefix(v, "dev") || start["go_version"] != runtime.Version() || start["commit"] == nil || start["build_date"] == nil {
+		t.Fatalf("start-up line without the build: %v\n%s", start, logs)
 	}
 }
