@@ -36,6 +36,8 @@ var githubContext = map[string]string{
 	"github.repository_owner": "trigger-api",
 	"github.workspace":        "/home/runner/work/trigger-api/trigger-api",
 	"github.token":            "token",
+	"github.actor":            "release-bot",
+	"secrets.GITHUB_TOKEN":    "token",
 }
 
 var expression = regexp.MustCompile(`\$\{\{\s*([^}]*?)\s*\}\}`)
