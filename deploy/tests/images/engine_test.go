@@ -62,10 +62,17 @@ func startEngine(cacheDir string) (*engine, error) {
 		return nil, err
 	}
 	defer logf.Close()
+	// A configuration of its own, so the machine's /etc/docker/daemon.json (hosts, data-root)
+	// neither clashes with these flags nor leaks in.
+	config := filepath.Join(runDir, "daemon.json")
+	if err := os.WriteFile(config, []byte("{}\n"), 0o600); err != nil {
+		e.cleanup()
+		return nil, err
+	}
 	// No bridge, no iptables: nothing the host's networking or another daemon relies on is
 	// touched. Builds need no network (the Go base carries its modules) and the tests run
 	// the images with --network none.
-	e.cmd = exec.Command("dockerd",
+	e.cmd = exec.Command("dockerd", "--config-file", config,
 		"--data-root", dataRoot, "--exec-root", runDir, "--pidfile", filepath.Join(runDir, "dockerd.pid"),
 		"--host", e.host, "--bridge", "none", "--iptables=false", "--ip-masq=false")
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
