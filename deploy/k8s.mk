@@ -17,8 +17,8 @@ endif
 BUILDINFO_PKG := github.com/trigger-api/trigger-api/pkg/buildinfo
 GO_LDFLAGS := -X $(BUILDINFO_PKG).version=$(VERSION) -X $(BUILDINFO_PKG).commit=$(COMMIT) -X $(BUILDINFO_PKG).date=$(BUILD_DATE)
 
-# Images are <repository>/<component>:<tag>. A tag per build (git describe) rather than the
-# chart's appVersion, so a cluster with imagePullPolicy IfNotPresent pulls each new build.
+# Images are <repository>/<component>:<tag>. A tag per commit (git describe) rather than the
+# chart's appVersion, so a cluster with imagePullPolicy IfNotPresent pulls each new one.
 IMAGE_REPOSITORY ?= trigger-api
 IMAGE_TAG ?= $(VERSION)
 # More than one platform needs a builder that can hold a manifest list: a docker-container
