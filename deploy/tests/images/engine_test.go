@@ -151,7 +151,11 @@ func (e *engine) stop() {
 
 // prune drops what each run with changed sources leaves behind (the images its tags moved off,
 // build cache beyond a few GB) and keeps the rest, so the next run stays warm and .cache bounded.
+// An engine the tests did not start is not theirs to prune.
 func (e *engine) prune() {
+	if e.cmd == nil {
+		return
+	}
 	for _, args := range [][]string{{"image", "prune", "-f"}, {"builder", "prune", "-f", "--keep-storage", "4gb"}} {
 		cmd := exec.Command("docker", args...)
 		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
