@@ -24,11 +24,13 @@ trace:
 demo:
 	go run ./deploy/local/devstack demo
 
-## test: unit, integration and end-to-end tests against a real DynamoDB Local, and the short
-##       chaos run (deploy/tests/chaos: one crash of each kind, ~10 s of DynamoDB faults)
+## test: unit, integration and end-to-end tests against a real DynamoDB Local, the short chaos
+##       run (deploy/tests/chaos: one crash of each kind, ~10 s of DynamoDB faults), exemplars
+##       through a real Prometheus, the alert rules under promtool, and the images built from
+##       local bases in a dockerd of the tests' own
 # The chart tests compile Helm and the Kubernetes client libraries and start no goroutines of
 # their own: they run without the race detector, which would triple that build.
-test: dynamodb-local jaeger lint
+test: dynamodb-local jaeger buildx lint
 	./deploy/tests/with-dynamodb.sh $(GO_TEST_FLAGS) $$(go list work | grep -v /deploy/tests/chart)
 	go test -count=1 -timeout 20m ./deploy/tests/chart/...
 
@@ -39,7 +41,7 @@ lint:
 
 ## build: every binary into bin/
 build:
-	go build -o bin/ ./services/ingest ./services/inbox ./services/keys-admin ./worker
+	go build -ldflags '$(GO_LDFLAGS)' -o bin/ ./services/ingest ./services/inbox ./services/keys-admin ./worker
 
 ## bench: ingest vs a bare PutItem loop, tracing cost, delivery latency and drain, DynamoDB capacity units per event, and a tenant's latencies while another abuses the API, in one run
 bench: dynamodb-local jaeger

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/trigger-api/trigger-api/pkg/buildinfo"
 	"github.com/trigger-api/trigger-api/pkg/config"
 	"github.com/trigger-api/trigger-api/pkg/logging"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
@@ -63,8 +63,13 @@ func Main(prog Program) {
 }
 
 // Exec runs the command args name (Serve when the first argument is a flag or absent). With
-// --help it prints that command's settings, and for Serve the list of commands too.
+// --help it prints that command's settings, and for Serve the list of commands too; with
+// --version, the build and nothing else.
 func Exec(ctx context.Context, prog Program, args []string, stdout io.Writer) error {
+	if slices.ContainsFunc(args, isVersionFlag) {
+		_, err := fmt.Fprintln(stdout, prog.Name, buildinfo.Get())
+		return err
+	}
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		for _, c := range prog.Commands {
 			if c.Name == args[0] {
@@ -107,9 +112,10 @@ func Run[C any, P Config[C]](ctx context.Context, name string, args []string, st
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	log.Info("starting", config.Effective(P(&cfg))...)
+	bi := buildinfo.Get()
+	log.Info("starting", append(buildFields(bi), config.Effective(P(&cfg))...)...)
 	tuneGC(log, os.Getenv, cgroupMemoryLimit)
-	tel, shutdown, err := telemetry.Setup(ctx, name, version())
+	tel, shutdown, err := telemetry.Setup(ctx, name, bi.Version)
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
@@ -121,13 +127,19 @@ func Run[C any, P Config[C]](ctx context.Context, name string, args []string, st
 			log.Warn("telemetry flush", zap.Error(err))
 		}
 	}()
+	if err := telemetry.RegisterBuildInfo(tel.MeterProvider, bi); err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
 	return run(telemetry.NewContext(ctx, tel), log, cfg)
 }
 
-// version is the main module's version as the toolchain recorded it.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+func isVersionFlag(arg string) bool { return arg == "--version" || arg == "-version" }
+
+func buildFields(bi buildinfo.Info) []zap.Field {
+	return []zap.Field{
+		zap.String("version", bi.Version),
+		zap.String("commit", bi.Commit),
+		zap.String("build_date", bi.Date),
+		zap.String("go_version", bi.GoVersion),
 	}
-	return "unknown"
 }

@@ -3,7 +3,10 @@ package startup_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -11,6 +14,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/pkg/logging"
 	"github.com/trigger-api/trigger-api/pkg/startup"
+	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 type cfg struct {
@@ -78,5 +82,70 @@ func TestExecDispatchesCommands(t *testing.T) {
 	if err := startup.Exec(context.Background(), prog, []string{"--help"}, &out); err != nil || len(ran) != 3 ||
 		!strings.Contains(out.String(), "svc migrate") || !strings.Contains(out.String(), "TRIGGER_SERVICE_TEST_NAME") {
 		t.Fatalf("--help: %v, ran %v\n%s", err, ran, out.String())
+	}
+}
+
+func TestVersionFlagPrintsBuildOnly(t *testing.T) {
+	called := false
+	prog := startup.Program{
+		Name:  "svc",
+		Serve: startup.Cmd[cfg]("", "serve things", func(context.Context, *zap.Logger, cfg) error { called = true; return nil }),
+	}
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"-x", "--version"}} {
+		var out bytes.Buffer
+		if err := startup.Exec(context.Background(), prog, args, &out); err != nil || called {
+			t.Fatalf("%v: err %v, served %v", args, err, called)
+		}
+		// An unstamped test binary: the fallback version, and the toolchain.
+		if got := out.String(); !strings.HasPrefix(got, "svc dev") || !strings.Contains(got, runtime.Version()) || strings.Count(got, "\n") != 1 {
+			t.Fatalf("%v: printed %q", args, got)
+		}
+	}
+}
+
+func TestRunExportsBuildInfo(t *testing.T) {
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "n1")
+	t.Setenv("TRIGGER_LOG_LEVEL", "error")
+	var scraped string
+	err := startup.Run[cfg](context.Background(), "svc", nil, &bytes.Buffer{}, func(ctx context.Context, _ *zap.Logger, _ cfg) error {
+		rec := httptest.NewRecorder()
+		telemetry.FromContext(ctx).Metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		scraped = rec.Body.String()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(scraped, `trigger_build_info{`) || !strings.Contains(scraped, `goversion="`+runtime.Version()+`"`) {
+		t.Fatalf("no build info on /metrics:\n%s", scraped)
+	}
+}
+
+func TestRunLogsBuildAtStart(t *testing.T) {
+	t.Setenv("TRIGGER_SERVICE_TEST_NAME", "n1")
+	t.Setenv("TRIGGER_LOG_LEVEL", "info")
+	// zap's production logger writes to os.Stderr as it is when the logger is built.
+	logFile, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = logFile
+	err = startup.Run[cfg](context.Background(), "svc", nil, &bytes.Buffer{}, func(context.Context, *zap.Logger, cfg) error { return nil })
+	os.Stderr = stderr
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := os.ReadFile(logFile.Name())
+	var start map[string]any
+	for _, line := range strings.Split(string(logs), "\n") {
+		if strings.Contains(line, `"msg":"starting"`) {
+			if err := json.Unmarshal([]byte(line), &start); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v, _ := start["version"].(string); !strings.HasPrefix(v, "dev") || start["go_version"] != runtime.Version() || start["commit"] == nil || start["build_date"] == nil {
+		t.Fatalf("start-up line without the build: %v\n%s", start, logs)
 	}
 }
