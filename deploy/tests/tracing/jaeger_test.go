@@ -28,7 +28,7 @@ import (
 func TestLifecycleTraceReachesJaeger(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	st := startTracingStack(ctx, t)
+	st := startTracingStack(ctx, t, "trace")
 	traceID, producerSpan := randomHex(t, 16), randomHex(t, 8)
 	eventID := postWithTraceparent(ctx, t, st, "00-"+traceID+"-"+producerSpan+"-01")
 	tr, ack := waitForLifecycle(ctx, t, st, eventID)
@@ -45,19 +45,25 @@ func TestLifecycleTraceReachesJaeger(t *testing.T) {
 	t.Run("timeline-shows-the-lifecycle-and-no-secret", func(t *testing.T) { timelineShowsNoSecret(t, tr, st, eventID) })
 }
 
-func startTracingStack(ctx context.Context, t *testing.T) *stack.Stack {
+// startTracingStack starts the real binaries exporting to a Jaeger of their own, under tables
+// named from prefix; more adds options (Prometheus) before the start.
+func startTracingStack(ctx context.Context, t *testing.T, prefix string, more ...func(*stack.Options)) *stack.Stack {
 	t.Helper()
 	stateDir := t.TempDir()
-	st, err := stack.Start(ctx, stack.Options{
+	o := stack.Options{
 		BinDir:           t.TempDir(),
 		BuildFlags:       childBuildFlags,
 		StateDir:         stateDir,
 		GatewayAddr:      "127.0.0.1:0",
 		DynamoDBEndpoint: os.Getenv(ddblocal.EndpointEnv),
-		TablePrefix:      "trace" + randomHex(t, 4) + "_",
+		TablePrefix:      prefix + randomHex(t, 4) + "_",
 		Tracing:          true,
 		Progress:         testLog{t},
-	})
+	}
+	for _, f := range more {
+		f(&o)
+	}
+	st, err := stack.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("start the stack: %v\n%s", err, stack.LogTails(stateDir, 30))
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
-	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 )
 
 // scrapeInterval is short so that the test waits seconds, not minutes, for data.
@@ -61,32 +60,11 @@ func TestExemplarsLeadFromLatenciesToTheEventsTrace(t *testing.T) {
 
 func startObservedStack(ctx context.Context, t *testing.T) *stack.Stack {
 	t.Helper()
-	stateDir := t.TempDir()
-	st, err := stack.Start(ctx, stack.Options{
-		BinDir:           t.TempDir(),
-		BuildFlags:       childBuildFlags,
-		StateDir:         stateDir,
-		GatewayAddr:      "127.0.0.1:0",
-		DynamoDBEndpoint: os.Getenv(ddblocal.EndpointEnv),
-		TablePrefix:      "prom" + randomHex(t, 4) + "_",
-		Tracing:          true,
-		Prometheus:       true,
-		PrometheusBin:    os.Getenv("PROMETHEUS_BIN"),
-		ScrapeInterval:   scrapeInterval,
-		Progress:         testLog{t},
+	return startTracingStack(ctx, t, "prom", func(o *stack.Options) {
+		o.Prometheus = true
+		o.PrometheusBin = os.Getenv("PROMETHEUS_BIN")
+		o.ScrapeInterval = scrapeInterval
 	})
-	if err != nil {
-		t.Fatalf("start the stack: %v\n%s", err, stack.LogTails(stateDir, 30))
-	}
-	t.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if t.Failed() {
-			t.Log(stack.LogTails(stateDir, 30))
-		}
-	})
-	return st
 }
 
 // waitDelivered waits until the stack's worker has pulled, processed and acknowledged eventID.

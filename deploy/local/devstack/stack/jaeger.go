@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
@@ -125,31 +124,17 @@ func (s *Stack) runJaeger(ctx context.Context, a JaegerAddrs) error {
 	if err != nil {
 		return err
 	}
-	var adopted atomic.Bool
-	p, err := s.spawn("jaeger", "jaeger", s.opts.JaegerBin, args, append(childEnviron(), env...),
-		func(p *proc.Process) {
-			if adopted.Load() {
-				s.exited(p)
-			}
-		})
+	p, err := s.spawnHelper(ctx, "jaeger", s.opts.JaegerBin, args, append(childEnviron(), env...), func(p *proc.Process) error {
+		// The OTLP receiver starts last, after the query API: its answer means every port is bound.
+		if err := waitHTTP(ctx, p, http.MethodPost, "http://"+a.OTLPHTTP+"/v1/traces", "{}"); err != nil {
+			return err
+		}
+		return waitHTTP(ctx, p, http.MethodGet, a.QueryURL()+"/api/services", "")
+	})
 	if err != nil {
-		return err
-	}
-	// The OTLP receiver starts last, after the query API: its answer means every port is bound.
-	err = waitHTTP(ctx, p, http.MethodPost, "http://"+a.OTLPHTTP+"/v1/traces", "{}")
-	if err == nil {
-		err = waitHTTP(ctx, p, http.MethodGet, a.QueryURL()+"/api/services", "")
-	}
-	if err != nil {
-		_ = p.Stop(stopGrace)
 		return err
 	}
 	s.jaeger, s.JaegerURL = p, a.QueryURL()
-	adopted.Store(true)
-	// An end between the readiness answer and the adoption was not reported above.
-	if p.Exited() {
-		s.exited(p)
-	}
 	return nil
 }
 

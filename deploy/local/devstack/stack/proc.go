@@ -1,9 +1,13 @@
 package stack
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/proc"
 )
@@ -36,4 +40,50 @@ func LogTails(dir string, n int) string {
 		fmt.Fprintf(&b, "--- %s (last %d lines)\n%s\n", filepath.Base(p), len(lines), strings.Join(lines, "\n"))
 	}
 	return b.String()
+}
+
+// spawnHelper starts a helper (Jaeger, Prometheus) and waits for ready. If it does not come up
+// it is stopped again and its end is not the stack's failure: the caller may try other ports.
+// Once up, its end is, as any child's.
+func (s *Stack) spawnHelper(ctx context.Context, name, bin string, args, env []string, ready func(*proc.Process) error) (*proc.Process, error) {
+	var adopted atomic.Bool
+	p, err := s.spawn(name, name, bin, args, env, func(p *proc.Process) {
+		if adopted.Load() {
+			s.exited(p)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := ready(p); err != nil {
+		_ = p.Stop(stopGrace)
+		return nil, err
+	}
+	adopted.Store(true)
+	// An end between the readiness answer and the adoption was not reported above.
+	if p.Exited() {
+		s.exited(p)
+	}
+	return p, nil
+}
+
+// logAddrIn waits until find reads an address from p's log, naming what it waits for in the
+// error when p ends or the start-up deadline passes first.
+func logAddrIn(ctx context.Context, p *proc.Process, what string, find func(logPath string) string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr := find(p.LogPath()); addr != "" {
+			return addr, nil
+		}
+		select {
+		case <-p.Done():
+			return "", endedErr(p, "during start-up")
+		case <-ctx.Done():
+			return "", errors.Join(fmt.Errorf("%s logged no %s; log %s", p.Name(), what, p.LogPath()), ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

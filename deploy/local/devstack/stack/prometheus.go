@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
@@ -156,43 +155,18 @@ func (s *Stack) runPrometheus(ctx context.Context, addr string, config []byte) e
 	if err != nil {
 		return err
 	}
-	var adopted atomic.Bool
-	p, err := s.spawn("prometheus", "prometheus", s.opts.PrometheusBin, args, childEnviron(), func(p *proc.Process) {
-		if adopted.Load() {
-			s.exited(p)
-		}
+	url := "http://" + addr
+	p, err := s.spawnHelper(ctx, "prometheus", s.opts.PrometheusBin, args, childEnviron(), func(p *proc.Process) error {
+		return waitHTTP(ctx, p, http.MethodGet, url+"/-/ready", "")
 	})
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, p, http.MethodGet, "http://"+addr+"/-/ready", ""); err != nil {
-		_ = p.Stop(stopGrace)
-		return err
-	}
-	s.prometheus, s.PrometheusURL = p, "http://"+addr
-	adopted.Store(true)
-	if p.Exited() {
-		s.exited(p)
-	}
+	s.prometheus, s.PrometheusURL = p, url
 	return nil
 }
 
 // metricsAddrIn waits for the worker's "serving metrics" line and returns its address.
 func metricsAddrIn(ctx context.Context, p *proc.Process) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if addr := logAddr(p.LogPath(), "serving metrics", ""); addr != "" {
-			return addr, nil
-		}
-		select {
-		case <-p.Done():
-			return "", endedErr(p, "during start-up")
-		case <-ctx.Done():
-			return "", errors.Join(fmt.Errorf("%s logged no metrics address; log %s", p.Name(), p.LogPath()), ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return logAddrIn(ctx, p, "metrics address", func(path string) string { return logAddr(path, "serving metrics", "") })
 }

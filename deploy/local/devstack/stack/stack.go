@@ -585,22 +585,7 @@ func (s *Stack) notifyAddrs() ([]string, error) {
 // listenAddr waits for the "listening" line of p's API server (the metrics one names itself in
 // a server field) and returns its address.
 func listenAddr(ctx context.Context, p *proc.Process) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if addr := listeningIn(p.LogPath()); addr != "" {
-			return addr, nil
-		}
-		select {
-		case <-p.Done():
-			return "", endedErr(p, "during start-up")
-		case <-ctx.Done():
-			return "", errors.Join(fmt.Errorf("%s logged no listening address; log %s", p.Name(), p.LogPath()), ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return logAddrIn(ctx, p, "listening address", listeningIn)
 }
 
 // listeningIn returns the address in a log's first "listening" line without a server field.
