@@ -43,6 +43,22 @@ against theirs; matchExpressions and ipBlocks cannot be judged here and are take
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* An ALB in IP mode reaches the pods from the VPC's addresses, never from a pod of this namespace. */}}
+{{- $np := .Values.networkPolicy }}
+{{- if and .Values.ingress.enabled (eq .Values.ingress.className "alb") $np.enabled (empty $np.publicFrom) }}
+{{- fail "ingress.className alb with networkPolicy.enabled needs networkPolicy.publicFrom (e.g. [{ipBlock: {cidr: <the VPC CIDR>}}]): otherwise the policies refuse the load balancer's health checks and requests" }}
+{{- end }}
+{{- $o := .Values.metrics.prometheusRule.alerts.inboxOldestEvent }}
+{{- if and $o.classes (not .Values.metrics.tenantLabel) }}
+{{- fail "metrics.prometheusRule.alerts.inboxOldestEvent.classes select tenants by the trigger_tenant_id label: set metrics.tenantLabel" }}
+{{- end }}
+{{- $seen := dict }}
+{{- range $o.classes }}
+{{- if or (eq .name "default") (hasKey $seen .name) }}
+{{- fail (printf "metrics.prometheusRule.alerts.inboxOldestEvent.classes: class name %q is used twice or is \"default\", the name of every other tenant's rule" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- end }}
 {{- if and .Values.dynamodbLocal.enabled .Values.dynamodb.endpoint }}
 {{- fail "set either dynamodbLocal.enabled or dynamodb.endpoint, not both" }}
 {{- end }}

@@ -865,6 +865,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"digest-short", `image: {digests: {inbox: "sha256:abc"}}`, "/image/digests/inbox"},
 		{"digest-of-unknown-component", `image: {digests: {billing: "sha256:` + strings.Repeat("a", 64) + `"}}`, "additional properties"},
 		{"dashboard-label-value-unquoted", `grafana: {dashboard: {labelValue: 1}}`, "labelValue"},
+		{"alb-behind-closed-policies", `ingress: {enabled: true, className: alb}`, "networkPolicy.publicFrom"},
+		{"tenant-classes-without-tenant-label", `metrics: {prometheusRule: {alerts: {inboxOldestEvent: {thresholdSeconds: 900, for: 5m, severity: critical, classes: [{name: vip, tenants: [acme], thresholdSeconds: 60}]}}}}`, "metrics.tenantLabel"},
+		{"tenant-class-named-default", `metrics: {tenantLabel: true, prometheusRule: {alerts: {inboxOldestEvent: {thresholdSeconds: 900, for: 5m, severity: critical, classes: [{name: default, tenants: [acme], thresholdSeconds: 60}]}}}}`, "used twice"},
+		{"tenant-class-without-tenants", `metrics: {tenantLabel: true, prometheusRule: {alerts: {inboxOldestEvent: {thresholdSeconds: 900, for: 5m, severity: critical, classes: [{name: vip, tenants: [], thresholdSeconds: 60}]}}}}`, "tenants"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -154,10 +154,13 @@ func seconds(t *testing.T, what, s string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
+// albReachable admits an ALB's VPC to the pods, which the chart requires of class alb.
+const albReachable = "networkPolicy: {publicFrom: [{ipBlock: {cidr: 10.0.0.0/16}}]}\n"
+
 // TestChartIngressAnnotationsFromValuesWin: an annotation given in values replaces the chart's
 // own, and only that one.
 func TestChartIngressAnnotationsFromValuesWin(t *testing.T) {
-	m := render(t, testRelease, testNamespace, readValues(t, `ingress: {enabled: true, className: alb, annotations: {
+	m := render(t, testRelease, testNamespace, readValues(t, albReachable+`ingress: {enabled: true, className: alb, annotations: {
   alb.ingress.kubernetes.io/healthcheck-path: /livez,
   alb.ingress.kubernetes.io/target-group-attributes: "deregistration_delay.timeout_seconds=90,slow_start.duration_seconds=30"}}`))
 	ann := m.ingresses[0].Annotations
@@ -177,9 +180,9 @@ func TestChartIngressAnnotationsFromValuesWin(t *testing.T) {
 // stopping pod's requests, or a route with nowhere to attach, fails the release.
 func TestChartRefusesTimeoutsShorterThanALongPoll(t *testing.T) {
 	for _, tc := range []struct{ name, vals, want string }{
-		{"alb-deregistration-below-long-poll", `ingress: {enabled: true, className: alb, annotations: {alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=10}}`, "deregistration_delay"},
-		{"alb-deregistration-below-shutdown", `{shutdown: {preStopSeconds: 15, timeoutSeconds: 25, terminationGracePeriodSeconds: 45}, ingress: {enabled: true, className: alb, annotations: {alb.ingress.kubernetes.io/target-group-attributes: "stickiness.enabled=false, deregistration_delay.timeout_seconds=30"}}}`, "preStopSeconds + timeoutSeconds (40s)"},
-		{"alb-idle-below-long-poll", `ingress: {enabled: true, className: alb, annotations: {alb.ingress.kubernetes.io/load-balancer-attributes: idle_timeout.timeout_seconds=20}}`, "idle_timeout"},
+		{"alb-deregistration-below-long-poll", albReachable + `ingress: {enabled: true, className: alb, annotations: {alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=10}}`, "deregistration_delay"},
+		{"alb-deregistration-below-shutdown", albReachable + "shutdown: {preStopSeconds: 15, timeoutSeconds: 25, terminationGracePeriodSeconds: 45}\n" + `ingress: {enabled: true, className: alb, annotations: {alb.ingress.kubernetes.io/target-group-attributes: "stickiness.enabled=false, deregistration_delay.timeout_seconds=30"}}`, "preStopSeconds + timeoutSeconds (40s)"},
+		{"alb-idle-below-long-poll", albReachable + `ingress: {enabled: true, className: alb, annotations: {alb.ingress.kubernetes.io/load-balancer-attributes: idle_timeout.timeout_seconds=20}}`, "idle_timeout"},
 		{"nginx-read-below-long-poll", `ingress: {enabled: true, className: nginx, annotations: {nginx.ingress.kubernetes.io/proxy-read-timeout: "15"}}`, "proxy-read-timeout"},
 		{"httproute-without-parents", `httpRoute: {enabled: true}`, "parentRefs"},
 		{"httproute-parent-without-name", `httpRoute: {enabled: true, parentRefs: [{namespace: gw}]}`, "name"},
