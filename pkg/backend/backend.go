@@ -37,10 +37,12 @@ func Open(ctx context.Context, log *zap.Logger, s ddb.Settings, auth tenant.Auth
 		return nil, err
 	}
 	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, tables.All()...)
+	a := tenant.NewAuthenticator(tenantdb.New(client, tables), auth, nil)
+	go a.FollowReplicas(ctx, log, nil)
 	return &Backend{
 		Client: client,
 		Tables: tables,
 		Events: eventsdb.New(client, tables),
-		Auth:   tenant.NewAuthenticator(tenantdb.New(client, tables), auth, nil),
+		Auth:   a,
 	}, nil
 }

@@ -37,8 +37,13 @@ type AuthConfig struct {
 	// NegativeMaxEntries is smaller than MaxEntries: refused keys are cheap to forget, since a
 	// forgotten one only costs a read that the failure budget already bounds.
 	NegativeMaxEntries int `envconfig:"KEY_CACHE_NEGATIVE_MAX_ENTRIES" default:"10000" desc:"upper bound on remembered refused keys; the least recently seen is forgotten first"`
-	// RateLimit is per replica: a tenant's traffic spread over n replicas may reach n times it.
+	// RateLimit is per replica unless RateReplicas names the replicas: a tenant's traffic spread
+	// over n replicas may otherwise reach n times it.
 	RateLimit int `envconfig:"TENANT_RATE_LIMIT" default:"1000" desc:"requests per second one tenant may make to this replica, bursts of up to a second's worth, unless the tenant has its own rate_limit; over it: 429 with Retry-After. 0 turns the default off"`
+	// RateReplicas makes the rate the fleet's: each replica admits its share, which holds as
+	// long as the load balancer spreads a tenant's requests evenly (an ALB and kube-proxy do so
+	// per request or connection; a tenant on one long-lived connection gets one share).
+	RateReplicas string `envconfig:"TENANT_RATE_REPLICAS" desc:"a host name that resolves to every replica of this service (a headless Service's name): a tenant's rate is then for all replicas together, each admitting the rate divided by the number of addresses, re-resolved every 5s. Empty: the rate holds per replica"`
 	// The failure budget is per replica too, and per address: an address behind a shared NAT
 	// shares its budget, but never for keys already known to be good.
 	FailureBurst        int     `envconfig:"AUTH_FAILURE_BURST" default:"20" desc:"failed authentications one client address may make to this replica before its requests with keys not known to be good are answered 429 rate_limited with Retry-After, without a database read. 0 turns the limit off"`
@@ -70,6 +75,8 @@ type Authenticator struct {
 	hits, misses atomic.Uint64
 	limits       *limiter
 	writes       sync.WaitGroup
+	// replicas shares each tenant's rate: 1 until FollowReplicas counts them.
+	replicas atomic.Int64
 }
 
 // NewAuthenticator returns an authenticator over store; now may be nil for the wall clock.
@@ -93,12 +100,14 @@ func NewAuthenticator(store Store, cfg AuthConfig, now func() time.Time) *Authen
 		cfg.FailureMaxAddresses = 100000
 	}
 	cfg.TrustedProxies = max(cfg.TrustedProxies, 0)
-	return &Authenticator{
+	a := &Authenticator{
 		store: store, cfg: cfg, now: now,
 		cache:    newKeyCache(cfg.MaxEntries, cfg.NegativeMaxEntries, maxUseWriters),
 		failures: newFailureLimiter(cfg.FailureBurst, cfg.FailureRate, cfg.FailureMaxAddresses),
 		limits:   newLimiter(cfg.MaxEntries),
 	}
+	a.replicas.Store(1)
+	return a
 }
 
 // TrustedProxies is how many proxies' X-Forwarded-For entries name the client.
@@ -119,11 +128,17 @@ func (a *Authenticator) Charge(p Principal, n int) {
 	a.limits.charge(p.TenantID, a.rate(p), float64(n-1), a.now())
 }
 
+// rate is p's tenant's requests per second on this replica: its share of the fleet's when the
+// replicas are counted, rounded up so that no tenant is refused everything.
 func (a *Authenticator) rate(p Principal) int {
-	if p.RateLimit == 0 {
-		return a.cfg.RateLimit
+	r := p.RateLimit
+	if r == 0 {
+		r = a.cfg.RateLimit
 	}
-	return p.RateLimit
+	if n := int(a.replicas.Load()); n > 1 && r > 0 {
+		r = (r + n - 1) / n
+	}
+	return r
 }
 
 // Stats returns the cache counters so far.

@@ -29,6 +29,11 @@ so two releases in one namespace never select each other's pods.
 {{- printf "%s-notify" (include "trigger-api.componentName" (dict "root" . "component" "inbox") | trunc 56 | trimSuffix "-") }}
 {{- end }}
 
+{{/* The headless Service naming every pod of a component, which counts them to share tenant rates. Takes (dict "root" $ "component" name). */}}
+{{- define "trigger-api.peersServiceName" -}}
+{{- printf "%s-peers" (include "trigger-api.componentName" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "trigger-api.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "trigger-api.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
@@ -114,6 +119,9 @@ The names are checked against each binary's envconfig struct in deploy/tests/cha
 {{- if eq .component "inbox" }}
 {{- $_ := set $cfg "TRIGGER_NOTIFY_ADDR" (printf ":%d" (int $inboxCfg.notifyPort)) }}
 {{- end }}
+{{- end }}
+{{- if and $root.Values.fleetWideTenantRate (has .component (list "ingest" "inbox")) }}
+{{- $_ := set $cfg "TRIGGER_TENANT_RATE_REPLICAS" (printf "%s.%s.svc" (include "trigger-api.peersServiceName" (dict "root" $root "component" .component)) $root.Release.Namespace) }}
 {{- end }}
 {{- if eq .component "worker" }}
 {{- $inbox := printf "http://%s:%d" (include "trigger-api.componentName" (dict "root" $root "component" "inbox")) (int $root.Values.components.inbox.port) }}

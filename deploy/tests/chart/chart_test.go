@@ -741,7 +741,7 @@ func openedPorts(rule networkingv1.NetworkPolicyIngressRule) []string {
 // the API port and never the metrics one. The one headless Service lists the inbox pods' notify
 // ports, and ingest and inbox are pointed at it.
 func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
-	checked := map[string]bool{}
+	checked, peers := map[string]bool{}, map[string]bool{}
 	for name, m := range renderSets(t) {
 		t.Run(name, func(t *testing.T) {
 			for _, s := range m.services {
@@ -750,7 +750,12 @@ func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
 					continue
 				}
 				if s.Spec.ClusterIP == corev1.ClusterIPNone {
-					checkNotifyService(t, m, s)
+					if strings.HasSuffix(s.Name, "-peers") {
+						checkPeersService(t, m, s)
+						peers[c] = true
+					} else {
+						checkNotifyService(t, m, s)
+					}
 					continue
 				}
 				checked[c] = true
@@ -763,6 +768,47 @@ func TestChartServicesExposeOnlyTheAPI(t *testing.T) {
 	for _, c := range []string{"ingest", "inbox", "keys-admin"} {
 		if !checked[c] {
 			t.Errorf("no value set renders a Service for %s", c)
+		}
+	}
+	for _, c := range []string{"ingest", "inbox"} {
+		if !peers[c] {
+			t.Errorf("no value set renders the peers Service of %s", c)
+		}
+	}
+}
+
+// checkPeersService: a component's peers Service selects that component's pods alone, and each
+// of them counts its replicas by the Service's name to share tenant rates.
+func checkPeersService(t *testing.T, m *manifest, s *corev1.Service) {
+	t.Helper()
+	c := s.Spec.Selector[labelComponent]
+	if c != "ingest" && c != "inbox" {
+		t.Errorf("peers Service %s selects %q, want ingest or inbox", s.Name, c)
+		return
+	}
+	want := fmt.Sprintf("%s.%s.svc", s.Name, m.namespace)
+	for _, w := range m.workloads() {
+		if w.component != c {
+			continue
+		}
+		if got := m.resolveEnv(t, w)["TRIGGER_TENANT_RATE_REPLICAS"]; got != want {
+			t.Errorf("%s: TRIGGER_TENANT_RATE_REPLICAS %q, want %q", describe(w), got, want)
+		}
+	}
+}
+
+// TestChartRatePerReplicaWhenAsked: fleetWideTenantRate false renders no peers Service and
+// leaves the rate per replica.
+func TestChartRatePerReplicaWhenAsked(t *testing.T) {
+	m := render(t, testRelease, testNamespace, readValues(t, `fleetWideTenantRate: false`))
+	for _, s := range m.services {
+		if strings.HasSuffix(s.Name, "-peers") {
+			t.Errorf("Service %s rendered with fleetWideTenantRate false", s.Name)
+		}
+	}
+	for _, w := range m.workloads() {
+		if v, ok := m.resolveEnv(t, w)["TRIGGER_TENANT_RATE_REPLICAS"]; ok {
+			t.Errorf("%s: TRIGGER_TENANT_RATE_REPLICAS %q with fleetWideTenantRate false", describe(w), v)
 		}
 	}
 }
