@@ -142,27 +142,39 @@ func Logger(c *gin.Context, base *zap.Logger) *zap.Logger {
 
 // accessLog writes one line per request. It logs on the base logger with the request's ids
 // among the line's own fields: the same line as through the request logger, without building
-// one.
+// one. A parked request's line is written by its answer.
 func accessLog(log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		ce := log.Check(zap.InfoLevel, "request")
-		if ce == nil {
+		r := requestOf(c)
+		method, route := c.Request.Method, c.FullPath()
+		if r != nil && r.parked != nil {
+			p := r.parked
+			p.access = func(status, size int) { logRequest(log, r, method, route, status, size, start) }
+			p.handled.Done()
 			return
 		}
-		fields := make([]zap.Field, 0, 9)
-		if r := requestOf(c); r != nil {
-			fields = r.idFields(fields)
-		}
-		ce.Write(append(fields,
-			zap.String("method", c.Request.Method),
-			zap.String("route", c.FullPath()),
-			zap.Int("status", c.Writer.Status()),
-			zap.Int("bytes", c.Writer.Size()),
-			zap.Duration("duration", time.Since(start)),
-		)...)
+		logRequest(log, r, method, route, c.Writer.Status(), c.Writer.Size(), start)
 	}
+}
+
+func logRequest(log *zap.Logger, r *request, method, route string, status, size int, start time.Time) {
+	ce := log.Check(zap.InfoLevel, "request")
+	if ce == nil {
+		return
+	}
+	fields := make([]zap.Field, 0, 9)
+	if r != nil {
+		fields = r.idFields(fields)
+	}
+	ce.Write(append(fields,
+		zap.String("method", method),
+		zap.String("route", route),
+		zap.Int("status", status),
+		zap.Int("bytes", size),
+		zap.Duration("duration", time.Since(start)),
+	)...)
 }
 
 func recovery(log *zap.Logger) gin.HandlerFunc {
@@ -259,18 +271,21 @@ func OnlyMetrics(handler http.Handler) http.Handler {
 
 // ServeListener is Serve on an open listener.
 func ServeListener(ctx context.Context, log *zap.Logger, ln net.Listener, timeout time.Duration, handler http.Handler) error {
+	const idle = 120 * time.Second
+	pl := newParkingListener(ctx, ln, idle)
+	base := context.WithValue(context.WithoutCancel(ctx), parkingKey{}, pl)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Long enough for a 20 s long poll and a slow client.
-		WriteTimeout:   60 * time.Second,
-		IdleTimeout:    120 * time.Second,
+		WriteTimeout:   writeTimeout,
+		IdleTimeout:    idle,
 		MaxHeaderBytes: 16 << 10,
-		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:    func(net.Listener) context.Context { return base },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(pl) }()
 	log.Info("listening", zap.String("addr", ln.Addr().String()))
 	select {
 	case err := <-errc:
@@ -282,6 +297,10 @@ func ServeListener(ctx context.Context, log *zap.Logger, ln net.Listener, timeou
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Parked requests are not the server's: it does not wait for them.
+	if err := pl.waitParked(sctx); err != nil {
+		return fmt.Errorf("shutdown: parked requests: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

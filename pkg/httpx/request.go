@@ -26,6 +26,7 @@ type request struct {
 	auth      *tenant.Authenticator // the one that admitted the request, for ChargeWork
 	base      *zap.Logger
 	log       *zap.Logger // built from base on first use; nil again when a field changes
+	parked    *Parked     // set by Park: the access line waits for the answer
 }
 
 // newRequestID is "req_" and 96 random bits in hex, built in one allocation.

@@ -24,8 +24,8 @@ func Instrument(engine http.Handler, tel *telemetry.Telemetry) http.Handler {
 		tel = telemetry.Nop()
 	}
 	traced := otelhttp.NewHandler(engine, "http.server",
-		otelhttp.WithTracerProvider(tel.TracerProvider),
-		otelhttp.WithMeterProvider(tel.MeterProvider),
+		otelhttp.WithTracerProvider(holdTracerProvider{tel.TracerProvider}),
+		otelhttp.WithMeterProvider(holdMeterProvider{tel.MeterProvider}),
 		otelhttp.WithPropagators(tel.Propagator),
 		// The method alone until the route is known: the raw path would explode span names.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),

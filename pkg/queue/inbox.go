@@ -134,35 +134,125 @@ type PullQuery struct {
 // instead. A pull whose wait ran out, or that the process's Drain ended, answers no events and
 // no error. Leases taken for a caller that has gone meanwhile are given back.
 func (q *Inbox) Pull(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
+	got, _, err := q.PullOrPark(ctx, p, pq, nil)
+	return got, err
+}
+
+// Parking takes over a long poll's caller so that the pull can wait with no goroutine of its
+// own: a waiting connection then costs a few KiB instead of a goroutine's stack and buffers.
+type Parking interface {
+	// Park takes the caller over; false: it cannot, and the pull waits in the caller's
+	// goroutine as Pull does. Called at most once.
+	Park() bool
+	// Gone says, when a release ends the wait, whether the caller has left: nothing is leased
+	// for a caller that cannot take it.
+	Gone() bool
+	// Abandon lets go of a caller that has gone.
+	Abandon()
+	// Answer hands a parked pull's outcome to its caller, never in the caller's goroutine,
+	// and gives back the leases of events it could not deliver.
+	Answer(got []events.Event, err error)
+}
+
+// PullOrPark is Pull for a caller park can take over. When the pull must wait and park takes
+// the caller, it returns parked: the outcome then goes to park.Answer, from another goroutine.
+func (q *Inbox) PullOrPark(ctx context.Context, p tenant.Principal, pq PullQuery, park Parking) (got []events.Event, parked bool, err error) {
 	if pq.Wait <= 0 {
 		got, err := q.lease(ctx, p, pq)
-		return q.handOut(ctx, p, pq, got, err)
+		got, err = q.handOut(ctx, p, pq, got, err)
+		return got, false, err
 	}
-	deadline := q.now().Add(pq.Wait)
 	// The wall clock, not q.now: this measures real waiting.
-	start := time.Now()
-	defer func() { q.obs.longPoll.Record(ctx, time.Since(start).Seconds()) }()
+	lp := &longPoll{q: q, ctx: ctx, p: p, pq: pq, deadline: q.now().Add(pq.Wait), start: time.Now(), parking: park}
+	return lp.run()
+}
+
+// longPoll is one pull that may wait: in its caller's goroutine, or parked in the watcher and
+// resumed in a new goroutine on each release.
+type longPoll struct {
+	q        *Inbox
+	ctx      context.Context
+	p        tenant.Principal
+	pq       PullQuery
+	deadline time.Time
+	start    time.Time
+	parking  Parking
+	parked   bool // the caller is the parking's: every outcome goes to its Answer
+	resumed  bool // run goes on in a goroutine of the watcher's, not the caller's
+}
+
+// run reads, leases or waits until the pull has its outcome, or is parked.
+func (lp *longPoll) run() ([]events.Event, bool, error) {
+	q, p := lp.q, lp.p
 	for {
 		seq, empty := q.watch.look(p.TenantID, p.Partitions)
 		if !empty {
-			got, err := q.lease(ctx, p, pq)
+			got, err := q.lease(lp.ctx, p, lp.pq)
 			if err != nil || len(got) > 0 {
-				return q.handOut(ctx, p, pq, got, err)
+				return lp.done(q.handOut(lp.ctx, p, lp.pq, got, err))
 			}
 			q.watch.sawEmpty(p.TenantID, seq)
 		}
 		q.heads.saw(p.TenantID, nil)
-		if !q.now().Before(deadline) {
-			return nil, nil
+		if !q.now().Before(lp.deadline) {
+			return lp.done(nil, nil)
 		}
-		switch err := q.watch.wait(ctx, p.TenantID, p.Partitions, deadline, seq); {
+		var err error
+		if lp.parked || (lp.parking != nil && lp.parking.Park()) {
+			if !lp.parked {
+				// The caller's context ends with its handler, which returns now.
+				lp.ctx, lp.parked = context.WithoutCancel(lp.ctx), true
+			}
+			err = q.watch.park(p.TenantID, p.Partitions, lp.deadline, seq, lp.resume)
+			if err == nil {
+				return nil, true, nil
+			}
+		} else {
+			err = q.watch.wait(lp.ctx, p.TenantID, p.Partitions, lp.deadline, seq)
+		}
+		switch {
 		case errors.Is(err, errWaitOver):
-			return nil, nil
-		case err != nil:
+			return lp.done(nil, nil)
+		case err != nil && !errors.Is(err, errStale):
 			// The caller went away, or the tenant has as many polls parked as it may.
-			return nil, err
+			return lp.done(nil, err)
 		}
 	}
+}
+
+// resume goes on with a parked pull the watcher let go of.
+func (lp *longPoll) resume(over bool) {
+	if over {
+		lp.resumed = true
+		lp.done(nil, nil)
+		return
+	}
+	lp.resumed = true
+	if lp.parking.Gone() {
+		// The release was for an event: the next waiter takes it.
+		lp.q.watch.passOn(lp.p.TenantID)
+		lp.parking.Abandon()
+		lp.q.obs.longPoll.Record(lp.ctx, time.Since(lp.start).Seconds())
+		return
+	}
+	lp.run()
+}
+
+// done records the wait and delivers the outcome: returned to the caller's goroutine, or
+// answered through the parking.
+func (lp *longPoll) done(got []events.Event, err error) ([]events.Event, bool, error) {
+	lp.q.obs.longPoll.Record(lp.ctx, time.Since(lp.start).Seconds())
+	if !lp.parked {
+		return got, false, err
+	}
+	if lp.resumed {
+		lp.parking.Answer(got, err)
+	} else {
+		// Parked, then not queued (the tenant's cap, a drain): the caller's handler must
+		// return before its answer can be recorded.
+		go lp.parking.Answer(got, err)
+	}
+	return nil, true, nil
 }
 
 // handOut finishes a pull's lease: leases of a caller gone meanwhile are given back; the

@@ -41,7 +41,8 @@ const maxDues = 8
 //
 // A watch outlives its last waiter by the backstop interval, remembering that the inbox was
 // empty as of a read after the last notice: a worker's next long poll then parks without a read.
-// Watches hold no goroutine; each has one timer.
+// Watches hold no goroutine; each has one timer. A parked waiter (see park) holds none either:
+// it is a callback and a timer, run in a goroutine of its own once it is released.
 type watcher struct {
 	store    events.Store
 	log      *zap.Logger
@@ -78,15 +79,49 @@ type due struct {
 	count int
 }
 
-// waiter is one parked pull; woke is closed when it is released.
-type waiter struct{ woke chan struct{} }
+// waiter is one waiting pull. A pull waiting in its own goroutine has woke, closed when it is
+// released; a parked one has wake, called once in a new goroutine: over says its wait ended
+// (deadline or drain) rather than a release.
+type waiter struct {
+	woke  chan struct{}
+	wake  func(over bool)
+	timer *time.Timer // a parked waiter's deadline
+}
+
+// errStale: the watch changed since the caller's read, which may have missed events.
+var errStale = errors.New("inbox changed since the read")
 
 func newWatcher(store events.Store, log *zap.Logger, now func() time.Time, backstop time.Duration, woke func(string, int)) *watcher {
 	return &watcher{store: store, log: log, now: now, backstop: backstop, woke: woke, watches: map[string]*watch{}, drained: make(chan struct{})}
 }
 
 // drain ends every wait now and makes later ones end at once.
-func (w *watcher) drain() { w.drainOnce.Do(func() { close(w.drained) }) }
+func (w *watcher) drain() {
+	w.drainOnce.Do(func() {
+		w.mu.Lock()
+		close(w.drained)
+		var over []*waiter
+		for _, wt := range w.watches {
+			// Pulls waiting in their goroutine see drained and leave by themselves.
+			kept := wt.waiters[:0]
+			for _, wr := range wt.waiters {
+				if wr.wake != nil {
+					over = append(over, wr)
+				} else {
+					kept = append(kept, wr)
+				}
+			}
+			clear(wt.waiters[len(kept):])
+			wt.waiters = kept
+			w.emptied(wt)
+		}
+		w.mu.Unlock()
+		for _, wr := range over {
+			wr.timer.Stop()
+			go wr.wake(true)
+		}
+	})
+}
 
 // waiters is how many long polls wait on tenantID right now.
 func (w *watcher) waiters(tenantID string) int {
@@ -99,7 +134,8 @@ func (w *watcher) waiters(tenantID string) int {
 }
 
 // maxParkedPerTenant bounds the long polls one tenant keeps waiting in a process: each holds a
-// connection and a goroutine, and hundreds of them are no faster at taking events than a few.
+// connection (and a goroutine unless parked), and hundreds are no faster at taking events than
+// a few.
 const maxParkedPerTenant = 50
 
 // errTooManyParked answers a long poll past maxParkedPerTenant: the caller should come back
@@ -187,14 +223,25 @@ func (w *watcher) release(wt *watch, n int, cause string) {
 		return
 	}
 	for _, wr := range wt.waiters[:n] {
-		close(wr.woke)
+		if wr.wake == nil {
+			close(wr.woke)
+			continue
+		}
+		// A timer that fired already finds the waiter gone from the queue and does nothing.
+		wr.timer.Stop()
+		go wr.wake(false)
 	}
 	wt.waiters = slices.Delete(wt.waiters, 0, n)
+	w.emptied(wt)
+	w.woke(cause, n)
+}
+
+// emptied starts the idle time of a watch whose last waiter left.
+func (w *watcher) emptied(wt *watch) {
 	if len(wt.waiters) == 0 {
 		wt.idleSince = w.now()
 		w.schedule(wt)
 	}
-	w.woke(cause, n)
 }
 
 func (wt *watch) addDue(d due) {
@@ -318,32 +365,16 @@ func (w *watcher) check(wt *watch, seq uint64, partitions, count int, cause stri
 // wait parks the caller until a release, ctx's end or deadline. It returns at once if the
 // tenant's watch changed since seq (from look): the caller's read may have missed events.
 func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, deadline time.Time, seq uint64) error {
-	w.mu.Lock()
-	wt := w.watchOf(tenantID, partitions)
-	if wt.seq != seq {
-		w.mu.Unlock()
+	wr := &waiter{woke: make(chan struct{})}
+	wt, err := w.enqueue(tenantID, partitions, seq, wr)
+	if errors.Is(err, errStale) {
 		return nil
 	}
-	if len(wt.waiters) >= maxParkedPerTenant {
-		w.mu.Unlock()
-		return errTooManyParked
+	if err != nil {
+		return err
 	}
-	wt.partitions = max(wt.partitions, partitions)
-	wr := &waiter{woke: make(chan struct{})}
-	wt.waiters = append(wt.waiters, wr)
-	if len(wt.waiters) == 1 {
-		base := wt.emptyAt
-		if base.IsZero() {
-			base = w.now()
-		}
-		wt.backstopAt = base.Add(w.jittered())
-		w.schedule(wt)
-	}
-	w.mu.Unlock()
-
 	timer := time.NewTimer(deadline.Sub(w.now()))
 	defer timer.Stop()
-	var err error
 	select {
 	case <-wr.woke:
 		return nil
@@ -358,6 +389,79 @@ func (w *watcher) wait(ctx context.Context, tenantID string, partitions int, dea
 	return err
 }
 
+// park is wait without a goroutine: wake runs in a goroutine of its own once the pull is
+// released (over false) or its deadline or the drain ends its wait (over true). An error says
+// it was not parked: errStale (read again), errWaitOver (drained), errTooManyParked.
+func (w *watcher) park(tenantID string, partitions int, deadline time.Time, seq uint64, wake func(over bool)) error {
+	wr := &waiter{wake: wake}
+	// The timer is set under the watcher's lock: a release may stop it the moment it is queued.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case <-w.drained:
+		return errWaitOver
+	default:
+	}
+	wt, err := w.enqueueLocked(tenantID, partitions, seq, wr)
+	if err != nil {
+		return err
+	}
+	wr.timer = time.AfterFunc(deadline.Sub(w.now()), func() { w.expire(wt, wr) })
+	return nil
+}
+
+// expire ends a parked waiter's wait at its deadline, unless a release took it first.
+func (w *watcher) expire(wt *watch, wr *waiter) {
+	w.mu.Lock()
+	i := slices.Index(wt.waiters, wr)
+	if i >= 0 {
+		wt.waiters = slices.Delete(wt.waiters, i, i+1)
+		w.emptied(wt)
+	}
+	w.mu.Unlock()
+	if i >= 0 {
+		wr.wake(true)
+	}
+}
+
+// passOn hands a release on to the tenant's next waiter: the pull it woke has no caller left.
+func (w *watcher) passOn(tenantID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if wt := w.watches[tenantID]; wt != nil {
+		w.release(wt, 1, causeChain)
+	}
+}
+
+func (w *watcher) enqueue(tenantID string, partitions int, seq uint64, wr *waiter) (*watch, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.enqueueLocked(tenantID, partitions, seq, wr)
+}
+
+// enqueueLocked queues wr on the tenant's watch unless the watch changed since seq or the
+// tenant has as many pulls parked as it may.
+func (w *watcher) enqueueLocked(tenantID string, partitions int, seq uint64, wr *waiter) (*watch, error) {
+	wt := w.watchOf(tenantID, partitions)
+	if wt.seq != seq {
+		return nil, errStale
+	}
+	if len(wt.waiters) >= maxParkedPerTenant {
+		return nil, errTooManyParked
+	}
+	wt.partitions = max(wt.partitions, partitions)
+	wt.waiters = append(wt.waiters, wr)
+	if len(wt.waiters) == 1 {
+		base := wt.emptyAt
+		if base.IsZero() {
+			base = w.now()
+		}
+		wt.backstopAt = base.Add(w.jittered())
+		w.schedule(wt)
+	}
+	return wt, nil
+}
+
 // leave takes a pull that stopped waiting out of the queue; one released meanwhile passes its
 // release on, so that the event it was for does not wait for the backstop.
 func (w *watcher) leave(wt *watch, wr *waiter) {
@@ -369,8 +473,5 @@ func (w *watcher) leave(wt *watch, wr *waiter) {
 		return
 	}
 	wt.waiters = slices.Delete(wt.waiters, i, i+1)
-	if len(wt.waiters) == 0 {
-		wt.idleSince = w.now()
-		w.schedule(wt)
-	}
+	w.emptied(wt)
 }

@@ -1,6 +1,7 @@
 package inboxapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/queue"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
 type handlers struct {
@@ -85,18 +87,55 @@ func (h handlers) pull(c *gin.Context) {
 		return
 	}
 	p := httpx.Principal(c)
-	got, err := h.inbox.Pull(c.Request.Context(), p, queue.PullQuery{
+	park := &parkedPull{h: h, c: c, p: p}
+	got, parked, err := h.inbox.PullOrPark(c.Request.Context(), p, queue.PullQuery{
 		Max: maxEvents, Visibility: seconds(vis), Wait: seconds(wait),
-	})
+	}, park)
+	if parked {
+		return
+	}
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
 	if err := writeEvents(c, got, true, ""); err != nil && len(got) > 0 {
-		// The consumer never got these leases: spending a delivery and hiding the events for
-		// the visibility timeout would only delay them.
-		httpx.Logger(c, h.log).Warn("pull answer not delivered; leases given back", zap.Int("events", len(got)), zap.Error(err))
-		h.inbox.Release(c.Request.Context(), p, got)
+		h.undelivered(c.Request.Context(), httpx.Logger(c, h.log), p, got, err)
+	}
+}
+
+// undelivered gives back the leases of a pull answer that did not reach the consumer:
+// spending a delivery and hiding the events for the visibility timeout would only delay them.
+func (h handlers) undelivered(ctx context.Context, log *zap.Logger, p tenant.Principal, got []events.Event, err error) {
+	log.Warn("pull answer not delivered; leases given back", zap.Int("events", len(got)), zap.Error(err))
+	h.inbox.Release(ctx, p, got)
+}
+
+// parkedPull lets a long poll wait with its connection parked (httpx.Park) instead of holding
+// the connection's goroutines, and answers it on the connection when the wait ends.
+type parkedPull struct {
+	h      handlers
+	c      *gin.Context // until parked: Gin reuses it once the handler returns
+	p      tenant.Principal
+	parked *httpx.Parked
+}
+
+func (pp *parkedPull) Park() bool {
+	parked, ok := httpx.Park(pp.c)
+	pp.parked, pp.c = parked, nil
+	return ok
+}
+
+func (pp *parkedPull) Gone() bool { return pp.parked.Gone() }
+
+func (pp *parkedPull) Abandon() { pp.parked.Close() }
+
+func (pp *parkedPull) Answer(got []events.Event, err error) {
+	if err != nil {
+		_ = pp.parked.WriteError(err)
+		return
+	}
+	if err := pp.parked.Write(http.StatusOK, jsonContentType, eventsBody(got, true, "")); err != nil && len(got) > 0 {
+		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, err)
 	}
 }
 
@@ -308,9 +347,21 @@ func cmpOr(errs ...error) error {
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
 
-// writeEvents writes {"events":[...],"next_cursor"?} by hand so payloads go out byte for byte,
-// and flushes it: the error says the answer did not reach the connection.
+const jsonContentType = "application/json; charset=utf-8"
+
+// writeEvents writes {"events":[...],"next_cursor"?} and flushes it: the error says the answer
+// did not reach the connection.
 func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string) error {
+	b := eventsBody(es, withLease, next)
+	// No look at the request's context here: once the body is on the wire a client may read it
+	// and close, cancelling the context, and its leases are then very much delivered.
+	c.Header("Content-Length", strconv.Itoa(len(b)))
+	c.Data(http.StatusOK, jsonContentType, b)
+	return flushError(c.Writer)
+}
+
+// eventsBody is {"events":[...],"next_cursor"?}, built by hand so payloads go out byte for byte.
+func eventsBody(es []events.Event, withLease bool, next string) []byte {
 	b := append(make([]byte, 0, 8192), `{"events":[`...)
 	for i, e := range es {
 		if i > 0 {
@@ -324,12 +375,7 @@ func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string)
 		b = append(b, next...) // base64url: nothing to escape
 		b = append(b, '"')
 	}
-	b = append(b, '}')
-	// No look at the request's context here: once the body is on the wire a client may read it
-	// and close, cancelling the context, and its leases are then very much delivered.
-	c.Header("Content-Length", strconv.Itoa(len(b)))
-	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
-	return flushError(c.Writer)
+	return append(b, '}')
 }
 
 // flushError flushes w's innermost writer that can report a failed flush. The wrappers on the

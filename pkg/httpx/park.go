@@ -1,0 +1,183 @@
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+)
+
+// A request that must wait a long time (a long poll) holds, in net/http, a goroutine for its
+// connection and another reading in the background, with their stacks and buffers: about
+// 100 KiB. Park takes such a request's connection from the server, so it waits as a small
+// struct with no goroutine; its answer is written later, from any goroutine, straight on the
+// connection, which then goes back to the server for its next request.
+
+// writeTimeout bounds writing an answer, counted from the request's start.
+const writeTimeout = 60 * time.Second
+
+// Parked is a request whose connection was taken from the server to wait without a goroutine.
+// Exactly one of Write, WriteError or Close ends it.
+type Parked struct {
+	l       *parkingListener
+	conn    net.Conn
+	pending []byte // read past the request: the next one, pipelined
+	header  http.Header
+	ctx     context.Context
+	log     *zap.Logger
+	reqID   string
+	start   time.Time
+	span    *holdSpan
+
+	// handled is done once the handler chain has returned, so that the access line, the
+	// span and the metrics it held back are complete before the answer records them.
+	handled sync.WaitGroup
+	access  func(status, size int)
+}
+
+// Park takes the request's connection from the server if it can: an HTTP/1.1 keep-alive
+// request, served by ServeListener, whose body was read to its end. The handler must then
+// return at once without writing; the request's access line, server span and metrics end
+// with the Parked's answer. false: the request stays the server's, as before.
+func Park(c *gin.Context) (*Parked, bool) {
+	r := requestOf(c)
+	req := c.Request
+	l, _ := req.Context().Value(parkingKey{}).(*parkingListener)
+	if l == nil || r == nil || req.ProtoMajor != 1 || req.ProtoMinor < 1 || req.Close || !bodyDone(req) {
+		return nil, false
+	}
+	header := c.Writer.Header().Clone()
+	conn, rw, err := http.NewResponseController(c.Writer).Hijack()
+	if err != nil {
+		return nil, false
+	}
+	p := &Parked{l: l, conn: conn, header: header, ctx: context.WithoutCancel(req.Context()), log: r.logger(), reqID: r.id, start: time.Now()}
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		p.pending = bytes.Clone(b)
+	}
+	if rc, ok := conn.(*returnedConn); ok {
+		p.conn, p.pending = rc.Conn, append(p.pending, rc.pending...)
+	}
+	p.handled.Add(1) // the access log's
+	if p.span = heldSpan(p.ctx); p.span != nil {
+		p.start = p.span.start
+		p.handled.Add(1)
+		p.span.hold(p.handled.Done)
+	}
+	r.parked = p
+	l.parked.Add(1)
+	return p, true
+}
+
+// bodyDone reads what is left of the request's body, as net/http does after a handler, up
+// to a small bound: true if it ended, so what follows on the connection is the next request.
+func bodyDone(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	_, err := io.CopyN(io.Discard, req.Body, 4<<10)
+	return err == io.EOF
+}
+
+// Context is the request's context without its end: the handler's return ends the original.
+func (p *Parked) Context() context.Context { return p.ctx }
+
+// Logger is the request's logger.
+func (p *Parked) Logger() *zap.Logger { return p.log }
+
+// Gone says whether the client has closed or reset the connection. It does not wait: bytes
+// already sent (a pipelined request) mean the client is there, and are kept for the server.
+func (p *Parked) Gone() bool {
+	if len(p.pending) > 0 {
+		return false
+	}
+	b, gone := peekConn(p.conn)
+	p.pending = append(p.pending, b...)
+	return gone
+}
+
+// Write answers with status, a Content-Type and body, as the handler would have, then gives
+// the connection back to the server. An error: the answer did not reach the connection.
+func (p *Parked) Write(status int, contentType string, body []byte) error {
+	p.header.Set("Content-Type", contentType)
+	return p.respond(status, body)
+}
+
+// WriteError answers err in the error envelope, as Fail does in a handler.
+func (p *Parked) WriteError(err error) error {
+	he, known := toHTTP(err)
+	if !known {
+		p.log.Error("request failed", zap.Error(err))
+	} else if he.Status == http.StatusServiceUnavailable {
+		p.log.Warn("dependency unavailable", zap.Error(err))
+	}
+	switch he.Status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		p.header.Set("Retry-After", strconv.Itoa(max(he.RetryAfter, 1)))
+	case http.StatusUnauthorized:
+		p.header.Set("WWW-Authenticate", `Bearer realm="trigger-api"`)
+	}
+	body, _ := json.Marshal(envelope{Error: envelopeBody{Code: he.Code, Message: he.Message, RequestID: p.reqID}})
+	return p.Write(he.Status, "application/json; charset=utf-8", body)
+}
+
+// Close ends a request whose client has gone: it is recorded as a request cut short, as the
+// server records one whose client leaves while its handler waits.
+func (p *Parked) Close() {
+	_ = p.conn.Close()
+	he, _ := toHTTP(context.Canceled)
+	p.finish(he.Status, 0)
+}
+
+// respond writes the whole answer on the connection and hands the connection on.
+func (p *Parked) respond(status int, body []byte) error {
+	closing := p.l.closing()
+	h := p.header
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	if closing {
+		// The server is shutting down: this connection takes no next request.
+		h.Set("Connection", "close")
+	}
+	var b bytes.Buffer
+	b.Grow(256 + len(body))
+	b.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
+	_ = h.Write(&b)
+	b.WriteString("\r\n")
+	b.Write(body)
+	_ = p.conn.SetWriteDeadline(p.start.Add(writeTimeout))
+	_, err := p.conn.Write(b.Bytes())
+	size := len(body)
+	if err != nil {
+		size = 0
+	}
+	p.finish(status, size)
+	if err != nil || closing {
+		_ = p.conn.Close()
+		return err
+	}
+	_ = p.conn.SetDeadline(time.Time{})
+	p.l.giveBack(p.conn, p.pending)
+	return nil
+}
+
+// finish ends the request's access line, span and metrics once the handler chain is done.
+func (p *Parked) finish(status, size int) {
+	p.handled.Wait()
+	if p.access != nil {
+		p.access(status, size)
+	}
+	if p.span != nil {
+		p.span.finish(p.ctx, status, int64(size))
+	}
+	p.l.parked.Done()
+}
