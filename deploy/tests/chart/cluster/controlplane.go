@@ -82,8 +82,7 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 	p, err := c.start("etcd", etcd, "--name", "trigger", "--data-dir", c.path("etcd"),
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "trigger="+peer, "--listen-metrics-urls", "",
-		"--unsafe-no-fsync", "--log-level", "warn")
+		"--initial-cluster", "trigger="+peer, "--log-level", "warn")
 	if err != nil {
 		return err
 	}
