@@ -21,7 +21,7 @@ import (
 
 // tally counts what the producers got back.
 type tally struct {
-	accepted, retried503, transport, other5xx, other atomic.Int64
+	accepted, retried503, retried429, transport, other5xx, other atomic.Int64
 	mu                                               sync.Mutex
 	ids                                              []string
 }
@@ -57,19 +57,26 @@ func (r *release) rollingRestart(t *testing.T, ctx context.Context) {
 	waitCount(ctx, &tl.accepted, mark+20)
 	stop()
 	wg.Wait()
-	t.Logf("during the restart: %d events accepted, %d answers 503 with Retry-After (retried), %d connection errors, %d other 5xx, %d other answers",
-		tl.accepted.Load(), tl.retried503.Load(), tl.transport.Load(), tl.other5xx.Load(), tl.other.Load())
+	t.Logf("during the restart: %d events accepted; retried: %d answers 503 and %d 429, with Retry-After; %d connection errors, %d other 5xx, %d other answers",
+		tl.accepted.Load(), tl.retried503.Load(), tl.retried429.Load(), tl.transport.Load(), tl.other5xx.Load(), tl.other.Load())
 	if tl.transport.Load() != 0 || tl.other5xx.Load() != 0 || tl.other.Load() != 0 {
 		t.Errorf("requests failed during the rolling restart")
 	}
 	r.waitDelivered(t, ctx, ingest, key, tl.ids)
 }
 
-// produce posts events until ctx ends. Each event has an Idempotency-Key, so a retry after a 503
-// or a lost answer can never make a second event.
+// produce posts events, at a pace the node's DynamoDB Local keeps up with, until ctx ends. Each
+// event has an Idempotency-Key, so a retry after a 503 or 429 can never make a second event.
 func produce(ctx context.Context, base, key string, p int, tl *tally) {
 	client := &http.Client{Timeout: 15 * time.Second}
+	pace := time.NewTicker(40 * time.Millisecond)
+	defer pace.Stop()
 	for n := 0; ctx.Err() == nil; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pace.C:
+		}
 		idem := fmt.Sprintf("restart-%d-%d-%d", p, n, time.Now().UnixNano())
 		body := fmt.Sprintf(`{"event_type":"cluster.restart","producer":%d,"n":%d}`, p, n)
 		for ctx.Err() == nil {
@@ -82,8 +89,12 @@ func produce(ctx context.Context, base, key string, p int, tl *tally) {
 				tl.mu.Lock()
 				tl.ids = append(tl.ids, id)
 				tl.mu.Unlock()
-			case status == http.StatusServiceUnavailable && retryAfter != "":
-				tl.retried503.Add(1)
+			case (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && retryAfter != "":
+				if status == http.StatusTooManyRequests {
+					tl.retried429.Add(1)
+				} else {
+					tl.retried503.Add(1)
+				}
 				secs, _ := strconv.Atoi(retryAfter)
 				time.Sleep(time.Duration(min(max(secs, 0), 2)) * time.Second)
 				continue
