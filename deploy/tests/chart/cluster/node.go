@@ -98,19 +98,13 @@ func (c *Cluster) ctr(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-func (c *Cluster) importImages(ctx context.Context) error {
-	for _, archive := range c.opts.Images {
-		if _, err := c.ctr(ctx, "images", "import", "--no-unpack", archive); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (c *Cluster) importImages(ctx context.Context) error { return c.ImportImages(ctx, c.opts.Images...) }
 
-// ImportImages loads more image archives into the running node.
+// ImportImages loads image archives (docker save) into the node's containerd, unpacked for its
+// snapshotter.
 func (c *Cluster) ImportImages(ctx context.Context, archives ...string) error {
 	for _, archive := range archives {
-		if _, err := c.ctr(ctx, "images", "import", "--no-unpack", archive); err != nil {
+		if _, err := c.ctr(ctx, "images", "import", archive); err != nil {
 			return err
 		}
 	}
@@ -163,6 +157,9 @@ func (c *Cluster) startKubelet(ctx context.Context) error {
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		return err
 	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/kubepods"); os.IsNotExist(err) {
+		c.cleanups = append(c.cleanups, removeKubepods)
+	}
 	p, err := c.start("kubelet", filepath.Join(c.opts.KubeBin, "kubelet"), "--config", cfg,
 		"--kubeconfig", c.Kubeconfig, "--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "pki"),
 		"--hostname-override", NodeName, "--node-ip", Gateway, "--v", "1")
@@ -184,6 +181,24 @@ func (c *Cluster) startKubelet(ctx context.Context) error {
 		}
 		return fmt.Errorf("node %s not Ready", NodeName)
 	})
+}
+
+// removeKubepods removes the kubepods cgroups the kubelet made under each hierarchy's root, once
+// their pods are gone: this cluster's, since none existed before it started.
+func removeKubepods() {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
+	for _, root := range roots {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.Remove(dirs[i])
+		}
+	}
 }
 
 // startProxy runs kube-proxy in iptables mode. It leaves the host's conntrack sysctls alone and
