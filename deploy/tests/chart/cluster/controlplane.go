@@ -102,6 +102,8 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--tls-cert-file", c.pki("apiserver.crt"), "--tls-private-key-file", c.pki("apiserver.key"),
 		"--client-ca-file", c.pki("ca.crt"),
 		"--kubelet-client-certificate", c.pki("admin.crt"), "--kubelet-client-key", c.pki("admin.key"),
+		// The node name is no DNS name here; its address is.
+		"--kubelet-preferred-address-types", "InternalIP",
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", c.pki("sa.key"), "--service-account-signing-key-file", c.pki("sa.key"),
 		"--authorization-mode", "Node,RBAC", "--enable-priority-and-fairness=false",

@@ -98,7 +98,9 @@ func (c *Cluster) ctr(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-func (c *Cluster) importImages(ctx context.Context) error { return c.ImportImages(ctx, c.opts.Images...) }
+func (c *Cluster) importImages(ctx context.Context) error {
+	return c.ImportImages(ctx, c.opts.Images...)
+}
 
 // ImportImages loads image archives (docker save) into the node's containerd, unpacked for its
 // snapshotter.
@@ -160,6 +162,9 @@ func (c *Cluster) startKubelet(ctx context.Context) error {
 	if _, err := os.Stat("/sys/fs/cgroup/memory/kubepods"); os.IsNotExist(err) {
 		c.cleanups = append(c.cleanups, removeKubepods)
 	}
+	if exec.Command("iptables", "-S", "KUBE-FIREWALL").Run() != nil {
+		c.cleanups = append(c.cleanups, removeKubeletChains)
+	}
 	p, err := c.start("kubelet", filepath.Join(c.opts.KubeBin, "kubelet"), "--config", cfg,
 		"--kubeconfig", c.Kubeconfig, "--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "pki"),
 		"--hostname-override", NodeName, "--node-ip", Gateway, "--v", "1")
@@ -197,6 +202,20 @@ func removeKubepods() {
 		})
 		for i := len(dirs) - 1; i >= 0; i-- {
 			_ = os.Remove(dirs[i])
+		}
+	}
+}
+
+// removeKubeletChains removes the chains the kubelet adds to the host's tables (KUBE-FIREWALL
+// and its canaries), which kube-proxy --cleanup leaves: none existed before this cluster.
+func removeKubeletChains() {
+	for _, hook := range []string{"INPUT", "OUTPUT"} {
+		_ = exec.Command("iptables", "-D", hook, "-j", "KUBE-FIREWALL").Run()
+	}
+	for _, table := range []string{"filter", "nat", "mangle"} {
+		for _, chain := range []string{"KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"} {
+			_ = exec.Command("iptables", "-t", table, "-F", chain).Run()
+			_ = exec.Command("iptables", "-t", table, "-X", chain).Run()
 		}
 	}
 }

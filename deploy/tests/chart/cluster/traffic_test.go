@@ -22,8 +22,8 @@ import (
 // tally counts what the producers got back.
 type tally struct {
 	accepted, retried503, retried429, transport, other5xx, other atomic.Int64
-	mu                                               sync.Mutex
-	ids                                              []string
+	mu                                                           sync.Mutex
+	ids                                                          []string
 }
 
 // rollingRestart restarts ingest and inbox as `kubectl rollout restart` does while producers
