@@ -161,8 +161,9 @@ TRIGGER_DYNAMODB_ENDPOINT: {{ . | quote }}
 TRIGGER_TABLE_PREFIX: {{ . | quote }}
 {{- end }}
 {{- if or .Values.dynamodbLocal.enabled .Values.dynamodb.endpoint }}
-AWS_ACCESS_KEY_ID: "dynamodb-local"
-AWS_SECRET_ACCESS_KEY: "dynamodb-local"
+{{- /* DynamoDB Local 2.x refuses an access key id that is not letters and digits only. */}}
+AWS_ACCESS_KEY_ID: "dynamodblocal"
+AWS_SECRET_ACCESS_KEY: "dynamodblocal"
 {{- end }}
 {{- end }}
 
