@@ -149,10 +149,9 @@ func (c *Cluster) start(name, path string, args ...string) (*proc.Process, error
 
 // Stop ends every child in reverse order of start, then undoes the network and mounts.
 func (c *Cluster) Stop() {
-	// Without a scheduler, pods that controllers make again while the rest are deleted stay
-	// unbound and go at once.
+	// Without the controllers and the scheduler no pod is made again while the rest are deleted.
 	for _, p := range c.procs {
-		if p.Name() == "kube-scheduler" {
+		if p.Name() == "kube-scheduler" || p.Name() == "kube-controller-manager" {
 			_ = p.Stop(10 * time.Second)
 		}
 	}
