@@ -5,9 +5,14 @@ CACHE := $(CURDIR)/.cache
 DDB_LOCAL := $(CACHE)/dynamodb-local
 JAEGER := $(CACHE)/bin/jaeger
 JAEGER_TOOLS := deploy/local/jaeger
+KUBE_TOOLS := deploy/local/kubernetes
+KUBE_BIN := $(CACHE)/bin/kubernetes
+KUBE_VERSION := $(shell sed -n 's|^[[:space:]]*k8s.io/kubernetes \(v[^ ]*\).*|\1|p' $(KUBE_TOOLS)/go.mod)
+COREDNS_TOOLS := deploy/local/coredns
+COREDNS := $(CACHE)/bin/coredns
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run demo trace test lint bench bench-scale chaos dynamodb-local jaeger build
+.PHONY: run demo trace test test-cluster lint bench bench-scale chaos dynamodb-local jaeger kubernetes coredns build
 
 ## run: start DynamoDB Local, the three services, the worker and a gateway on 127.0.0.1:8080
 ##      (TRACING=jaeger also starts Jaeger on 127.0.0.1 and sends every binary's spans to it;
@@ -32,7 +37,14 @@ demo:
 # their own: they run without the race detector, which would triple that build.
 test: dynamodb-local jaeger buildx lint
 	./deploy/tests/with-dynamodb.sh $(GO_TEST_FLAGS) $$(go list work | grep -v /deploy/tests/chart)
-	go test -count=1 -timeout 20m ./deploy/tests/chart/...
+	go test -count=1 -timeout 20m $$(go list ./deploy/tests/chart/... | grep -v /deploy/tests/chart/cluster)
+
+## test-cluster: the chart installed on a single-node Kubernetes built from source (etcd, control
+##               plane, containerd, kubelet, kube-proxy, CoreDNS as child processes on a bridge
+##               of its own): pods Ready under restricted, helm test, a rolling restart under
+##               load, upgrade, uninstall (root; docs/cluster.md)
+test-cluster: dynamodb-local buildx kubernetes coredns
+	go test -count=1 -v -timeout 40m ./deploy/tests/chart/cluster/
 
 ## lint: formatting and vet across the workspace
 lint:
@@ -67,6 +79,25 @@ jaeger: $(JAEGER)
 # A cold build takes minutes; Go's build cache makes later ones a link only.
 $(JAEGER): $(JAEGER_TOOLS)/go.mod $(JAEGER_TOOLS)/go.sum
 	cd $(JAEGER_TOOLS) && GOWORK=off go build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
+	@touch $@
+
+## kubernetes: build kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
+##             and kubectl from their tools module (kept out of go.work) into .cache/bin/kubernetes
+kubernetes: $(KUBE_BIN)/kubelet
+
+## coredns: build CoreDNS from its tools module (kept out of go.work) into .cache/bin
+coredns: $(COREDNS)
+
+# The version is the one the tools module requires; stamped, or the binaries say v0.0.0 and the
+# chart's kubeVersion refuses the cluster. ~12 minutes cold on 2 cores, a link from the cache after.
+$(KUBE_BIN)/kubelet: $(KUBE_TOOLS)/go.mod $(KUBE_TOOLS)/go.sum
+	cd $(KUBE_TOOLS) && GOWORK=off CGO_ENABLED=0 go build -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	  -X k8s.io/component-base/version.gitMajor=$(patsubst v%,%,$(word 1,$(subst ., ,$(KUBE_VERSION)))) -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION)))" \
+	  -o $(KUBE_BIN)/ $(addprefix k8s.io/kubernetes/cmd/,kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+	@touch $@
+
+$(COREDNS): $(COREDNS_TOOLS)/go.mod $(COREDNS_TOOLS)/go.sum
+	cd $(COREDNS_TOOLS) && GOWORK=off CGO_ENABLED=0 go build -o $@ github.com/coredns/coredns
 	@touch $@
 
 include deploy/k8s.mk

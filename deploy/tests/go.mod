@@ -78,6 +78,7 @@ require (
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	github.com/trigger-api/trigger-api/deploy/tests/localimage v0.0.0
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
 	go.mongodb.org/mongo-driver/v2 v2.5.0 // indirect
@@ -112,3 +113,5 @@ replace (
 	github.com/trigger-api/trigger-api/services/keys-admin => ../../services/keys-admin
 	github.com/trigger-api/trigger-api/worker => ../../worker
 )
+
+replace github.com/trigger-api/trigger-api/deploy/tests/localimage => ./localimage

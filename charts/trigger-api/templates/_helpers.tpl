@@ -151,8 +151,9 @@ from the downward API (POD_NAME, POD_NAMESPACE in the pod template).
 {{- end }}
 
 {{/*
-DynamoDB settings, empty ones left out (the binary's defaults apply). With the in-cluster DynamoDB
-Local: a region and static credentials, which it accepts and ignores.
+DynamoDB settings, empty ones left out (the binary's defaults apply). With a DynamoDB Local, in the
+cluster or at dynamodb.endpoint: static credentials, which it accepts and ignores; without them the
+AWS chain would end at the instance metadata service, which a pod outside AWS cannot reach.
 */}}
 {{- define "trigger-api.dynamoConfig" -}}
 {{- $endpoint := include "trigger-api.dynamodbEndpoint" . }}
@@ -167,9 +168,10 @@ TRIGGER_DYNAMODB_ENDPOINT: {{ . | quote }}
 {{- with .Values.dynamodb.tablePrefix }}
 TRIGGER_TABLE_PREFIX: {{ . | quote }}
 {{- end }}
-{{- if .Values.dynamodbLocal.enabled }}
-AWS_ACCESS_KEY_ID: "dynamodb-local"
-AWS_SECRET_ACCESS_KEY: "dynamodb-local"
+{{- if or .Values.dynamodbLocal.enabled .Values.dynamodb.endpoint }}
+{{- /* DynamoDB Local 2.x refuses an access key id that is not letters and digits only. */}}
+AWS_ACCESS_KEY_ID: "dynamodblocal"
+AWS_SECRET_ACCESS_KEY: "dynamodblocal"
 {{- end }}
 {{- end }}
 

@@ -71,7 +71,7 @@ var readByOthers = map[string]bool{"GOMAXPROCS": true, "GOMEMLIMIT": true, "GOGC
 
 // devOnlyAWS are the static credentials DynamoDB Local needs to sign requests with; outside
 // development the default AWS chain (IRSA) must provide credentials, so they may appear only
-// next to an in-cluster TRIGGER_DYNAMODB_ENDPOINT.
+// next to a TRIGGER_DYNAMODB_ENDPOINT (a DynamoDB Local in the cluster or outside it).
 var devOnlyAWS = map[string]bool{"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true}
 
 func renderSets(t *testing.T) map[string]*manifest {
@@ -235,7 +235,7 @@ func TestChartEnvMatchesBinaries(t *testing.T) {
 					switch {
 					case isField, readByOthers[k], strings.HasPrefix(k, "OTEL_"):
 					case devOnlyAWS[k]:
-						if !m.enabled("dynamodbLocal") || env["TRIGGER_DYNAMODB_ENDPOINT"] == "" {
+						if env["TRIGGER_DYNAMODB_ENDPOINT"] == "" {
 							t.Errorf("%s: %s outside development: AWS credentials must come from IRSA", describe(w), k)
 						}
 					default:

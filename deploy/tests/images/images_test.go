@@ -9,12 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-)
 
-// The modules the Dockerfile builds, one per component.
-var (
-	components = []string{"ingest", "inbox", "keys-admin", "worker"}
-	moduleDirs = []string{"services/ingest", "services/inbox", "services/keys-admin", "worker"}
+	"github.com/trigger-api/trigger-api/deploy/tests/localimage"
 )
 
 // What the tests stamp. Fixed rather than git describe and the clock, so a second run over the
@@ -27,7 +23,7 @@ const (
 
 var (
 	repoRoot string
-	eng      *engine
+	eng      *localimage.Engine
 )
 
 func TestMain(m *testing.M) {
@@ -41,13 +37,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	cacheDir := filepath.Join(repoRoot, ".cache", "images")
-	if eng, err = startEngine(cacheDir); err != nil {
+	if eng, err = localimage.StartEngine(cacheDir); err != nil {
 		fmt.Fprintln(os.Stderr, "docker engine:", err)
 		return 1
 	}
-	defer eng.stop()
+	defer eng.Stop()
 	code := m.Run()
-	eng.prune()
+	eng.Prune()
 	return code
 }
 
@@ -72,8 +68,8 @@ func findRoot() (string, error) {
 func makeIn(t testing.TB, env []string, args ...string) string {
 	t.Helper()
 	// A make above this test (make test) must not pass its flags or job server down.
-	env = append([]string{"MAKEFLAGS=", "MAKELEVEL=", "MFLAGS=", "DOCKER_HOST=" + eng.host}, env...)
-	return run(t, repoRoot, env, "make", append([]string{"--no-print-directory"}, args...)...)
+	env = append([]string{"MAKEFLAGS=", "MAKELEVEL=", "MFLAGS=", "DOCKER_HOST=" + eng.Host}, env...)
+	return localimage.Run(t, repoRoot, env, "make", append([]string{"--no-print-directory"}, args...)...)
 }
 
 // buildArgs stamp the build and cut its network: the modules come from the Go base.
@@ -84,19 +80,19 @@ func buildArgs() []string {
 // TestImagesForThisMachineRunAndReportTheirBuild builds every component for linux/amd64
 // through `make images` from the local bases and runs each image's --version.
 func TestImagesForThisMachineRunAndReportTheirBuild(t *testing.T) {
-	d := &docker{host: eng.host}
-	goImage, runtimeImage := goBase(t, d, repoRoot, filepath.Join(repoRoot, ".cache", "images")), runtimeBase(t, d)
+	d := &localimage.Docker{Host: eng.Host}
+	goImage, runtimeImage := localimage.GoBase(t, d, repoRoot, filepath.Join(repoRoot, ".cache", "images")), localimage.RuntimeBase(t, d)
 	platform := "linux/" + runtime.GOARCH
 	makeIn(t, nil, append(buildArgs(), "images", "PLATFORMS="+platform, "IMAGE_REPOSITORY=trigger-api-test",
 		"IMAGE_TAG=host", "GO_IMAGE="+goImage, "RUNTIME_IMAGE="+runtimeImage)...)
-	for _, c := range components {
+	for _, c := range localimage.Components {
 		ref := "trigger-api-test/" + c + ":host"
-		got := strings.TrimSpace(d.run(t, "run", "--rm", "--network", "none", ref, "--version"))
+		got := strings.TrimSpace(d.Run(t, "run", "--rm", "--network", "none", ref, "--version"))
 		want := fmt.Sprintf("%s %s (commit %s, built %s, %s %s)", c, stampVersion, stampCommit, stampDate, runtime.Version(), platform)
 		if got != want {
 			t.Errorf("%s --version:\n got %q\nwant %q", ref, got, want)
 		}
-		cfg := d.inspect(t, ref)
+		cfg := d.Inspect(t, ref)
 		if cfg.Config.User != "65532:65532" || cfg.Os+"/"+cfg.Architecture != platform {
 			t.Errorf("%s: user %q, platform %s/%s", ref, cfg.Config.User, cfg.Os, cfg.Architecture)
 		}
@@ -112,16 +108,16 @@ func TestImagesForThisMachineRunAndReportTheirBuild(t *testing.T) {
 // cross-compiles, so no emulation is needed) and reads the binary out of the image: an arm64
 // ELF with the stamp in it. It cannot run here.
 func TestArm64ImageIsCrossCompiled(t *testing.T) {
-	d := &docker{host: eng.host}
-	goImage := goBase(t, d, repoRoot, filepath.Join(repoRoot, ".cache", "images"))
+	d := &localimage.Docker{Host: eng.Host}
+	goImage := localimage.GoBase(t, d, repoRoot, filepath.Join(repoRoot, ".cache", "images"))
 	ref := "trigger-api-test/worker:arm64"
 	makeIn(t, nil, append(buildArgs(), "image-worker", "PLATFORMS=linux/arm64", "IMAGE_REPOSITORY=trigger-api-test",
 		"IMAGE_TAG=arm64", "GO_IMAGE="+goImage, "RUNTIME_IMAGE=scratch")...)
-	if cfg := d.inspect(t, ref); cfg.Os != "linux" || cfg.Architecture != "arm64" {
+	if cfg := d.Inspect(t, ref); cfg.Os != "linux" || cfg.Architecture != "arm64" {
 		t.Fatalf("%s is for %s/%s", ref, cfg.Os, cfg.Architecture)
 	}
 	bin := filepath.Join(t.TempDir(), "app")
-	d.copyOut(t, ref, "/app", bin)
+	d.CopyOut(t, ref, "/app", bin)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -157,8 +153,8 @@ func TestArm64ImageIsCrossCompiled(t *testing.T) {
 func TestHostBuildReportsItsStamp(t *testing.T) {
 	ldflags := strings.TrimSpace(makeIn(t, nil, append(buildArgs(), "-s", "--eval", "print-ldflags: ; @echo '$(GO_LDFLAGS)'", "print-ldflags")...))
 	bin := filepath.Join(t.TempDir(), "keys-admin")
-	run(t, repoRoot, nil, "go", "build", "-ldflags", ldflags, "-o", bin, "./services/keys-admin")
-	got := strings.TrimSpace(run(t, "", nil, bin, "--version"))
+	localimage.Run(t, repoRoot, nil, "go", "build", "-ldflags", ldflags, "-o", bin, "./services/keys-admin")
+	got := strings.TrimSpace(localimage.Run(t, "", nil, bin, "--version"))
 	want := fmt.Sprintf("keys-admin %s (commit %s, built %s, %s linux/%s)", stampVersion, stampCommit, stampDate, runtime.Version(), runtime.GOARCH)
 	if got != want {
 		t.Errorf("--version:\n got %q\nwant %q", got, want)
@@ -168,7 +164,7 @@ func TestHostBuildReportsItsStamp(t *testing.T) {
 // TestMakeImagesDefaults dry-runs make images as someone would type it: both platforms, the
 // tag from git describe, loaded rather than pushed.
 func TestMakeImagesDefaults(t *testing.T) {
-	describe := strings.TrimSpace(run(t, repoRoot, nil, "git", "describe", "--tags", "--always", "--dirty"))
+	describe := strings.TrimSpace(localimage.Run(t, repoRoot, nil, "git", "describe", "--tags", "--always", "--dirty"))
 	out := flat(makeIn(t, nil, "-n", "images"))
 	for _, want := range []string{"--platform linux/amd64,linux/arm64", "--load", "--build-arg VERSION=" + describe,
 		"-t trigger-api/ingest:" + describe + " .", "-t trigger-api/worker:" + describe + " ."} {

@@ -1,4 +1,7 @@
-package images_test
+// Package localimage builds the project's images where no registry can be reached: a dockerd of
+// the caller's own, and the Dockerfile's two bases made from this machine's Go toolchain, busybox
+// and CA certificates. The image tests and the cluster tests share it.
+package localimage
 
 import (
 	"context"
@@ -14,13 +17,13 @@ import (
 	"time"
 )
 
-// engine is the Docker engine the tests build with: a dockerd of their own, with its data
+// Engine is the Docker engine the tests build with: a dockerd of their own, with its data
 // (images, BuildKit's cache mounts) under .cache/images/docker so a second run is warm, and its
 // socket, pidfile and runtime state in a temporary directory, so it never meets a daemon the
 // machine already runs. TRIGGER_TEST_DOCKER_HOST names an engine to use instead (where the
 // tests cannot run dockerd as root).
-type engine struct {
-	host    string // DOCKER_HOST
+type Engine struct {
+	Host    string // DOCKER_HOST
 	cmd     *exec.Cmd
 	exited  chan error
 	runDir  string
@@ -28,9 +31,9 @@ type engine struct {
 	unlock  func()
 }
 
-func startEngine(cacheDir string) (*engine, error) {
+func StartEngine(cacheDir string) (*Engine, error) {
 	if h := os.Getenv("TRIGGER_TEST_DOCKER_HOST"); h != "" {
-		e := &engine{host: h, unlock: func() {}}
+		e := &Engine{Host: h, unlock: func() {}}
 		return e, e.waitReady(30 * time.Second)
 	}
 	if _, err := exec.LookPath("dockerd"); err != nil {
@@ -54,7 +57,7 @@ func startEngine(cacheDir string) (*engine, error) {
 		unlock()
 		return nil, err
 	}
-	e := &engine{host: "unix://" + filepath.Join(runDir, "docker.sock"), runDir: runDir,
+	e := &Engine{Host: "unix://" + filepath.Join(runDir, "docker.sock"), runDir: runDir,
 		logPath: filepath.Join(cacheDir, "dockerd.log"), exited: make(chan error, 1), unlock: unlock}
 	logf, err := os.Create(e.logPath)
 	if err != nil {
@@ -74,7 +77,7 @@ func startEngine(cacheDir string) (*engine, error) {
 	// the images with --network none.
 	e.cmd = exec.Command("dockerd", "--config-file", config,
 		"--data-root", dataRoot, "--exec-root", runDir, "--pidfile", filepath.Join(runDir, "dockerd.pid"),
-		"--host", e.host, "--bridge", "none", "--iptables=false", "--ip-masq=false")
+		"--host", e.Host, "--bridge", "none", "--iptables=false", "--ip-masq=false")
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	// The daemon dies with the test binary even if the binary is killed before stop.
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -84,18 +87,18 @@ func startEngine(cacheDir string) (*engine, error) {
 	}
 	go func() { e.exited <- e.cmd.Wait() }()
 	if err := e.waitReady(60 * time.Second); err != nil {
-		e.stop()
-		return nil, fmt.Errorf("%w\n%s", err, tail(e.logPath, 20))
+		e.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, Tail(e.logPath, 20))
 	}
 	return e, nil
 }
 
 // waitReady polls the engine's /_ping until it answers OK, the daemon exits or the time is up.
-func (e *engine) waitReady(within time.Duration) error {
-	if !strings.HasPrefix(e.host, "unix://") {
-		return pingCLI(e.host, within)
+func (e *Engine) waitReady(within time.Duration) error {
+	if !strings.HasPrefix(e.Host, "unix://") {
+		return pingCLI(e.Host, within)
 	}
-	sock := strings.TrimPrefix(e.host, "unix://")
+	sock := strings.TrimPrefix(e.Host, "unix://")
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -117,7 +120,7 @@ func (e *engine) waitReady(within time.Duration) error {
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("docker engine at %s did not answer within %s: %v", e.host, within, err)
+			return fmt.Errorf("docker engine at %s did not answer within %s: %v", e.Host, within, err)
 		}
 	}
 }
@@ -134,9 +137,9 @@ func pingCLI(host string, within time.Duration) error {
 	return nil
 }
 
-// stop ends the daemon this run started (SIGTERM, then SIGKILL after 30 s) and removes its
+// Stop ends the daemon this run started (SIGTERM, then SIGKILL after 30 s) and removes its
 // runtime directory; an engine named by TRIGGER_TEST_DOCKER_HOST is left alone.
-func (e *engine) stop() {
+func (e *Engine) Stop() {
 	if e.cmd != nil && e.cmd.Process != nil {
 		_ = e.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -149,23 +152,23 @@ func (e *engine) stop() {
 	e.cleanup()
 }
 
-// prune drops what each run with changed sources leaves behind (the images its tags moved off,
+// Prune drops what each run with changed sources leaves behind (the images its tags moved off,
 // build cache beyond a few GB) and keeps the rest, so the next run stays warm and .cache bounded.
 // An engine the tests did not start is not theirs to prune.
-func (e *engine) prune() {
+func (e *Engine) Prune() {
 	if e.cmd == nil {
 		return
 	}
 	for _, args := range [][]string{{"image", "prune", "-f"}, {"builder", "prune", "-f", "--keep-storage", "4gb"}} {
 		cmd := exec.Command("docker", args...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.host)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.Host)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "docker %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
 
-func (e *engine) cleanup() {
+func (e *Engine) cleanup() {
 	if e.runDir != "" {
 		_ = os.RemoveAll(e.runDir)
 	}
@@ -184,7 +187,7 @@ func lockFile(path string) (func(), error) {
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-func tail(path string, n int) string {
+func Tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
