@@ -58,6 +58,26 @@ func eachSample(r io.Reader, series *regexp.Regexp, f func(labels map[string]str
 	return sc.Err()
 }
 
+// runtimeGauges is what the Go runtime of a service reported holding.
+type runtimeGauges struct{ heapInuse, goroutines float64 }
+
+// parseRuntime reads the heap in use and the goroutines out of a Prometheus text exposition;
+// either missing is an error, as a service always exports both.
+func parseRuntime(b []byte) (runtimeGauges, error) {
+	var g runtimeGauges
+	for name, v := range map[string]*float64{"go_memstats_heap_inuse_bytes": &g.heapInuse, "go_goroutines": &g.goroutines} {
+		seen := false
+		series := regexp.MustCompile(`^` + name + `(?:\{([^}]*)\})? (\S+)$`)
+		if err := eachSample(bytes.NewReader(b), series, func(_ map[string]string, x float64) { *v, seen = x, true }); err != nil {
+			return g, err
+		}
+		if !seen {
+			return g, fmt.Errorf("no %s in the metrics", name)
+		}
+	}
+	return g, nil
+}
+
 // scrapeDDBCalls reads a service's call counts from its /metrics.
 func scrapeDDBCalls(ctx context.Context, client *http.Client, baseURL string) (ddbCalls, error) {
 	b, err := fetchMetrics(ctx, client, baseURL)

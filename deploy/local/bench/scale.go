@@ -334,13 +334,19 @@ type scaleIdle struct {
 	PerTenant float64    `json:"calls_per_s_per_waiting_tenant"`
 	// InFlight is the fewest and most pulls under way, sampled during the window: with every
 	// poll parked both equal the tenants.
-	InFlightMin     int64              `json:"in_flight_min"`
-	InFlightMax     int64              `json:"in_flight_max"`
-	Answers         counts             `json:"pull_answers"`
-	InboxPeakRSSMiB float64            `json:"inbox_peak_rss_mib"`
-	InboxHWMMiB     float64            `json:"inbox_hwm_mib"`
-	BenchPeakRSSMiB float64            `json:"bench_peak_rss_mib"`
-	CPUCores        map[string]float64 `json:"cpu_cores"`
+	InFlightMin     int64   `json:"in_flight_min"`
+	InFlightMax     int64   `json:"in_flight_max"`
+	Answers         counts  `json:"pull_answers"`
+	InboxPeakRSSMiB float64 `json:"inbox_peak_rss_mib"`
+	InboxHWMMiB     float64 `json:"inbox_hwm_mib"`
+	// The peak above spans the ramp, when every poll authenticates and makes its first read;
+	// this one only the idle window, when they wait. The heap and goroutines are the inbox's
+	// own figures at the window's end.
+	InboxIdlePeakRSSMiB float64            `json:"inbox_idle_peak_rss_mib"`
+	InboxHeapInuseMiB   float64            `json:"inbox_heap_inuse_mib"`
+	InboxGoroutines     int                `json:"inbox_goroutines"`
+	BenchPeakRSSMiB     float64            `json:"bench_peak_rss_mib"`
+	CPUCores            map[string]float64 `json:"cpu_cores"`
 }
 
 // scaleLatency is POST /events on either ingest replica to the answer of a long poll parked on
@@ -418,6 +424,7 @@ func startScaleRig(ctx context.Context, o options, r *rig) (*scaleRig, func(), e
 	st, err := stack.Start(ctx, stack.Options{
 		Root: r.root, BinDir: filepath.Join(dir, "bin"), StateDir: dir, GatewayAddr: "127.0.0.1:0",
 		DynamoDBEndpoint: r.endpoint, TablePrefix: prefix, Replicas: 2, LogLevel: o.logLevel,
+		APIEnv: []string{"GOMEMLIMIT=" + podMemoryLimit},
 		// The stack always runs a worker of its own. Given the first waiting tenant, its polls
 		// share that tenant's watch in the inbox, so it adds no watch of its own to the count.
 		Tenants: scaleTenantIDs(1, 0), Progress: logWriter{r.logf},
@@ -584,9 +591,19 @@ func (sr *scaleRig) idle(ctx, pollCtx context.Context, keys []string, p *pollers
 		return err
 	}
 	answersBefore, cpuBefore, from := p.snapshot(), snapshotGroups(cpu), time.Now()
+	idleRSS := sampleRSS(rssEvery, inboxPID)
+	defer idleRSS.stop()
 	lo, hi, err := watchInFlight(ctx, p, sr.opts.idle)
 	if err != nil {
 		return err
+	}
+	b, err := fetchMetrics(ctx, sr.scrape, inboxURL)
+	if err != nil {
+		return fmt.Errorf("scale: inbox metrics: %w", err)
+	}
+	rt, err := parseRuntime(b)
+	if err != nil {
+		return fmt.Errorf("scale: inbox metrics: %w", err)
 	}
 	callsAfter, err := sr.inboxCalls(ctx)
 	if err != nil {
@@ -602,10 +619,13 @@ func (sr *scaleRig) idle(ctx, pollCtx context.Context, keys []string, p *pollers
 	in.CPUCores = cpuAfter.cores(cpuBefore, cpu, wall)
 	m := rss.stop()
 	in.InboxPeakRSSMiB, in.BenchPeakRSSMiB = m[inboxPID], m[os.Getpid()]
+	in.InboxIdlePeakRSSMiB = idleRSS.stop()[inboxPID]
+	in.InboxHeapInuseMiB, in.InboxGoroutines = round(rt.heapInuse/(1<<20), 1), int(rt.goroutines)
 	if hwm, err := noisy.ProcStatusKiB(inboxPID, "VmHWM"); err == nil {
 		in.InboxHWMMiB = round(float64(hwm)/1024, 1)
 	}
-	sr.logf("scale: idle: inbox %.1f DynamoDB calls/s (%.3f per waiting tenant), peak RSS %.1f MiB", in.Calls.PerS, in.PerTenant, in.InboxPeakRSSMiB)
+	sr.logf("scale: idle: inbox %.1f DynamoDB calls/s (%.3f per waiting tenant), peak RSS %.1f MiB (%.1f MiB while idle; heap in use %.1f MiB, %d goroutines)",
+		in.Calls.PerS, in.PerTenant, in.InboxPeakRSSMiB, in.InboxIdlePeakRSSMiB, in.InboxHeapInuseMiB, in.InboxGoroutines)
 	return nil
 }
 
@@ -852,6 +872,8 @@ func printScale(w io.Writer, rep scaleReport) {
 	fmt.Fprintf(tw, "delivery p50 / p99 (%d events)\t%.1f / %.1f ms\tp99 <= %d ms: %s\t\n", l.Received, l.LatencyMS.P50, l.LatencyMS.P99, goalScaleP99MS, metWord(rep.Met["latency_p99_ms"]))
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nidle window %.0f s: calls/s by kind %s\n", in.Calls.Seconds, describeCalls(in.Calls.ByKind))
+	fmt.Fprintf(w, "inbox while idle: peak RSS %.1f MiB, heap in use %.1f MiB, %d goroutines at the end\n",
+		in.InboxIdlePeakRSSMiB, in.InboxHeapInuseMiB, in.InboxGoroutines)
 	fmt.Fprintf(w, "pulls in flight %d-%d; pull answers %v; cores %v; the bench's own peak RSS %.1f MiB\n",
 		in.InFlightMin, in.InFlightMax, map[string]int(in.Answers), in.CPUCores, in.BenchPeakRSSMiB)
 	fmt.Fprintf(w, "latency: %d sample tenants, %.0f events/s for %.0f s: %d sent, %d received (%d before the 202 returned), %d missing, %d POST errors; pull answers %v\n",

@@ -89,6 +89,9 @@ type Options struct {
 	// Replicas runs this many replicas each of ingest and inbox (0: one), the gateway taking
 	// turns between them; keys-admin stays one. See Stack.Replicas and CrashService.
 	Replicas int
+	// APIEnv is more environment for the ingest and inbox replicas, such as the GOMEMLIMIT
+	// their pods would give them.
+	APIEnv   []string
 	LogLevel string // the children's, debug or info; empty: info
 	// Stream receives the children's log lines, prefixed with the component's name, besides
 	// their log files; nil: files only. StreamOnly limits it to the named components.
@@ -538,6 +541,7 @@ func (s *Stack) startServices(ctx context.Context, common, adminEnv []string) er
 	}
 	// Every ingest and inbox tells every inbox of new events.
 	notifying := append(slices.Clone(common), "TRIGGER_NOTIFY_PEERS="+strings.Join(notifyAddrs, ","))
+	notifying = append(notifying, s.opts.APIEnv...)
 	for _, component := range []string{Ingest, Inbox, KeysAdmin} {
 		for i := range s.replicaCount(component) {
 			env := notifying
