@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,7 +114,12 @@ func build(tp trace.TracerProvider, res *resource.Resource) (*Telemetry, func(co
 	// A registry per binary rather than the default one: tests build several in one process,
 	// and nothing registered by a dependency leaks onto /metrics.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// go_gc_heap_live_bytes, the heap the last collection kept, is what a pod's memory limit
+	// must hold; the memstats gauges beside it include garbage, which under a memory limit and
+	// GOGC=400 (pkg/startup) fills the room the limit leaves.
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("prometheus exporter: %w", err)

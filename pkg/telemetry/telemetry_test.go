@@ -95,7 +95,7 @@ func TestResourceNamesServiceAndPod(t *testing.T) {
 	t.Setenv("POD_NAME", "ingest-7c9")
 	t.Setenv("POD_NAMESPACE", "trigger")
 	wantMetrics(t, "v1.2.3", `service_name="ingest"`, `service_version="v1.2.3"`, `k8s_pod_name="ingest-7c9"`,
-		`k8s_namespace_name="trigger"`, "probe_count_total{", "go_goroutines")
+		`k8s_namespace_name="trigger"`, "probe_count_total{", "go_goroutines", "\ngo_gc_heap_live_bytes ")
 }
 
 func TestOperatorServiceNameWins(t *testing.T) {

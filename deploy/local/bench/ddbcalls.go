@@ -59,13 +59,13 @@ func eachSample(r io.Reader, series *regexp.Regexp, f func(labels map[string]str
 }
 
 // runtimeGauges is what the Go runtime of a service reported holding.
-type runtimeGauges struct{ heapInuse, goroutines float64 }
+type runtimeGauges struct{ heapLive, heapInuse, goroutines float64 }
 
-// parseRuntime reads the heap in use and the goroutines out of a Prometheus text exposition;
-// either missing is an error, as a service always exports both.
+// parseRuntime reads the live heap, the heap in use and the goroutines out of a Prometheus text exposition;
+// any missing is an error, as a service always exports them.
 func parseRuntime(b []byte) (runtimeGauges, error) {
 	var g runtimeGauges
-	for name, v := range map[string]*float64{"go_memstats_heap_inuse_bytes": &g.heapInuse, "go_goroutines": &g.goroutines} {
+	for name, v := range map[string]*float64{"go_gc_heap_live_bytes": &g.heapLive, "go_memstats_heap_inuse_bytes": &g.heapInuse, "go_goroutines": &g.goroutines} {
 		seen := false
 		series := regexp.MustCompile(`^` + name + `(?:\{([^}]*)\})? (\S+)$`)
 		if err := eachSample(bytes.NewReader(b), series, func(_ map[string]string, x float64) { *v, seen = x, true }); err != nil {

@@ -43,6 +43,7 @@ http_server_request_duration_seconds_count{http_route="/ack"} 77
 func TestParseRuntime(t *testing.T) {
 	exposition := `# TYPE go_goroutines gauge
 go_goroutines 42
+go_gc_heap_live_bytes 5.24288e+06
 go_memstats_heap_inuse_bytes{otel_scope_name="x"} 1.048576e+07
 go_memstats_heap_inuse_bytes_total 7
 `
@@ -50,13 +51,13 @@ go_memstats_heap_inuse_bytes_total 7
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.goroutines != 42 || g.heapInuse != 10<<20 {
-		t.Errorf("got %+v, want 42 goroutines and 10 MiB", g)
+	if g.goroutines != 42 || g.heapInuse != 10<<20 || g.heapLive != 5<<20 {
+		t.Errorf("got %+v, want 42 goroutines, 10 MiB in use and 5 MiB live", g)
 	}
 	if _, err := parseRuntime([]byte("go_goroutines 1\n")); err == nil {
 		t.Error("no heap figure: want an error")
 	}
-	if _, err := parseRuntime([]byte("go_goroutines NaN\ngo_memstats_heap_inuse_bytes 1\n")); err == nil {
+	if _, err := parseRuntime([]byte("go_goroutines NaN\ngo_memstats_heap_inuse_bytes 1\ngo_gc_heap_live_bytes 1\n")); err == nil {
 		t.Error("NaN: want an error")
 	}
 }
