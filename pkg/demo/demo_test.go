@@ -165,6 +165,9 @@ func TestCreateTenantWithKey(t *testing.T) {
 			if !strings.Contains(out.String(), "Authorization: Bearer <admin token>\n") || strings.Contains(out.String(), testAdminToken) {
 				t.Errorf("the admin token is not redacted in:\n%s", out.String())
 			}
+			if tc.wantErr == "" && (strings.Contains(out.String(), key.String()) || !strings.Contains(out.String(), `"api_key": "`+key.Prefix()+`…"`)) {
+				t.Errorf("the issued key is not redacted to its prefix in:\n%s", out.String())
+			}
 		})
 	}
 }

@@ -61,8 +61,21 @@ func (p *Printer) RoundTrip(req *http.Request) (*http.Response, error) {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
-	fmt.Fprintf(p.Out, "← %d %s\n%s\n", resp.StatusCode, http.StatusText(resp.StatusCode), indent(data))
+	fmt.Fprintf(p.Out, "← %d %s\n%s\n", resp.StatusCode, http.StatusText(resp.StatusCode), indent(redactIssued(data)))
 	return resp, nil
+}
+
+// redactIssued hides the secret of a key the answer issues, as redact does in the header: the
+// demo's output ends up in logs (a `helm test` Pod's, CI's), and the key lives until the demo
+// suspends its tenant, which a failed run never reaches.
+func redactIssued(body []byte) []byte {
+	var issued struct {
+		APIKey string `json:"api_key"`
+	}
+	if json.Unmarshal(body, &issued) != nil || issued.APIKey == "" {
+		return body
+	}
+	return bytes.ReplaceAll(body, []byte(issued.APIKey), []byte(redact(issued.APIKey)))
 }
 
 // redact shows enough of a credential to tell which one was used: a tenant key's displayable
