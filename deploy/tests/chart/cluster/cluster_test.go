@@ -44,6 +44,7 @@ func TestChartOnACluster(t *testing.T) {
 		{"install-every-deployment-available-under-restricted", r.install},
 		{"helm-test-runs-the-demo-through-the-services", r.helmTest},
 		{"network-policies-select-real-pods", r.networkPolicies},
+		{"tenant-rate-shared-among-replicas", r.rateShared},
 		{"rolling-restart-under-load-loses-nothing", r.rollingRestart},
 		{"upgrade-with-changed-values", r.upgrade},
 		{"uninstall-leaves-nothing", r.uninstall},
