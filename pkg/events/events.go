@@ -65,6 +65,21 @@ type Event struct {
 	PayloadExpiresAt time.Time
 }
 
+// ReadUnit is the payload size for which a read costs one more request of the tenant's rate
+// (DynamoDB bills a consistent read by the 4 KiB): a listing of large events is work that a
+// listing of small ones is not.
+const ReadUnit = 4 << 10
+
+// ReadCost is what an answer carrying es costs the tenant's rate: the request, and one more
+// per full ReadUnit of each payload, so events under 4 KiB cost nothing beyond the request.
+func ReadCost(es []Event) int {
+	n := 1
+	for _, e := range es {
+		n += len(e.Payload) / ReadUnit
+	}
+	return n
+}
+
 // MaxAge is how long an event waits for its acknowledgement, dead or alive, before it expires,
 // as a queue's retention period: the payload is written once with an expiry, so that no later
 // state change has to rewrite it (DynamoDB bills a write by the size of the whole item).

@@ -39,6 +39,7 @@ func (s *readCounter) count() int {
 }
 
 type authEnv struct {
+	auth   *tenant.Authenticator
 	store  *readCounter
 	router http.Handler
 	key    string
@@ -63,7 +64,7 @@ func newAuthEnv(t *testing.T, cfg tenant.AuthConfig) authEnv {
 	auth := tenant.NewAuthenticator(store, cfg, func() time.Time { return now })
 	r := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
 	r.GET("/things", httpx.RequireKey(auth, tenant.ScopeInboxRead), func(c *gin.Context) { c.Status(http.StatusNoContent) })
-	return authEnv{store: store, router: r, key: k.String()}
+	return authEnv{auth: auth, store: store, router: r, key: k.String()}
 }
 
 type answer struct {

@@ -133,6 +133,9 @@ func renderErrors(log *zap.Logger) gin.HandlerFunc {
 			return
 		}
 		err := c.Errors.Last().Err
+		if r := requestOf(c); r != nil && r.auth != nil {
+			r.auth.Hold(c.Request.Context(), err)
+		}
 		he, known := toHTTP(err)
 		if !known {
 			Logger(c, log).Error("request failed", zap.Error(err))

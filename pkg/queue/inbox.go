@@ -19,6 +19,7 @@ type Inbox struct {
 	obs    inboxObs
 	gate   *readGate
 	heads  *headAges
+	budget func(tenant.Principal) int
 }
 
 // NewInbox returns the inbox use cases over store.
@@ -33,9 +34,28 @@ func NewInbox(store events.Store, o Options) *Inbox {
 		obs:    obs,
 		gate:   newReadGate(),
 		heads:  newHeadAges(o.Now),
+		budget: o.WorkBudget,
 	}
 	registerGauges(o, q.watch, q.heads)
 	return q
+}
+
+// work is the most items one request of p may take on; 0: no bound but the API's.
+func (q *Inbox) work(p tenant.Principal) int {
+	if q.budget == nil {
+		return 0
+	}
+	return max(q.budget(p), 0)
+}
+
+// answerBytes is the payload one answer to p may carry: answerBytes, or less when the
+// tenant's rate pays for less in a second (a read costs one per events.ReadUnit). The store
+// still returns at least one event, however large.
+func (q *Inbox) answerBytes(p tenant.Principal) int {
+	if w := q.work(p); w > 0 {
+		return min(answerBytes, w*events.ReadUnit)
+	}
+	return answerBytes
 }
 
 // Waiting is how many pulls wait for tenantID's events in this process right now.
@@ -65,7 +85,7 @@ func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Pag
 	if err != nil {
 		return Page{}, err
 	}
-	iq := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: lq.Limit, After: after, Now: q.now(), MaxBytes: answerBytes}
+	iq := events.InboxQuery{TenantID: p.TenantID, Partitions: p.Partitions, Limit: lq.Limit, After: after, Now: q.now(), MaxBytes: q.answerBytes(p)}
 	if lq.EventType != nil {
 		if err := events.ValidateType(*lq.EventType); err != nil {
 			return Page{}, err
@@ -96,7 +116,7 @@ func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor 
 	defer leave()
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now(), MaxBytes: answerBytes})
+	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now(), MaxBytes: q.answerBytes(p)})
 	return pageOf(p.TenantID, events.ListDead, page), err
 }
 
@@ -302,6 +322,15 @@ func (q *Inbox) Release(ctx context.Context, p tenant.Principal, got []events.Ev
 	q.notify.Notify(notices(p.TenantID, back, now)...)
 }
 
+// leaseMax is the events one pull may lease: what it asked for, and no more than its tenant's
+// work budget (each lease is a write, and costs one of the rate).
+func leaseMax(asked, work int) int {
+	if work > 0 {
+		return min(asked, work)
+	}
+	return asked
+}
+
 // lease takes events in a budget of its own: a lease DynamoDB applied is not cut off halfway
 // because the caller left; Pull gives it back instead.
 func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
@@ -314,8 +343,8 @@ func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]
 	defer cancel()
 	wctx, span := q.obs.receive(wctx, p.TenantID)
 	got, err := q.store.Lease(wctx, events.LeaseQuery{
-		TenantID: p.TenantID, Partitions: p.Partitions, Max: pq.Max, Visibility: pq.Visibility,
-		MaxDeliveries: maxDeliveries(p), Now: q.now(), MaxBytes: answerBytes,
+		TenantID: p.TenantID, Partitions: p.Partitions, Max: leaseMax(pq.Max, q.work(p)), Visibility: pq.Visibility,
+		MaxDeliveries: maxDeliveries(p), Now: q.now(), MaxBytes: q.answerBytes(p),
 	})
 	q.obs.received(wctx, span, p.TenantID, got, err)
 	return got.Events, err

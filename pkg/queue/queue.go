@@ -41,6 +41,10 @@ type Options struct {
 	// LongPollBackstop is how long a waiting pull trusts a quiet inbox without a read: the
 	// most a lost notice delays an event.
 	LongPollBackstop time.Duration // 0: 60 s
+	// WorkBudget is the most work one request of p may do, in the units its rate counts: one
+	// second of that rate, so that the work paid for after the request (tenant.Authenticator's
+	// Charge) is never a burst of many seconds' worth. nil or 0: only the API's own bounds.
+	WorkBudget func(p tenant.Principal) int
 }
 
 func (o Options) complete() Options {

@@ -109,11 +109,15 @@ func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, 
 	defer cancel()
 	stopAt := time.Now().Add(redriveAllBudget)
 	var after events.Position
-	for count < events.MaxRedriveAll {
+	limit := events.MaxRedriveAll
+	if w := q.work(p); w > 0 {
+		limit = min(limit, w)
+	}
+	for count < limit {
 		if time.Now().After(stopAt) {
 			return count, true, nil
 		}
-		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, events.MaxRedriveAll-count), After: after, Now: q.now(), MaxBytes: answerBytes})
+		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, limit-count), After: after, Now: q.now(), MaxBytes: answerBytes})
 		if err != nil {
 			return count, false, err
 		}
@@ -139,7 +143,7 @@ func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, 
 		}
 		after = page.Next
 	}
-	if count == events.MaxRedriveAll {
+	if count == limit {
 		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: 1, Now: q.now()})
 		more = err == nil && len(page.Events) > 0
 	}

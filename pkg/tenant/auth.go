@@ -49,7 +49,12 @@ type AuthConfig struct {
 	FailureBurst        int     `envconfig:"AUTH_FAILURE_BURST" default:"20" desc:"failed authentications one client address may make to this replica before its requests with keys not known to be good are answered 429 rate_limited with Retry-After, without a database read. 0 turns the limit off"`
 	FailureRate         float64 `envconfig:"AUTH_FAILURE_RATE" default:"1" desc:"failed authentications per second a client address regains once it has spent TRIGGER_AUTH_FAILURE_BURST"`
 	FailureMaxAddresses int     `envconfig:"AUTH_FAILURE_MAX_ADDRESSES" default:"100000" desc:"client addresses whose failures are remembered; beyond it the one that failed least recently is forgotten"`
-	TrustedProxies      int     `envconfig:"TRUSTED_PROXIES" default:"0" desc:"proxies or load balancers in front of the service that append to X-Forwarded-For; the client address is the one the outermost of them saw. 0: X-Forwarded-For is ignored and the connection's address is the client"`
+	// A client that ignores Retry-After and asks again at once makes each refusal cost more
+	// than the work it is refused: answering late slows such a client to its own pace of
+	// connections, and the slots bound what the waiting refusals hold.
+	RefusalDelay   time.Duration `envconfig:"TENANT_REFUSAL_DELAY" default:"1s" desc:"how long a 429 for the tenant's own limits (rate, requests in progress, parked polls, reads at once) waits before it is answered, so that a client retrying at once cannot spin; 0 answers at once"`
+	RefusalSlots   int           `envconfig:"TENANT_REFUSAL_SLOTS" default:"256" desc:"refusals this replica holds back at once for TRIGGER_TENANT_REFUSAL_DELAY; past them refusals are answered at once"`
+	TrustedProxies int           `envconfig:"TRUSTED_PROXIES" default:"0" desc:"proxies or load balancers in front of the service that append to X-Forwarded-For; the client address is the one the outermost of them saw. 0: X-Forwarded-For is ignored and the connection's address is the client"`
 }
 
 // maxUseWriters bounds the goroutines recording last uses: under a burst of first uses the
@@ -77,6 +82,8 @@ type Authenticator struct {
 	writes       sync.WaitGroup
 	// replicas shares each tenant's rate: 1 until FollowReplicas counts them.
 	replicas atomic.Int64
+	// held are the refusals waiting out RefusalDelay.
+	held chan struct{}
 }
 
 // NewAuthenticator returns an authenticator over store; now may be nil for the wall clock.
@@ -105,6 +112,7 @@ func NewAuthenticator(store Store, cfg AuthConfig, now func() time.Time) *Authen
 		cache:    newKeyCache(cfg.MaxEntries, cfg.NegativeMaxEntries, maxUseWriters),
 		failures: newFailureLimiter(cfg.FailureBurst, cfg.FailureRate, cfg.FailureMaxAddresses),
 		limits:   newLimiter(cfg.MaxEntries),
+		held:     make(chan struct{}, max(cfg.RefusalSlots, 0)),
 	}
 	a.replicas.Store(1)
 	return a
@@ -115,22 +123,45 @@ func (a *Authenticator) TrustedProxies() int { return a.cfg.TrustedProxies }
 
 // Admit spends one request of p's tenant's rate, or answers *RateLimitedError.
 func (a *Authenticator) Admit(p Principal) error {
-	if wait, ok := a.limits.take(p.TenantID, a.rate(p), a.now()); !ok {
+	if wait, ok := a.limits.take(p.TenantID, a.Rate(p), a.now()); !ok {
 		return &RateLimitedError{RetryAfter: wait}
 	}
 	return nil
 }
 
+// Hold delays the answer to err when it is the tenant's own rate or cap (*RateLimitedError) and
+// a slot is free: it returns after RefusalDelay, or once ctx ends. Anything else returns at once.
+func (a *Authenticator) Hold(ctx context.Context, err error) {
+	if _, ok := errors.AsType[*RateLimitedError](err); !ok || a.cfg.RefusalDelay <= 0 {
+		return
+	}
+	select {
+	case a.held <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-a.held }()
+	t := time.NewTimer(a.cfg.RefusalDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Holding is how many refusals wait out RefusalDelay right now.
+func (a *Authenticator) Holding() int { return len(a.held) }
+
 // Charge counts work beyond the one token Admit took: a request of n items (a batch's events,
 // a settle call's ids, the events a redrive moved) costs n in all. The request goes on; the
 // tenant's next ones wait until the work is paid for.
 func (a *Authenticator) Charge(p Principal, n int) {
-	a.limits.charge(p.TenantID, a.rate(p), float64(n-1), a.now())
+	a.limits.charge(p.TenantID, a.Rate(p), float64(n-1), a.now())
 }
 
-// rate is p's tenant's requests per second on this replica: its share of the fleet's when the
-// replicas are counted, rounded up so that no tenant is refused everything.
-func (a *Authenticator) rate(p Principal) int {
+// Rate is p's tenant's requests per second on this replica (0: no limit): its share of the
+// fleet's when the replicas are counted, rounded up so that no tenant is refused everything.
+func (a *Authenticator) Rate(p Principal) int {
 	r := p.RateLimit
 	if r == 0 {
 		r = a.cfg.RateLimit

@@ -79,8 +79,10 @@ func (l *limiter) take(tenantID string, rate int, now time.Time) (time.Duration,
 }
 
 // charge spends n more tokens for work an admitted request turned out to hold (a batch's
-// items, a settle call's ids). The bucket may go below zero, down to one second's worth of
-// debt, so the tenant's next requests wait until the work is paid for.
+// items, a settle call's ids, a read's payload). The bucket goes below zero by all of it, so
+// the tenant's next requests wait until the work is paid for: a cap on the debt would let a
+// tenant at a low rate do many seconds' worth of work for the price of one. What one request
+// may do is bounded elsewhere (the API's limits, the inbox's work budget), and so is the wait.
 func (l *limiter) charge(tenantID string, rate int, n float64, now time.Time) {
 	if rate <= 0 || n <= 0 {
 		return
@@ -88,7 +90,7 @@ func (l *limiter) charge(tenantID string, rate int, n float64, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bucket(tenantID, float64(rate), now)
-	b.n = max(b.n-n, -b.rate)
+	b.n -= n
 }
 
 // bucket returns tenantID's bucket refilled up to now. Called with l.mu held.

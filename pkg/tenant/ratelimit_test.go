@@ -126,7 +126,7 @@ func TestLimiterEvictsOnlyWhatItCanForget(t *testing.T) {
 }
 
 // Work an admitted request turned out to hold is paid for before the tenant's next request,
-// with at most one second's worth of debt; other tenants pay nothing.
+// in full; other tenants pay nothing.
 func TestChargedWorkDelaysTheNextRequest(t *testing.T) {
 	l := newLimiter(10)
 	t0 := time.Unix(1_700_000_000, 0)
@@ -138,9 +138,12 @@ func TestChargedWorkDelaysTheNextRequest(t *testing.T) {
 	if ok || wait < time.Second {
 		t.Fatalf("after a 100-item batch at 10/s: admitted %v, wait %v; want a wait of over a second", ok, wait)
 	}
-	// The debt is capped: two seconds on, the bucket is full again whatever was charged.
-	if _, ok := l.take("acme", 10, t0.Add(2*time.Second)); !ok {
-		t.Fatal("still refused once the capped debt was paid")
+	// All of the work is paid for: 99 tokens of debt at 10/s are 9.9 s, not one second's worth.
+	if wait, ok := l.take("acme", 10, t0.Add(5*time.Second)); ok || wait < 4*time.Second {
+		t.Fatalf("5 s after 100 items at 10/s: admitted %v, wait %v; want about 5 s more", ok, wait)
+	}
+	if _, ok := l.take("acme", 10, t0.Add(10*time.Second)); !ok {
+		t.Fatal("still refused once the work was paid for")
 	}
 	if _, ok := l.take("globex", 10, t0); !ok {
 		t.Fatal("another tenant paid for acme's work")

@@ -20,6 +20,7 @@ import (
 
 type handlers struct {
 	inbox *queue.Inbox
+	auth  *tenant.Authenticator
 	log   *zap.Logger
 }
 
@@ -37,6 +38,7 @@ func (h handlers) list(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.ChargeWork(c, events.ReadCost(page.Events))
 	_ = writeEvents(c, page.Events, false, page.NextCursor) // a listing leases nothing to give back
 }
 
@@ -51,6 +53,7 @@ func (h handlers) dead(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.ChargeWork(c, events.ReadCost(page.Events))
 	_ = writeEvents(c, page.Events, false, page.NextCursor) // a listing leases nothing to give back
 }
 
@@ -98,6 +101,7 @@ func (h handlers) pull(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.ChargeWork(c, events.ReadCost(got)+max(len(got)-1, 0))
 	if err := writeEvents(c, got, true, ""); err != nil && len(got) > 0 {
 		h.undelivered(c.Request.Context(), httpx.Logger(c, h.log), p, got, err)
 	}
@@ -131,9 +135,11 @@ func (pp *parkedPull) Abandon() { pp.parked.Close() }
 
 func (pp *parkedPull) Answer(got []events.Event, err error) {
 	if err != nil {
+		pp.h.auth.Hold(pp.parked.Context(), err)
 		_ = pp.parked.WriteError(err)
 		return
 	}
+	pp.h.auth.Charge(pp.p, events.ReadCost(got)+max(len(got)-1, 0))
 	if err := pp.parked.Write(http.StatusOK, jsonContentType, eventsBody(got, true, "")); err != nil && len(got) > 0 {
 		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, err)
 	}

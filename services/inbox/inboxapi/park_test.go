@@ -40,6 +40,7 @@ import (
 // then the server's alone.
 type parkEnv struct {
 	addr   string
+	auth   *tenant.Authenticator
 	inbox  *queue.Inbox
 	events events.Store
 	keys   map[string]string
@@ -55,6 +56,12 @@ func newParkEnv(t *testing.T, tenants int) *parkEnv {
 // newParkEnvWith is newParkEnv logging to log and recording to tel (nil: nothing).
 func newParkEnvWith(t *testing.T, tenants int, log *zap.Logger, tel *telemetry.Telemetry) *parkEnv {
 	t.Helper()
+	return newParkEnvAuth(t, tenants, log, tel, tenant.AuthConfig{})
+}
+
+// newParkEnvAuth is newParkEnvWith with the authenticator configured by cfg.
+func newParkEnvAuth(t *testing.T, tenants int, log *zap.Logger, tel *telemetry.Telemetry, cfg tenant.AuthConfig) *parkEnv {
+	t.Helper()
 	tables := shared.Tables(t)
 	ts := tenantdb.New(shared.Client, tables)
 	e := &parkEnv{events: eventsdb.New(shared.Client, tables), keys: map[string]string{}, served: make(chan error, 1)}
@@ -64,8 +71,9 @@ func newParkEnvWith(t *testing.T, tenants int, log *zap.Logger, tel *telemetry.T
 		e.keys[id] = apitest.SeedKey(t, ts, id, apitest.KeyOptions{})
 	}
 	e.inbox = queue.NewInbox(e.events, queue.Options{Log: log, Tel: tel})
+	e.auth = tenant.NewAuthenticator(ts, cfg, nil)
 	h := inboxapi.NewHandler(inboxapi.Deps{Log: log, Inbox: e.inbox, Tel: tel,
-		Auth:  tenant.NewAuthenticator(ts, tenant.AuthConfig{}, nil),
+		Auth:  e.auth,
 		Ready: func(context.Context) error { return nil }})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -418,5 +426,31 @@ func TestParkedPollIsRecordedAtItsAnswer(t *testing.T) {
 	}
 	if secs, err := strconv.ParseFloat(sum, 64); count != "1" || err != nil || secs < parked.Seconds() {
 		t.Fatalf("pull duration metric: count %q sum %q, want one request lasting the wait", count, sum)
+	}
+}
+
+// A long poll past the tenant's parked cap is refused as any tenant limit is: 429 with
+// Retry-After, held back by the refusal delay so that a client retrying at once cannot spin.
+func TestParkedPollPastTheCapIsRefusedLate(t *testing.T) {
+	t.Parallel()
+	const delay = 300 * time.Millisecond
+	e := newParkEnvAuth(t, 1, zap.NewNop(), nil, tenant.AuthConfig{RefusalDelay: delay, RefusalSlots: 4})
+	key := e.keys["park-000"]
+	const parkedCap = 50 // the inbox's per-tenant cap, as docs/api.md gives it
+	for range parkedCap {
+		e.dial(t).send(t, request("POST", "/inbox/pull", key, longPoll))
+	}
+	waitFor(t, "every poll parked", func() bool { return e.waiting() == parkedCap })
+
+	c := e.dial(t)
+	start := time.Now()
+	c.send(t, request("POST", "/inbox/pull", key, longPoll))
+	waitFor(t, "the refusal held", func() bool { return e.auth.Holding() == 1 })
+	resp, body := c.answer(t)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"rate_limited"`) {
+		t.Fatalf("poll past the cap: %d %s", resp.StatusCode, body)
+	}
+	if took := time.Since(start); took < delay {
+		t.Fatalf("refused after %v, before the %v delay", took, delay)
 	}
 }

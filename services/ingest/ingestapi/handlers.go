@@ -85,6 +85,7 @@ func (h handlers) get(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	httpx.ChargeWork(c, events.ReadCost([]events.Event{e}))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", api.AppendEvent(nil, e, false))
 }
 
