@@ -200,3 +200,28 @@ func (s *Scenario) warmKeys(ctx context.Context) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// limitAbuser gives A's loaded tenants their AbuserRateLimit and new keys: a key the services
+// have never seen is resolved afresh, so the new rate applies from its first call rather than
+// after the key cache's TTL.
+func (s *Scenario) limitAbuser(ctx context.Context) error {
+	if s.cfg.AbuserRateLimit <= 0 {
+		return nil
+	}
+	admin, err := client.NewAdmin(s.target.GatewayURL, s.target.AdminToken, client.WithHTTPClient(&http.Client{Timeout: callTimeout}))
+	if err != nil {
+		return err
+	}
+	rate := s.cfg.AbuserRateLimit
+	for _, id := range []string{readsTenant, parkedTenant, deadTenant} {
+		if _, err := admin.PatchTenant(ctx, id, api.PatchTenantRequest{RateLimit: &rate}); err != nil {
+			return fmt.Errorf("limit tenant %s: %w", id, err)
+		}
+		k, err := admin.IssueKey(ctx, id, api.IssueKeyRequest{Label: "noisy-limited"})
+		if err != nil {
+			return fmt.Errorf("issue a key for %s: %w", id, err)
+		}
+		s.keys[id] = k.APIKey
+	}
+	return nil
+}
