@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
+
+	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
 // A request that must wait a long time (a long poll) holds, in net/http, a goroutine for its
@@ -36,6 +38,10 @@ type Parked struct {
 	reqID   string
 	start   time.Time
 	span    *holdSpan
+	// The authenticator and tenant of the request, as ChargeWork and the error renderer use
+	// them in a handler: nil outside RequireKey.
+	auth      *tenant.Authenticator
+	principal tenant.Principal
 
 	// handled is done once the handler chain has returned, so that the access line, the
 	// span and the metrics it held back are complete before the answer records them.
@@ -59,7 +65,8 @@ func Park(c *gin.Context) (*Parked, bool) {
 	if err != nil {
 		return nil, false
 	}
-	p := &Parked{l: l, conn: conn, header: header, ctx: context.WithoutCancel(req.Context()), log: r.logger(), reqID: r.id, start: time.Now()}
+	p := &Parked{l: l, conn: conn, header: header, ctx: context.WithoutCancel(req.Context()), log: r.logger(), reqID: r.id, start: time.Now(),
+		auth: r.auth, principal: r.principal}
 	if n := rw.Reader.Buffered(); n > 0 {
 		b, _ := rw.Reader.Peek(n)
 		p.pending = bytes.Clone(b)
@@ -112,8 +119,19 @@ func (p *Parked) Write(status int, contentType string, body []byte) error {
 	return p.respond(status, body)
 }
 
+// ChargeWork counts the answer's work against the tenant's rate, as ChargeWork does in a
+// handler.
+func (p *Parked) ChargeWork(n int) {
+	if p.auth != nil {
+		p.auth.Charge(p.principal, n)
+	}
+}
+
 // WriteError answers err in the error envelope, as Fail does in a handler.
 func (p *Parked) WriteError(err error) error {
+	if p.auth != nil {
+		p.auth.Hold(p.ctx, err)
+	}
 	he, known := toHTTP(err)
 	if !known {
 		p.log.Error("request failed", zap.Error(err))

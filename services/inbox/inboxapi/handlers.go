@@ -20,7 +20,6 @@ import (
 
 type handlers struct {
 	inbox *queue.Inbox
-	auth  *tenant.Authenticator
 	log   *zap.Logger
 }
 
@@ -101,11 +100,14 @@ func (h handlers) pull(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	httpx.ChargeWork(c, events.ReadCost(got)+max(len(got)-1, 0))
+	httpx.ChargeWork(c, pullCost(got))
 	if err := writeEvents(c, got, true, ""); err != nil && len(got) > 0 {
 		h.undelivered(c.Request.Context(), httpx.Logger(c, h.log), p, got, err)
 	}
 }
+
+// pullCost is a pull's work: one per event leased (each a write), and its payloads' read units.
+func pullCost(got []events.Event) int { return events.ReadCost(got) + max(len(got)-1, 0) }
 
 // undelivered gives back the leases of a pull answer that did not reach the consumer:
 // spending a delivery and hiding the events for the visibility timeout would only delay them.
@@ -135,11 +137,10 @@ func (pp *parkedPull) Abandon() { pp.parked.Close() }
 
 func (pp *parkedPull) Answer(got []events.Event, err error) {
 	if err != nil {
-		pp.h.auth.Hold(pp.parked.Context(), err)
 		_ = pp.parked.WriteError(err)
 		return
 	}
-	pp.h.auth.Charge(pp.p, events.ReadCost(got)+max(len(got)-1, 0))
+	pp.parked.ChargeWork(pullCost(got))
 	if err := pp.parked.Write(http.StatusOK, jsonContentType, eventsBody(got, true, "")); err != nil && len(got) > 0 {
 		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, err)
 	}

@@ -205,9 +205,16 @@ func TestDeadLettersAndRedrive(t *testing.T) {
 
 func (f *fixture) seedTenantWithMaxDeliveries(t *testing.T, id string, maxDeliveries int) {
 	t.Helper()
+	f.seedTenantWithLimits(t, id, maxDeliveries, 0)
+}
+
+// seedTenantWithLimits seeds a one-partition tenant with its own max_deliveries and rate_limit
+// (0: the service's default).
+func (f *fixture) seedTenantWithLimits(t *testing.T, id string, maxDeliveries, rate int) {
+	t.Helper()
 	now := time.Now()
 	err := f.tenants.CreateTenant(context.Background(), tenant.Tenant{ID: id, Name: id, Status: tenant.StatusActive,
-		Partitions: 1, MaxDeliveries: maxDeliveries, RetentionDays: 7, CreatedAt: now, UpdatedAt: now})
+		Partitions: 1, MaxDeliveries: maxDeliveries, RetentionDays: 7, RateLimit: rate, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type Deps struct {
 // NewRouter is the inbox route table, each route with the scope it needs. Serve it through
 // NewHandler, which adds tracing and /metrics.
 func NewRouter(d Deps) *gin.Engine {
-	h := handlers{inbox: d.Inbox, auth: d.Auth, log: d.Log}
+	h := handlers{inbox: d.Inbox, log: d.Log}
 	read := httpx.RequireKey(d.Auth, tenant.ScopeInboxRead)
 	// Leasing changes state (it hides events and spends deliveries), so it takes the
 	// consuming scope, not the read-only one.

@@ -50,12 +50,7 @@ func newWorkFixture(t *testing.T) *workFixture {
 // tenantAt seeds a tenant with its own rate and returns a key.
 func (wf *workFixture) tenantAt(t *testing.T, id string, rate, maxDeliveries int) string {
 	t.Helper()
-	now := time.Now()
-	err := wf.tenants.CreateTenant(context.Background(), tenant.Tenant{ID: id, Name: id, Status: tenant.StatusActive,
-		Partitions: 1, MaxDeliveries: maxDeliveries, RetentionDays: 7, RateLimit: rate, CreatedAt: now, UpdatedAt: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wf.seedTenantWithLimits(t, id, maxDeliveries, rate)
 	return apitest.SeedKey(t, wf.tenants, id, apitest.KeyOptions{})
 }
 
