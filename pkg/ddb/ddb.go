@@ -88,6 +88,7 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 		// Wrapped here, after the configuration has set up its client (AWS_CA_BUNDLE needs
 		// the SDK's own type).
 		o.HTTPClient = oneWrite{o.HTTPClient}
+		o.APIOptions = append(o.APIOptions, withCallSlots)
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// DynamoDB Local answers some writes with an X-Amz-Crc32 header of 0; validating it
@@ -109,7 +110,7 @@ func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
 func WithTelemetry(tel *telemetry.Telemetry) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
 		otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...)
-		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, ""))
+		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, ""), withCallSlots)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
@@ -14,43 +15,85 @@ import (
 // connection, a goroutine, buffers) while DynamoDB is slow to answer them.
 const MaxTenantInFlight = 100
 
+// Each tenant's DynamoDB calls in progress in a process are capped too, at one per
+// callUnitsPerSlot of its rate, between MinTenantCalls and MaxTenantCalls: DynamoDB answers in
+// about 10 ms, so a slot serves about 100 calls a second, and a tenant sized to a small rate
+// cannot keep a burst of hundreds of calls in front of every other tenant's.
+const (
+	MinTenantCalls   = 2
+	MaxTenantCalls   = 16
+	callUnitsPerSlot = 100
+)
+
+// TenantCalls is how many DynamoDB calls a tenant of rate (per second on this replica; 0: no
+// limit) may have in progress at once in a process.
+func TenantCalls(rate int) int {
+	if rate <= 0 {
+		return MaxTenantCalls
+	}
+	return min(MaxTenantCalls, max(MinTenantCalls, (rate+callUnitsPerSlot-1)/callUnitsPerSlot))
+}
+
 // InFlight caps each tenant's requests in progress; the next one answers 429 with Retry-After.
+// The requests it lets through share their tenant's DynamoDB call slots (ddb.WithCallSlots).
 // It goes after RequireKey, which names the tenant.
 type InFlight struct {
 	max int
 	mu  sync.Mutex
-	n   map[string]int
+	n   map[string]*tenantLoad
+}
+
+// tenantLoad is what one tenant has in progress in this process.
+type tenantLoad struct {
+	requests int
+	calls    chan struct{}
 }
 
 // NewInFlight returns a cap of max requests per tenant.
-func NewInFlight(max int) *InFlight { return &InFlight{max: max, n: map[string]int{}} }
+func NewInFlight(max int) *InFlight { return &InFlight{max: max, n: map[string]*tenantLoad{}} }
 
 // Limit is the middleware.
 func (f *InFlight) Limit(c *gin.Context) {
-	tenantID := Principal(c).TenantID
-	if !f.enter(tenantID) {
+	p, _ := principal(c)
+	rate := 0
+	if r := requestOf(c); r != nil && r.auth != nil {
+		rate = r.auth.Rate(p)
+	}
+	calls, ok := f.enter(p.TenantID, TenantCalls(rate))
+	if !ok {
 		Fail(c, &tenant.RateLimitedError{RetryAfter: time.Second})
 		return
 	}
-	defer f.leave(tenantID)
+	defer f.leave(p.TenantID)
+	// A parked long poll keeps these slots past its handler, and so past the tenant's entry
+	// here: its later reads then share them with nothing new, bounded by the parked-poll cap.
+	c.Request = c.Request.WithContext(ddb.WithCallSlots(c.Request.Context(), calls))
 	c.Next()
 }
 
-func (f *InFlight) enter(tenantID string) bool {
+func (f *InFlight) enter(tenantID string, calls int) (chan struct{}, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n[tenantID] >= f.max {
-		return false
+	l := f.n[tenantID]
+	if l == nil {
+		l = &tenantLoad{calls: make(chan struct{}, calls)}
+		f.n[tenantID] = l
 	}
-	f.n[tenantID]++
-	return true
+	if l.requests >= f.max {
+		return nil, false
+	}
+	l.requests++
+	return l.calls, true
 }
 
-// leave forgets a tenant with nothing in progress, so the map holds only active tenants.
+// leave forgets a tenant with nothing in progress, so the map holds only active tenants (and
+// a tenant's rate, should it change, sizes its slots anew).
 func (f *InFlight) leave(tenantID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n[tenantID]--; f.n[tenantID] <= 0 {
-		delete(f.n, tenantID)
+	if l := f.n[tenantID]; l != nil {
+		if l.requests--; l.requests <= 0 {
+			delete(f.n, tenantID)
+		}
 	}
 }

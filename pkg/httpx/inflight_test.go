@@ -4,13 +4,16 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
+	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
 // A tenant's requests past the cap answer 429 with Retry-After while its others are still in
@@ -48,5 +51,28 @@ func TestInFlightCapsEachTenant(t *testing.T) {
 	done.Wait()
 	if rec := do("/fast"); rec.Code != http.StatusOK {
 		t.Fatalf("after the others ended: %d", rec.Code)
+	}
+}
+
+// A tenant's requests share DynamoDB call slots sized by its rate on this replica.
+func TestInFlightGivesRequestsTheirTenantsCallSlots(t *testing.T) {
+	for _, tc := range []struct{ rate, want int }{{50, httpx.MinTenantCalls}, {350, 4}, {100_000, httpx.MaxTenantCalls}} {
+		e := newAuthEnv(t, tenant.AuthConfig{RateLimit: tc.rate})
+		r := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
+		f := httpx.NewInFlight(10)
+		r.GET("/things", httpx.RequireKey(e.auth, tenant.ScopeInboxRead), f.Limit, func(c *gin.Context) {
+			c.Header("X-Slots", strconv.Itoa(ddb.CallSlots(c.Request.Context())))
+			c.Status(http.StatusNoContent)
+		})
+		req := httptest.NewRequest(http.MethodGet, "/things", nil)
+		req.Header.Set("Authorization", "Bearer "+e.key)
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent || rec.Header().Get("X-Slots") != strconv.Itoa(tc.want) {
+			t.Errorf("rate %d: %d, %q call slots; want %d", tc.rate, rec.Code, rec.Header().Get("X-Slots"), tc.want)
+		}
+	}
+	if got := httpx.TenantCalls(0); got != httpx.MaxTenantCalls {
+		t.Errorf("no rate limit: %d call slots, want %d", got, httpx.MaxTenantCalls)
 	}
 }

@@ -1,0 +1,45 @@
+package ddb
+
+import (
+	"context"
+
+	"github.com/aws/smithy-go/middleware"
+)
+
+type slotsKey struct{}
+
+// WithCallSlots makes every call under ctx, by a client of NewClient, hold one of slots (a
+// buffered channel: its capacity is how many may run at once) from its start to its answer,
+// retries included. A caller's calls past that wait for one of its own to end, or for ctx.
+// DynamoDB serves a table's calls from one pool of capacity and connections: this is what keeps
+// one tenant's bursts from queueing in front of everyone's calls.
+func WithCallSlots(ctx context.Context, slots chan struct{}) context.Context {
+	return context.WithValue(ctx, slotsKey{}, slots)
+}
+
+var callSlots middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerCallSlots",
+	func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		slots, _ := ctx.Value(slotsKey{}).(chan struct{})
+		if slots == nil {
+			return next.HandleInitialize(ctx, in)
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return middleware.InitializeOutput{}, middleware.Metadata{}, ctx.Err()
+		}
+		defer func() { <-slots }()
+		return next.HandleInitialize(ctx, in)
+	})
+
+// withCallSlots adds the slots to a client's stack, outermost: the call's span and its
+// measured duration are DynamoDB's, without the wait for a slot.
+func withCallSlots(stack *middleware.Stack) error {
+	return stack.Initialize.Add(callSlots, middleware.Before)
+}
+
+// CallSlots is how many calls under ctx may run at once; 0: no bound.
+func CallSlots(ctx context.Context) int {
+	slots, _ := ctx.Value(slotsKey{}).(chan struct{})
+	return cap(slots)
+}
