@@ -94,7 +94,14 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 	}
 	defer deleteTables(context.WithoutCancel(ctx), r.client, ddb.TableNames(prefix))
 	defer st.Stop()
-	sc, err := noisy.Prepare(ctx, noisy.Target{GatewayURL: st.GatewayURL, AdminToken: st.AdminToken, InboxPID: st.PIDs()[stack.Inbox]}, rep.Config, progress)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("isolation: %w", err)
+	}
+	sc, err := noisy.Prepare(ctx, noisy.Target{
+		GatewayURL: st.GatewayURL, AdminToken: st.AdminToken, InboxPID: st.PIDs()[stack.Inbox],
+		AbuserCommand: []string{"nice", "-n", "19", exe, abuserMode},
+	}, rep.Config, progress)
 	if err != nil {
 		return fmt.Errorf("isolation: prepare (logs in %s): %w", dir, err)
 	}

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/trigger-api/trigger-api/deploy/local/noisy"
 	"io"
 	"net"
 	"net/url"
@@ -105,7 +106,13 @@ func (o options) runs(suite string) bool {
 	return o.suite == suiteAll || slices.Contains(strings.Split(o.suite, ","), suite)
 }
 
+// abuserMode makes this binary A's own process in the isolation suite.
+const abuserMode = "-noisy-abuser"
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == abuserMode {
+		os.Exit(noisy.AbuserMain(context.Background()))
+	}
 	var o options
 	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), cost (DynamoDB capacity units per event), isolation (a tenant's latencies while another abuses the API), all of these, or scale (what idle long polls cost; heavy, never part of all)")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "ingest: length of each measured phase")

@@ -46,6 +46,8 @@ type abuse struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 	rss  *rssSampler
+
+	remote *remoteAbuser // A's own process, when it runs in one
 }
 
 func newAbuse(s *Scenario) *abuse { return &abuse{s: s} }
@@ -61,9 +63,20 @@ func (s *Scenario) Progress() Progress {
 	}
 }
 
-// StartAbuse starts every kind of abuse at once, and the sampling of the inbox's memory.
+// StartAbuse starts every kind of abuse at once, and the sampling of the inbox's memory. With
+// Target.AbuserCommand set, A runs in that process instead of this one.
 func (s *Scenario) StartAbuse(ctx context.Context) error {
 	a := s.a
+	a.rss = startRSS(s.target.InboxPID)
+	if len(s.target.AbuserCommand) > 0 {
+		return a.startRemote(ctx)
+	}
+	return a.start(ctx)
+}
+
+// start runs A's loops in this process.
+func (a *abuse) start(ctx context.Context) error {
+	s := a.s
 	clients := map[string]*client.Client{}
 	for _, t := range []string{readsTenant, burstTenant, parkedTenant, deadTenant} {
 		c, err := s.tenantClient(s.abuserRec, s.keys[t])
@@ -73,7 +86,6 @@ func (s *Scenario) StartAbuse(ctx context.Context) error {
 		clients[t] = c
 	}
 	ctx, a.stop = context.WithCancel(ctx)
-	a.rss = startRSS(s.target.InboxPID)
 	for range s.cfg.Readers {
 		a.wg.Go(func() { a.loop(ctx, a.listInbox(clients[readsTenant])) })
 		a.wg.Go(func() { a.loop(ctx, a.listDead(clients[readsTenant])) })
@@ -92,9 +104,17 @@ func (s *Scenario) StartAbuse(ctx context.Context) error {
 // StopAbuse cancels every call A has in flight and waits for its loops to end; it returns the
 // inbox's memory while A ran.
 func (s *Scenario) StopAbuse() Memory {
-	s.a.stop()
-	s.a.wg.Wait()
+	if s.a.remote != nil {
+		s.a.stopRemote()
+	} else {
+		s.a.halt()
+	}
 	return s.a.rss.stop()
+}
+
+func (a *abuse) halt() {
+	a.stop()
+	a.wg.Wait()
 }
 
 // call is one of A's calls; i numbers the calls of one loop or flood.

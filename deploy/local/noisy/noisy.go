@@ -91,6 +91,10 @@ type Target struct {
 	AdminToken string
 	// InboxPID is the inbox process whose memory is sampled while A reads; 0: not sampled.
 	InboxPID int
+	// AbuserCommand, when set, runs A in a process of its own: this command, which must call
+	// ServeAbuser. Its load generator then competes with B's for the machine, as another
+	// customer's does, and not for the scheduler of B's process.
+	AbuserCommand []string
 }
 
 // Tenant ids of the scenario. The abuser is one customer with several tenants, so that each

@@ -182,3 +182,24 @@ func abuserExpects(resp *http.Response) bool {
 	}
 	return false
 }
+
+// add counts what another recorder of the same actor saw (A's own process) as seen here.
+func (r *recorder) add(v actorView) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for route, by := range v.Statuses {
+		if r.statuses[route] == nil {
+			r.statuses[route] = map[int]int{}
+		}
+		for c, n := range by {
+			r.statuses[route][c] += n
+		}
+	}
+	r.unexpected += v.Unexpected
+	r.cancelled += v.Cancelled
+	for _, f := range v.Findings {
+		if len(r.findings) < maxFindings {
+			r.findings = append(r.findings, f)
+		}
+	}
+}
