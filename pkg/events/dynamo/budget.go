@@ -7,9 +7,10 @@ import (
 	"github.com/trigger-api/trigger-api/pkg/events"
 )
 
-// firstChunk is how many events a budgeted read fetches before it knows their sizes: enough
-// that events of ordinary size take one more round, few enough that events at the size limit
-// cannot take much more than a budget of 2 MiB.
+// firstChunk is the most events a budgeted read fetches before it knows their sizes: enough
+// that events of ordinary size take one more round. Fewer when the budget is smaller than that
+// many events at the size limit: a pull learns an event's size only by leasing it, and what it
+// leased goes into the answer.
 const firstChunk = 8
 
 // byteBudget ends a read once the payloads it holds reach max bytes (0: no end). It sizes each
@@ -33,7 +34,7 @@ func (b *byteBudget) chunk(wanted int) int {
 		return wanted
 	}
 	if b.seen == 0 {
-		return min(wanted, firstChunk)
+		return min(wanted, max(1, min(firstChunk, b.max/events.MaxEventBytes)))
 	}
 	avg := max(b.used/b.seen, 1)
 	return max(1, min(wanted, (b.max-b.used+avg-1)/avg))

@@ -75,4 +75,16 @@ func TestReadsStopAtTheirByteBudget(t *testing.T) {
 			t.Fatalf("a budgeted pull leased %d of %d large events", len(got.Events), n)
 		}
 	})
+	t.Run("pull-under-a-small-budget", func(t *testing.T) {
+		// A budget below one event at the size limit: the pull cannot know sizes before it
+		// leases, so it leases one event, however many it may take.
+		got, err := s.Lease(ctx, events.LeaseQuery{TenantID: "acme", Partitions: 2, Max: 100, Visibility: time.Minute,
+			MaxDeliveries: 10, Now: now, MaxBytes: 200 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Events) != 1 {
+			t.Fatalf("a pull under a %d KiB budget leased %d events of %d KiB", 200, len(got.Events), size>>10)
+		}
+	})
 }
