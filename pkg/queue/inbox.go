@@ -20,6 +20,7 @@ type Inbox struct {
 	gate   *readGate
 	heads  *headAges
 	budget func(tenant.Principal) int
+	paid   func(tenant.Principal) error
 }
 
 // NewInbox returns the inbox use cases over store.
@@ -35,9 +36,26 @@ func NewInbox(store events.Store, o Options) *Inbox {
 		gate:   newReadGate(),
 		heads:  newHeadAges(o.Now),
 		budget: o.WorkBudget,
+		paid:   o.Paid,
 	}
 	registerGauges(o, q.watch, q.heads)
 	return q
+}
+
+// enterRead waits for a payload-bearing read's turn, then goes ahead only if the tenant has
+// paid for the work done meanwhile; the returned func gives the turn back.
+func (q *Inbox) enterRead(ctx context.Context, p tenant.Principal) (leave func(), err error) {
+	leave, err = q.gate.enter(ctx, p.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	if q.paid != nil {
+		if err := q.paid(p); err != nil {
+			leave()
+			return nil, err
+		}
+	}
+	return leave, nil
 }
 
 // work is the most items one request of p may take on; 0: no bound but the API's.
@@ -92,7 +110,7 @@ func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Pag
 		}
 		iq.EventType = *lq.EventType
 	}
-	leave, err := q.gate.enter(ctx, p.TenantID)
+	leave, err := q.enterRead(ctx, p)
 	if err != nil {
 		return Page{}, err
 	}
@@ -109,7 +127,7 @@ func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor 
 	if err != nil {
 		return Page{}, err
 	}
-	leave, err := q.gate.enter(ctx, p.TenantID)
+	leave, err := q.enterRead(ctx, p)
 	if err != nil {
 		return Page{}, err
 	}
@@ -334,7 +352,7 @@ func leaseMax(asked, work int) int {
 // lease takes events in a budget of its own: a lease DynamoDB applied is not cut off halfway
 // because the caller left; Pull gives it back instead.
 func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
-	leave, err := q.gate.enter(ctx, p.TenantID)
+	leave, err := q.enterRead(ctx, p)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,11 @@ type Options struct {
 	// second of that rate, so that the work paid for after the request (tenant.Authenticator's
 	// Charge) is never a burst of many seconds' worth. nil or 0: only the API's own bounds.
 	WorkBudget func(p tenant.Principal) int
+	// Paid answers an error (a *tenant.RateLimitedError) while p's tenant still owes for work
+	// charged after it was admitted. A payload-bearing read that waited for its turn asks it
+	// before it reads: reads admitted together would otherwise each run up a second's worth.
+	// nil: no check.
+	Paid func(p tenant.Principal) error
 }
 
 func (o Options) complete() Options {

@@ -188,3 +188,41 @@ func TestPublishIdempotency(t *testing.T) {
 		t.Fatalf("get: %+v %v", got, err)
 	}
 }
+
+// A payload-bearing read that gets its turn while its tenant owes for work does not read:
+// listings, dead-letter pages and pulls answer the debt instead, and lease nothing. Once the
+// tenant has paid, they read again.
+func TestReadsWaitUntilTheTenantHasPaid(t *testing.T) {
+	t.Parallel()
+	f := &fixture{tables: shared.Tables(t), now: time.UnixMilli(1_732_140_249_000).UTC()}
+	store := eventsdb.New(shared.Client, f.tables)
+	owes := true
+	debt := &tenant.RateLimitedError{RetryAfter: 2 * time.Second}
+	opts := queue.Options{Now: func() time.Time { return f.now }, Paid: func(tenant.Principal) error {
+		if owes {
+			return debt
+		}
+		return nil
+	}}
+	f.publisher, f.inbox = queue.NewPublisher(store, opts), queue.NewInbox(store, opts)
+	p := tenant.Principal{TenantID: "acme", Partitions: 1}
+	f.publish(t, p, 3)
+	ctx := context.Background()
+	if _, err := f.inbox.List(ctx, p, queue.ListQuery{Limit: 10}); !errors.Is(err, debt) {
+		t.Fatalf("listing while owing: %v, want the debt", err)
+	}
+	if _, err := f.inbox.Dead(ctx, p, 10, ""); !errors.Is(err, debt) {
+		t.Fatalf("dead letters while owing: %v, want the debt", err)
+	}
+	if got, err := f.inbox.Pull(ctx, p, queue.PullQuery{Max: 3, Visibility: time.Minute}); !errors.Is(err, debt) || len(got) != 0 {
+		t.Fatalf("pull while owing: %d events, %v; want none and the debt", len(got), err)
+	}
+	owes = false
+	page, err := f.inbox.List(ctx, p, queue.ListQuery{Limit: 10})
+	if err != nil || len(page.Events) != 3 {
+		t.Fatalf("listing once paid: %d events, %v; want the 3, none leased by the refused pull", len(page.Events), err)
+	}
+	if got, err := f.inbox.Pull(ctx, p, queue.PullQuery{Max: 3, Visibility: time.Minute}); err != nil || len(got) != 3 {
+		t.Fatalf("pull once paid: %d events, %v", len(got), err)
+	}
+}

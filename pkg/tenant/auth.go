@@ -129,6 +129,16 @@ func (a *Authenticator) Admit(p Principal) error {
 	return nil
 }
 
+// Paid answers *RateLimitedError while p's tenant still owes for work charged since it was
+// admitted: a request that waited for its turn (a payload-bearing read) goes ahead only once
+// the work done before it is paid for, or many admitted at once would each add a second's worth.
+func (a *Authenticator) Paid(p Principal) error {
+	if wait, owes := a.limits.owes(p.TenantID, a.Rate(p), a.now()); owes {
+		return &RateLimitedError{RetryAfter: wait}
+	}
+	return nil
+}
+
 // Hold delays the answer to err when it is the tenant's own rate or cap (*RateLimitedError) and
 // a slot is free: it returns after RefusalDelay, or once ctx ends. Anything else returns at once.
 func (a *Authenticator) Hold(ctx context.Context, err error) {

@@ -93,6 +93,21 @@ func (l *limiter) charge(tenantID string, rate int, n float64, now time.Time) {
 	b.n -= n
 }
 
+// owes says how long until tenantID's debt for charged work is paid, when it has one. It
+// spends nothing.
+func (l *limiter) owes(tenantID string, rate int, now time.Time) (time.Duration, bool) {
+	if rate <= 0 {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(tenantID, float64(rate), now)
+	if b.n >= 0 {
+		return 0, false
+	}
+	return time.Duration(-b.n / float64(rate) * float64(time.Second)), true
+}
+
 // bucket returns tenantID's bucket refilled up to now. Called with l.mu held.
 func (l *limiter) bucket(tenantID string, r float64, now time.Time) *bucket {
 	b, ok := l.buckets[tenantID]

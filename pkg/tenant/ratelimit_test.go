@@ -149,3 +149,30 @@ func TestChargedWorkDelaysTheNextRequest(t *testing.T) {
 		t.Fatal("another tenant paid for acme's work")
 	}
 }
+
+// A tenant owes from the moment charged work takes its bucket below zero until its rate has
+// paid for it; other tenants owe nothing.
+func TestOwesUntilTheWorkIsPaid(t *testing.T) {
+	l := newLimiter(10)
+	t0 := time.Unix(1_700_000_000, 0)
+	if _, owes := l.owes("acme", 10, t0); owes {
+		t.Fatal("a fresh tenant owes")
+	}
+	l.take("acme", 10, t0)
+	l.charge("acme", 10, 29, t0) // 10 - 1 - 29 = -20 tokens: 2 s at 10/s
+	if wait, owes := l.owes("acme", 10, t0); !owes || wait != 2*time.Second {
+		t.Fatalf("owes %v for %v, want 2 s", owes, wait)
+	}
+	if wait, owes := l.owes("acme", 10, t0); !owes || wait != 2*time.Second {
+		t.Fatalf("asking spent tokens: owes %v for %v, want still 2 s", owes, wait)
+	}
+	if _, owes := l.owes("acme", 10, t0.Add(2*time.Second)); owes {
+		t.Fatal("still owes once the rate paid for the work")
+	}
+	if _, owes := l.owes("globex", 10, t0); owes {
+		t.Fatal("another tenant owes acme's work")
+	}
+	if _, owes := l.owes("acme", 0, t0); owes {
+		t.Fatal("an unlimited tenant owes")
+	}
+}

@@ -32,7 +32,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	}
 	inbox = queue.NewInbox(b.Events, queue.Options{
 		Log: log, Tel: tel, Metrics: cfg.MetricsOptions, Notifier: notices,
-		LongPollBackstop: cfg.LongPollBackstop, WorkBudget: b.Auth.Rate,
+		LongPollBackstop: cfg.LongPollBackstop, WorkBudget: b.Auth.Rate, Paid: b.Auth.Paid,
 	})
 	h := NewHandler(Deps{Log: log, Inbox: inbox, Auth: b.Auth, Ready: httpx.ServingUntil(ctx), Tel: tel})
 	// Parked long polls answer (200, no events) the moment the process is told to stop, so
