@@ -28,26 +28,28 @@ const (
 var isolationPhases = []string{"alone-1", "abused", "alone-2"}
 
 type isolationOptions struct {
-	phase time.Duration
-	out   string
+	phase     time.Duration
+	rehearsal time.Duration
+	out       string
 }
 
 // isolationReport is the suite's JSON report.
 type isolationReport struct {
-	Bench        string             `json:"bench"`
-	Started      string             `json:"started"`
-	Go           string             `json:"go"`
-	CPUs         int                `json:"cpus"`
-	LoadAvg      loadTriple         `json:"load_average"`
-	PhaseSeconds float64            `json:"phase_seconds"`
-	Config       noisy.Config       `json:"config"`
-	Phases       []noisy.Figures    `json:"phases"`
-	Alone        noisy.Figures      `json:"alone"` // both alone phases together
-	Ratio        isolationRatio     `json:"ratio_abused_over_alone"`
-	Goals        map[string]float64 `json:"goals"`
-	InboxMemory  noisy.Memory       `json:"inbox_memory_while_abused"`
-	Result       noisy.Result       `json:"result"`
-	Valid        bool               `json:"valid"`
+	Bench            string             `json:"bench"`
+	Started          string             `json:"started"`
+	Go               string             `json:"go"`
+	CPUs             int                `json:"cpus"`
+	LoadAvg          loadTriple         `json:"load_average"`
+	PhaseSeconds     float64            `json:"phase_seconds"`
+	RehearsalSeconds float64            `json:"rehearsal_seconds"`
+	Config           noisy.Config       `json:"config"`
+	Phases           []noisy.Figures    `json:"phases"`
+	Alone            noisy.Figures      `json:"alone"` // both alone phases together
+	Ratio            isolationRatio     `json:"ratio_abused_over_alone"`
+	Goals            map[string]float64 `json:"goals"`
+	InboxMemory      noisy.Memory       `json:"inbox_memory_while_abused"`
+	Result           noisy.Result       `json:"result"`
+	Valid            bool               `json:"valid"`
 }
 
 type loadTriple struct{ Start, End string }
@@ -78,7 +80,7 @@ func loadAverages() string {
 func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	rep := isolationReport{
 		Bench: "isolation", Started: time.Now().UTC().Format(time.RFC3339), Go: runtime.Version(), CPUs: runtime.NumCPU(),
-		LoadAvg: loadTriple{Start: loadAverages()}, PhaseSeconds: o.isolation.phase.Seconds(), Config: noisy.BenchConfig(),
+		LoadAvg: loadTriple{Start: loadAverages()}, PhaseSeconds: o.isolation.phase.Seconds(), RehearsalSeconds: o.isolation.rehearsal.Seconds(), Config: noisy.BenchConfig(),
 		Goals: map[string]float64{"p99_ratio_at_most": goalIsolationP99Ratio, "inbox_rss_mib_at_most": goalInboxRSSMiB},
 	}
 	dir := filepath.Join(r.cacheDir, "isolation")
@@ -104,6 +106,16 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 	}, rep.Config, progress)
 	if err != nil {
 		return fmt.Errorf("isolation: prepare (logs in %s): %w", dir, err)
+	}
+	if o.isolation.rehearsal > 0 {
+		r.logf("isolation: A rehearses for %v, then %v of rest", o.isolation.rehearsal, o.isolation.rehearsal)
+		sc.SetPhase("rehearsal")
+		if err := sc.Rehearse(ctx, o.isolation.rehearsal); err != nil {
+			return fmt.Errorf("isolation: rehearsal: %w", err)
+		}
+		if err := client.Sleep(ctx, o.isolation.rehearsal); err != nil {
+			return err
+		}
 	}
 	if rep.InboxMemory, err = runPhases(ctx, sc, o.isolation.phase, r.logf); err != nil {
 		return err

@@ -112,6 +112,20 @@ func (s *Scenario) StopAbuse() Memory {
 	return s.a.rss.stop()
 }
 
+// Rehearse runs A for d and then forgets what it saw: the first pass over A's paths (the JIT of
+// DynamoDB Local, the services' first calls of each kind) is then not in A's measured phase,
+// which still begins as A's own start does, with new connections and full buckets.
+func (s *Scenario) Rehearse(ctx context.Context, d time.Duration) error {
+	if err := s.StartAbuse(ctx); err != nil {
+		return err
+	}
+	err := client.Sleep(ctx, d)
+	s.StopAbuse()
+	s.abuserRec = newRecorder("A", transport(s.cfg.ParkedPolls+64), s.Phase, abuserExpects)
+	s.a = newAbuse(s)
+	return err
+}
+
 func (a *abuse) halt() {
 	a.stop()
 	a.wg.Wait()
