@@ -21,7 +21,7 @@ const MaxTenantInFlight = 100
 // cannot keep a burst of hundreds of calls in front of every other tenant's.
 const (
 	MinTenantCalls   = 2
-	MaxTenantCalls   = 16
+	MaxTenantCalls   = 64
 	callUnitsPerSlot = 100
 )
 
