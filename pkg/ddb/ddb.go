@@ -107,10 +107,12 @@ func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
 // WithTelemetry makes every call of a client built with this option a client span and a
 // measurement, as NewClient does, for clients it did not build (tests derive theirs from a
 // shared one). Not knowing their table prefix, it counts capacity under the full table names.
+// The call slots come with the options of a client NewClient built; adding them twice would
+// make each call take two.
 func WithTelemetry(tel *telemetry.Telemetry) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
 		otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...)
-		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, ""), withCallSlots)
+		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, ""))
 	}
 }
 
