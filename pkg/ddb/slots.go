@@ -19,7 +19,7 @@ func WithCallSlots(ctx context.Context, slots chan struct{}) context.Context {
 
 var callSlots middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerCallSlots",
 	func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-		slots, _ := ctx.Value(slotsKey{}).(chan struct{})
+		slots := slotsOf(ctx)
 		if slots == nil {
 			return next.HandleInitialize(ctx, in)
 		}
@@ -39,7 +39,9 @@ func withCallSlots(stack *middleware.Stack) error {
 }
 
 // CallSlots is how many calls under ctx may run at once; 0: no bound.
-func CallSlots(ctx context.Context) int {
+func CallSlots(ctx context.Context) int { return cap(slotsOf(ctx)) }
+
+func slotsOf(ctx context.Context) chan struct{} {
 	slots, _ := ctx.Value(slotsKey{}).(chan struct{})
-	return cap(slots)
+	return slots
 }

@@ -54,10 +54,10 @@ func NewInFlight(max int) *InFlight { return &InFlight{max: max, n: map[string]*
 
 // Limit is the middleware.
 func (f *InFlight) Limit(c *gin.Context) {
-	p, _ := principal(c)
+	var p tenant.Principal
 	rate := 0
 	if r := requestOf(c); r != nil && r.auth != nil {
-		rate = r.auth.Rate(p)
+		p, rate = r.principal, r.auth.Rate(r.principal)
 	}
 	calls, ok := f.enter(p.TenantID, TenantCalls(rate))
 	if !ok {

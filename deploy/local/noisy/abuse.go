@@ -47,7 +47,8 @@ type abuse struct {
 	wg   sync.WaitGroup
 	rss  *rssSampler
 
-	remote *remoteAbuser // A's own process, when it runs in one
+	remote   *remoteAbuser // A's own process, when it runs in one
+	reported *Progress     // what that process reported when it stopped
 }
 
 func newAbuse(s *Scenario) *abuse { return &abuse{s: s} }
@@ -55,6 +56,9 @@ func newAbuse(s *Scenario) *abuse { return &abuse{s: s} }
 // Progress is a snapshot of A's counters.
 func (s *Scenario) Progress() Progress {
 	a := s.a
+	if a.reported != nil {
+		return *a.reported
+	}
 	return Progress{
 		ReadPages: a.readPages.Load(), ReadEvents: a.readEvents.Load(), BurstRefused: a.burstRefused.Load(),
 		BogusAnswered: a.bogusAnswered.Load(), ParkedNow: a.parkedNow.Load(), ParkedMost: a.parkedMost.Load(),
@@ -121,9 +125,14 @@ func (s *Scenario) Rehearse(ctx context.Context, d time.Duration) error {
 	}
 	err := client.Sleep(ctx, d)
 	s.StopAbuse()
+	s.newAbuser()
+	return err
+}
+
+// newAbuser starts A afresh: no calls made, none recorded.
+func (s *Scenario) newAbuser() {
 	s.abuserRec = newRecorder("A", transport(s.cfg.ParkedPolls+64), s.Phase, abuserExpects)
 	s.a = newAbuse(s)
-	return err
 }
 
 func (a *abuse) halt() {

@@ -139,7 +139,7 @@ func Prepare(ctx context.Context, t Target, cfg Config, progress io.Writer) (*Sc
 	s := &Scenario{cfg: cfg, target: t, progress: progress, keys: map[string]string{}}
 	s.SetPhase("prepare")
 	s.neighbourRec = newRecorder("B", transport(16), s.Phase, neighbourExpects)
-	s.abuserRec = newRecorder("A", transport(cfg.ParkedPolls+64), s.Phase, abuserExpects)
+	s.newAbuser()
 	if err := s.createTenants(ctx); err != nil {
 		return nil, err
 	}
@@ -158,7 +158,6 @@ func Prepare(ctx context.Context, t Target, cfg Config, progress io.Writer) (*Sc
 		return nil, err
 	}
 	s.b = newNeighbour(s)
-	s.a = newAbuse(s)
 	return s, nil
 }
 

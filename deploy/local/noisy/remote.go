@@ -103,18 +103,7 @@ func (a *abuse) stopRemote() {
 		return
 	}
 	a.s.abuserRec.add(rep.Answers)
-	p := rep.Progress
-	a.readPages.Store(p.ReadPages)
-	a.readEvents.Store(p.ReadEvents)
-	a.burstRefused.Store(p.BurstRefused)
-	a.bogusAnswered.Store(p.BogusAnswered)
-	a.parkedNow.Store(p.ParkedNow)
-	a.parkedMost.Store(p.ParkedMost)
-	a.redriven.Store(p.Redriven)
-	a.redriveCalls.Store(p.RedriveCalls)
-	a.redriveTries.Store(p.RedriveTries)
-	a.churned.Store(p.ChurnedLeases)
-	a.skipped.Store(p.SkippedTicks)
+	a.reported = &rep.Progress
 }
 
 // abuserRunning is the line A's process writes once its loops run.
@@ -134,8 +123,7 @@ func ServeAbuser(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	s := &Scenario{cfg: spec.Config, target: Target{GatewayURL: spec.GatewayURL}, keys: spec.Keys}
 	s.SetPhase(spec.Phase)
-	s.abuserRec = newRecorder("A", transport(spec.Config.ParkedPolls+64), s.Phase, abuserExpects)
-	s.a = newAbuse(s)
+	s.newAbuser()
 	if err := s.a.start(ctx); err != nil {
 		return err
 	}
