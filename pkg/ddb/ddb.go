@@ -84,18 +84,22 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 		otelaws.AppendMiddlewares(&awsCfg.APIOptions, tracingOptions(tel)...)
 		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, cfg.TablePrefix))
 	}
-	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+	direct := &directPut{}
+	client := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		// Wrapped here, after the configuration has set up its client (AWS_CA_BUNDLE needs
 		// the SDK's own type).
 		o.HTTPClient = oneWrite{o.HTTPClient}
-		o.APIOptions = append(o.APIOptions, withCallSlots)
+		o.APIOptions = append(o.APIOptions, withCallSlots, direct.add)
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// DynamoDB Local answers some writes with an X-Amz-Crc32 header of 0; validating it
 			// only logs warnings and drops the connection.
 			o.DisableValidateResponseChecksum = true
 		}
-	}), nil
+	})
+	// After the client has resolved its options, before its first call.
+	direct.init(ctx, client.Options())
+	return client, nil
 }
 
 // tracingOptions make each call a client span and inject nothing into the request: DynamoDB
