@@ -36,7 +36,7 @@ type Settings struct {
 	// a request's whole budget, and the SDK retries on a fresh connection.
 	AttemptTimeout time.Duration `envconfig:"DYNAMODB_ATTEMPT_TIMEOUT" default:"3s" desc:"longest one DynamoDB HTTP attempt may take before it is abandoned and retried"`
 	// MaxAttempts bounds the SDK's tries per call (first one included).
-	MaxAttempts int `envconfig:"DYNAMODB_MAX_ATTEMPTS" default:"3" desc:"tries per DynamoDB call, the first included; throttling and transport failures are retried with backoff"`
+	MaxAttempts int `envconfig:"DYNAMODB_MAX_ATTEMPTS" default:"3" desc:"tries per DynamoDB call, the first included; throttling and transport failures are retried with backoff (a PutItem whose first, direct try fails gets this many more)"`
 }
 
 // Defaults for Settings built in code rather than from the environment.
