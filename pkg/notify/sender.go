@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -32,6 +33,11 @@ const (
 	// futureGrain merges notices of future visibility this close together; a timer then fires
 	// up to this much late.
 	futureGrain = 10 * time.Millisecond
+	// restMin and restMax bound how long a peer's loop rests after a request failed, doubling
+	// while they keep failing. A replica that is down or gone would otherwise cost a dial per
+	// window, 200 a second; its notices wait (merged, within maxPending) and go when it answers.
+	restMin = 100 * time.Millisecond
+	restMax = 2 * time.Second
 )
 
 // Sender is a queue.Notifier that posts notices to every inbox replica's notify port.
@@ -41,8 +47,9 @@ type Sender struct {
 	client  *http.Client
 	resolve func(ctx context.Context, host string) ([]string, error)
 	obs     senderObs
-	// maxPending is the package's constant, smaller in tests.
+	// maxPending and restMin are the package's constants, changed in tests.
 	maxPending int
+	restMin    time.Duration
 
 	mu    sync.Mutex
 	peers map[string]*peer // by ip:port
@@ -67,6 +74,7 @@ func NewSender(cfg PeersConfig, log *zap.Logger, tel *telemetry.Telemetry) *Send
 		obs:        senderObs{sent: sent, dropped: dropped},
 		peers:      map[string]*peer{},
 		maxPending: maxPending,
+		restMin:    restMin,
 	}
 }
 
@@ -191,6 +199,8 @@ type peer struct {
 	url    string
 	cancel context.CancelFunc
 	kick   chan struct{}
+	// resting is set while the loop waits out a failure; tests read it.
+	resting atomic.Bool
 
 	mu      sync.Mutex
 	pending map[pendingKey]*queue.Notice
@@ -258,6 +268,7 @@ func (p *peer) take() []queue.Notice {
 func (s *Sender) loop(ctx context.Context, p *peer) {
 	wait := time.NewTimer(window)
 	wait.Stop()
+	var rest time.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -271,6 +282,7 @@ func (s *Sender) loop(ctx context.Context, p *peer) {
 		case <-wait.C:
 		}
 		ns := p.take()
+		failed := false
 		for chunk := range slices.Chunk(ns, perRequest) {
 			count := 0
 			for _, n := range chunk {
@@ -279,10 +291,24 @@ func (s *Sender) loop(ctx context.Context, p *peer) {
 			if err := s.post(ctx, p.url, chunk); err != nil {
 				s.obs.dropped.Add(ctx, int64(count))
 				s.log.Debug("notify failed", zap.String("peer", p.url), zap.Error(err))
+				failed = true
 				continue
 			}
 			s.obs.sent.Add(ctx, int64(count))
 		}
+		if !failed {
+			rest = 0
+			continue
+		}
+		rest = min(max(2*rest, s.restMin), max(restMax, s.restMin))
+		p.resting.Store(true)
+		wait.Reset(rest)
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait.C:
+		}
+		p.resting.Store(false)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,6 +199,65 @@ func TestSenderDropsWhatAStuckPeerCannotTake(t *testing.T) {
 			tel.Metrics.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 			return three.MatchString(w.Body.String())
 		})
+	}
+}
+
+// failingPeer answers 503 while failing is set, and counts those answers.
+func failingPeer(t *testing.T, got *sink, tel *telemetry.Telemetry) (addr string, failing *atomic.Bool, requests *atomic.Int32) {
+	failing, requests = &atomic.Bool{}, &atomic.Int32{}
+	failing.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			requests.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		notify.Handler(got, tel).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), failing, requests
+}
+
+// A replica that fails costs one request per rest, not one per coalescing window.
+func TestSenderRestsAfterAFailedRequest(t *testing.T) {
+	tel, err := telemetry.New(noop.NewTracerProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _, requests := failingPeer(t, &sink{}, tel)
+	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{addr}}, zap.NewNop(), tel)
+	s.SetRest(time.Hour)
+	run(t, s)
+	waitFor(t, "the peer", func() bool { return len(s.Peers()) == 1 })
+	s.Notify(queue.Notice{TenantID: "first", Count: 1, VisibleAt: time.Now()})
+	waitFor(t, "the rest after the failed request", func() bool { return s.Resting(addr) })
+	for i := range 20 {
+		s.Notify(queue.Notice{TenantID: "t" + strconv.Itoa(i), Count: 1, VisibleAt: time.Now()})
+	}
+	if n := requests.Load(); n != 1 || !s.Resting(addr) {
+		t.Fatalf("%d requests while resting (resting %v), want the failed one only", n, s.Resting(addr))
+	}
+}
+
+// Once the replica answers again, what waited during the rest reaches it.
+func TestSenderSendsWhatWaitedOnceThePeerAnswers(t *testing.T) {
+	tel, err := telemetry.New(noop.NewTracerProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &sink{}
+	addr, failing, failed := failingPeer(t, got, tel)
+	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{addr}}, zap.NewNop(), tel)
+	s.SetRest(time.Millisecond)
+	run(t, s)
+	waitFor(t, "the peer", func() bool { return len(s.Peers()) == 1 })
+	s.Notify(queue.Notice{TenantID: "lost", Count: 1, VisibleAt: time.Now()})
+	waitFor(t, "the failed request", func() bool { return failed.Load() == 1 })
+	failing.Store(false)
+	s.Notify(queue.Notice{TenantID: "later", Count: 1, VisibleAt: time.Now()})
+	waitFor(t, "the notice sent after the rest", func() bool { return got.count("later") == 1 })
+	if got.count("lost") != 0 {
+		t.Error("the notice of the failed request arrived: it was counted as dropped")
 	}
 }
 
