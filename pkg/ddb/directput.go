@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -33,7 +34,9 @@ import (
 // idempotent by design, so the extra attempt is one more retry, no more.
 //
 // It sits first in the serialize step: the call slots, span, duration and consumed capacity of
-// the initialize step wrap it as they wrap the SDK's path.
+// the initialize step wrap it as they wrap the SDK's path. It belongs to the client NewClient
+// built: a client derived from its options with another endpoint or credentials must not keep
+// it (none is; derived clients only add middlewares).
 type directPut struct {
 	ready    bool
 	http     dynamodb.HTTPClient
@@ -84,7 +87,9 @@ func (d *directPut) add(stack *middleware.Stack) error {
 	return stack.Serialize.Add(middleware.SerializeMiddlewareFunc(directPutID,
 		func(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (middleware.SerializeOutput, middleware.Metadata, error) {
 			put, ok := in.Parameters.(*dynamodb.PutItemInput)
-			if !ok {
+			// A call given another region than the client's (a per-call option) is not what
+			// this path was resolved for.
+			if !ok || awsmiddleware.GetRegion(ctx) != d.region {
 				return next.HandleSerialize(ctx, in)
 			}
 			body, ok := encodePut(put)
