@@ -229,15 +229,21 @@ func TestDirectPutLeavesOtherAnswersToTheSDK(t *testing.T) {
 
 // What the direct path does not answer itself goes to the SDK alone.
 func TestDirectPutDeclinesWhatItDoesNotAnswer(t *testing.T) {
-	for name, in := range map[string]*dynamodb.PutItemInput{
-		"old-values":   {TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("v")}, ReturnValues: types.ReturnValueAllOld},
-		"invalid-utf8": {TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("\xff")}},
-		"legacy-expected": {TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("v")},
-			Expected: map[string]types.ExpectedAttributeValue{"k": {Exists: aws.Bool(false)}}},
+	plain := &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("v")}}
+	for _, tc := range []struct {
+		name string
+		in   *dynamodb.PutItemInput
+		opts []func(*dynamodb.Options)
+	}{
+		{"old-values", &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("v")}, ReturnValues: types.ReturnValueAllOld}, nil},
+		{"invalid-utf8", &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("\xff")}}, nil},
+		{"legacy-expected", &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("v")},
+			Expected: map[string]types.ExpectedAttributeValue{"k": {Exists: aws.Bool(false)}}}, nil},
+		{"another-region", plain, []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Region = "eu-west-1" }}},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeDynamoDB{answers: []fakeAnswer{{200, `{}`}}}
-			if _, err := directClient(t, t.Context(), f).PutItem(t.Context(), in); err != nil {
+			if _, err := directClient(t, t.Context(), f).PutItem(t.Context(), tc.in, tc.opts...); err != nil {
 				t.Fatal(err)
 			}
 			if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{true}) {
