@@ -8,9 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -31,7 +35,10 @@ import (
 // ingest makes one PutItem per event. Only a plain success is answered here: any other answer
 // or failure goes on down the SDK's path, which sends the call again as a retry and turns the
 // answer into its typed errors, so callers see what they always saw. Puts are conditional or
-// idempotent by design, so the extra attempt is one more retry, no more.
+// idempotent by design, so the extra attempt is one more retry, no more. After throttling or
+// a server error it first waits the retryer's delay, as the SDK would before a retry; after a
+// refused signature (a clock DynamoDB finds skewed, credentials it does not know) it steps
+// aside for a minute, since the SDK's path corrects what it can and this one cannot.
 //
 // It sits first in the serialize step: the call slots, span, duration and consumed capacity of
 // the initialize step wrap it as they wrap the SDK's path. It belongs to the client NewClient
@@ -40,31 +47,50 @@ import (
 type directPut struct {
 	ready    bool
 	http     dynamodb.HTTPClient
-	endpoint string
-	region   string
-	creds    aws.CredentialsProvider
-	signer   *v4.Signer
+	resolver dynamodb.EndpointResolverV2
+	// params are the client's endpoint parameters; a call adds its account and table.
+	params  dynamodb.EndpointParameters
+	mode    aws.AccountIDEndpointMode
+	region  string
+	creds   aws.CredentialsProvider
+	signer  *v4.Signer
+	retryer aws.Retryer
+
+	mu        sync.RWMutex
+	endpoints map[endpointKey]string
+	// offUntil (unix nanoseconds) keeps every call on the SDK's path after a refused signature.
+	offUntil atomic.Int64
 }
+
+type endpointKey struct{ account, table string }
 
 const (
 	directPutID       = "triggerDirectPut"
 	directTarget      = "DynamoDB_20120810.PutItem"
 	directContentType = "application/x-amz-json-1.0"
+	// directOff is how long a refused signature keeps calls on the SDK's path.
+	directOff = time.Minute
 )
 
-// init takes what it needs from the finished client's options; without a region or an
-// endpoint it resolves, every call takes the SDK's path.
+// init takes what it needs from the finished client's options. Settings it does not follow
+// (a legacy endpoint resolver, plain HTTP to AWS) or an endpoint it cannot resolve leave every
+// call to the SDK's path.
 func (d *directPut) init(ctx context.Context, o dynamodb.Options) {
-	if o.Region == "" || o.Credentials == nil || o.HTTPClient == nil || o.EndpointResolverV2 == nil {
+	if o.Region == "" || o.Credentials == nil || o.HTTPClient == nil || o.EndpointResolverV2 == nil ||
+		o.Retryer == nil || o.EndpointResolver != nil || o.EndpointOptions.DisableHTTPS {
 		return
 	}
-	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, dynamodb.EndpointParameters{
-		Region:       aws.String(o.Region),
-		Endpoint:     o.BaseEndpoint,
-		UseFIPS:      aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
-		UseDualStack: aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
-	}.WithDefaults())
-	if err != nil {
+	d.resolver = o.EndpointResolverV2
+	d.params = dynamodb.EndpointParameters{
+		Region:                aws.String(o.Region),
+		Endpoint:              o.BaseEndpoint,
+		UseFIPS:               aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack:          aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+		AccountIdEndpointMode: aws.String(string(o.AccountIDEndpointMode)),
+	}
+	d.mode = o.AccountIDEndpointMode
+	d.endpoints = map[endpointKey]string{}
+	if _, err := d.endpoint(ctx, "", ""); err != nil {
 		return
 	}
 	d.http = o.HTTPClient
@@ -72,11 +98,43 @@ func (d *directPut) init(ctx context.Context, o dynamodb.Options) {
 	if ow, ok := d.http.(oneWrite); ok {
 		d.http = ow.next
 	}
-	d.endpoint = ep.URI.String()
 	d.region = o.Region
 	d.creds = o.Credentials
 	d.signer = v4.NewSigner()
+	d.retryer = o.Retryer
 	d.ready = true
+}
+
+// endpoint is where the SDK would send a PutItem of table with credentials of account: with
+// IAM credentials that name their account, DynamoDB's endpoint is the account's own.
+func (d *directPut) endpoint(ctx context.Context, account, table string) (string, error) {
+	if d.mode == aws.AccountIDEndpointModeDisabled {
+		account = ""
+	}
+	k := endpointKey{account, table}
+	d.mu.RLock()
+	url, ok := d.endpoints[k]
+	d.mu.RUnlock()
+	if ok {
+		return url, nil
+	}
+	p := d.params
+	if account != "" {
+		p.AccountId = aws.String(account)
+	}
+	if table != "" {
+		p.ResourceArn = aws.String(table)
+	}
+	ep, err := d.resolver.ResolveEndpoint(ctx, p.WithDefaults())
+	if err != nil {
+		return "", err
+	}
+	url = ep.URI.String()
+	d.mu.Lock()
+	// A few tables and one account: the map stays small.
+	d.endpoints[k] = url
+	d.mu.Unlock()
+	return url, nil
 }
 
 // add is a client option: it puts the direct path on every call's stack once init has run.
@@ -89,38 +147,84 @@ func (d *directPut) add(stack *middleware.Stack) error {
 			put, ok := in.Parameters.(*dynamodb.PutItemInput)
 			// A call given another region than the client's (a per-call option) is not what
 			// this path was resolved for.
-			if !ok || awsmiddleware.GetRegion(ctx) != d.region {
+			if !ok || awsmiddleware.GetRegion(ctx) != d.region || time.Now().UnixNano() < d.offUntil.Load() {
 				return next.HandleSerialize(ctx, in)
 			}
 			body, ok := encodePut(put)
 			if !ok {
 				return next.HandleSerialize(ctx, in)
 			}
-			out, err := d.send(ctx, body)
+			out, err := d.send(ctx, put, body)
 			if err == nil {
 				return middleware.SerializeOutput{Result: out}, middleware.Metadata{}, nil
 			}
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return middleware.SerializeOutput{}, middleware.Metadata{}, ctxErr
 			}
+			trace.SpanFromContext(ctx).AddEvent("direct attempt left to the SDK", trace.WithAttributes(semconv.ErrorType(err)))
+			var busy *busyError
+			if errors.As(err, &busy) {
+				if err := d.pause(ctx, busy); err != nil {
+					return middleware.SerializeOutput{}, middleware.Metadata{}, err
+				}
+			}
 			return next.HandleSerialize(ctx, in)
 		}), middleware.Before)
 }
 
-// errNotPlain is any answer but a 200: the SDK's path then makes the call again.
-var errNotPlain = errors.New("not a plain success")
+// pause waits what the retryer would wait before a second attempt.
+func (d *directPut) pause(ctx context.Context, busy *busyError) error {
+	delay, err := d.retryer.RetryDelay(1, busy)
+	if err != nil || delay <= 0 {
+		return nil
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
-func (d *directPut) send(ctx context.Context, body []byte) (*dynamodb.PutItemOutput, error) {
+// answerError is an answer other than a 200, by its status and DynamoDB's error code.
+type answerError struct {
+	status int
+	code   string
+}
+
+func (e *answerError) Error() string { return fmt.Sprintf("status %d %s", e.status, e.code) }
+
+// busyError is throttling or a server error: worth a retry after a pause.
+type busyError struct{ answerError }
+
+// refusedSignature are the codes of a request DynamoDB did not authenticate.
+var refusedSignature = map[string]bool{
+	"InvalidSignatureException":           true,
+	"IncompleteSignatureException":        true,
+	"MissingAuthenticationTokenException": true,
+	"UnrecognizedClientException":         true,
+	"ExpiredTokenException":               true,
+}
+
+func (d *directPut) send(ctx context.Context, put *dynamodb.PutItemInput, body []byte) (*dynamodb.PutItemOutput, error) {
 	creds, err := d.creds.Retrieve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.endpoint, bytes.NewReader(body))
+	url, err := d.endpoint(ctx, creds.AccountID, aws.ToString(put.TableName))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", directContentType)
 	req.Header.Set("X-Amz-Target", directTarget)
+	// As the SDK asks: the answer is small, and a compressed one would cost both sides more.
+	req.Header.Set("Accept-Encoding", "identity")
 	sum := sha256.Sum256(body)
 	if err := d.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "dynamodb", d.region, time.Now()); err != nil {
 		return nil, err
@@ -135,7 +239,7 @@ func (d *directPut) send(ctx context.Context, body []byte) (*dynamodb.PutItemOut
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, errNotPlain
+		return nil, d.failed(resp.StatusCode, raw)
 	}
 	var answer putAnswer
 	if err := json.Unmarshal(raw, &answer); err != nil {
@@ -145,6 +249,24 @@ func (d *directPut) send(ctx context.Context, body []byte) (*dynamodb.PutItemOut
 		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode), otelaws.RequestIDAttr(resp.Header.Get("X-Amzn-Requestid")))
 	}
 	return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity.sdk()}, nil
+}
+
+// failed classifies an answer other than a 200.
+func (d *directPut) failed(status int, raw []byte) error {
+	var body struct {
+		Type string `json:"__type"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	// "com.amazonaws.dynamodb.v20120810#ThrottlingException" and the like.
+	code := body.Type[strings.LastIndexByte(body.Type, '#')+1:]
+	e := answerError{status: status, code: code}
+	switch {
+	case status >= 500 || throttled[code]:
+		return &busyError{e}
+	case refusedSignature[code]:
+		d.offUntil.Store(time.Now().Add(directOff).UnixNano())
+	}
+	return &e
 }
 
 type putAnswer struct {
@@ -218,7 +340,8 @@ func encodePut(in *dynamodb.PutItemInput) ([]byte, bool) {
 		e.field("ConditionExpression")
 		e.str(*in.ConditionExpression)
 	}
-	if len(in.ExpressionAttributeNames) > 0 {
+	// Empty maps are sent, as the SDK sends them, for DynamoDB to refuse.
+	if in.ExpressionAttributeNames != nil {
 		e.byte(',')
 		e.field("ExpressionAttributeNames")
 		e.byte('{')
@@ -233,7 +356,7 @@ func encodePut(in *dynamodb.PutItemInput) ([]byte, bool) {
 		}
 		e.byte('}')
 	}
-	if len(in.ExpressionAttributeValues) > 0 {
+	if in.ExpressionAttributeValues != nil {
 		e.byte(',')
 		e.field("ExpressionAttributeValues")
 		e.item(in.ExpressionAttributeValues)
@@ -327,7 +450,12 @@ func (e *jsonWriter) strs(ss []string) {
 	e.byte(']')
 }
 
+// blob writes b in base64; a nil one, which the SDK sends as null, is declined.
 func (e *jsonWriter) blob(b []byte) {
+	if b == nil {
+		e.ok = false
+		return
+	}
 	e.byte('"')
 	e.buf = base64.StdEncoding.AppendEncode(e.buf, b)
 	e.byte('"')

@@ -12,11 +12,16 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -43,9 +48,11 @@ type fakeDynamoDB struct {
 	answers []fakeAnswer
 }
 
+// fakeAnswer is a status and body; status 0 drops the connection instead.
 type fakeAnswer struct {
 	status int
 	body   string
+	before func()
 }
 
 func (f *fakeDynamoDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +61,17 @@ func (f *fakeDynamoDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.seen = append(f.seen, seenRequest{header: r.Header.Clone(), body: body, host: r.Host, path: r.URL.Path})
 	a := f.answers[min(len(f.seen), len(f.answers))-1]
 	f.mu.Unlock()
+	if a.status == 0 {
+		// No answer: the connection drops, after the answer's hook if it has one.
+		if a.before != nil {
+			a.before()
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	w.Header().Set("X-Amzn-Requestid", "req-1")
 	w.WriteHeader(a.status)
@@ -69,11 +87,28 @@ func (f *fakeDynamoDB) requests() []seenRequest {
 // fromSDK tells the SDK's requests from the direct path's: the SDK numbers its attempts.
 func fromSDK(r seenRequest) bool { return r.header.Get("Amz-Sdk-Request") != "" }
 
-func directClient(t *testing.T, ctx context.Context, f *fakeDynamoDB) *dynamodb.Client {
+var testCreds = aws.Credentials{AccessKeyID: ddblocal.AccessKey, SecretAccessKey: ddblocal.SecretKey, SessionToken: "a-session-token"}
+
+// directClient is a client of NewClient's on f, with a session token as IRSA's credentials
+// have, and retries that do not wait; each pause before a retry is counted in pauses.
+func directClient(t *testing.T, ctx context.Context, f *fakeDynamoDB, pauses ...*atomic.Int32) *dynamodb.Client {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	client, err := ddblocal.ClientWith(ctx, ddb.Settings{Endpoint: srv.URL, TablePrefix: "p_", MaxAttempts: 3})
+	client, err := ddb.NewClient(ctx, ddb.Settings{Endpoint: srv.URL, TablePrefix: "p_", Region: ddblocal.Region},
+		config.WithCredentialsProvider(credentials.StaticCredentialsProvider{Value: testCreds}),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) {
+					for _, p := range pauses {
+						p.Add(1)
+					}
+					return 0, nil
+				})
+				o.RateLimiter = ratelimit.None
+			})
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +120,7 @@ const okAnswer = `{"ConsumedCapacity":{"TableName":"p_events","CapacityUnits":3.
 // The direct path sends the request the SDK would: the same JSON document, target and
 // content type, and a signature the SDK's signer gives the same request at the same time.
 func TestDirectPutSendsWhatTheSDKSends(t *testing.T) {
-	f := &fakeDynamoDB{answers: []fakeAnswer{{200, okAnswer}}}
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
 	client := directClient(t, t.Context(), f)
 	inputs := map[string]*dynamodb.PutItemInput{
 		"every-value-type": {
@@ -100,6 +135,10 @@ func TestDirectPutSendsWhatTheSDKSends(t *testing.T) {
 				"ss": &types.AttributeValueMemberSS{Value: []string{"a", "b"}}, "ns": &types.AttributeValueMemberNS{Value: []string{"1", "2.5"}},
 				"bs": &types.AttributeValueMemberBS{Value: [][]byte{{1}, {2, 3}}},
 			},
+		},
+		"empty-expression-maps": {
+			TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")},
+			ExpressionAttributeNames: map[string]string{}, ExpressionAttributeValues: ddb.Item{},
 		},
 		"conditional": {
 			TableName:                           aws.String("p_events"),
@@ -135,7 +174,7 @@ func TestDirectPutSendsWhatTheSDKSends(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("direct body\n%s\nSDK body\n%s", direct.body, sdk.body)
 			}
-			for _, h := range []string{"Content-Type", "X-Amz-Target"} {
+			for _, h := range []string{"Content-Type", "X-Amz-Target", "Accept-Encoding", "X-Amz-Security-Token"} {
 				if direct.header.Get(h) != sdk.header.Get(h) {
 					t.Errorf("%s: direct %q, SDK %q", h, direct.header.Get(h), sdk.header.Get(h))
 				}
@@ -157,15 +196,17 @@ func checkSignature(t *testing.T, r seenRequest) {
 		t.Fatalf("X-Amz-Date: %v", err)
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+r.host+r.path, bytes.NewReader(r.body))
-	for _, h := range []string{"Content-Type", "X-Amz-Target"} {
+	for _, h := range []string{"Content-Type", "X-Amz-Target", "Accept-Encoding"} {
 		req.Header.Set(h, r.header.Get(h))
+	}
+	if r.header.Get("X-Amz-Security-Token") != testCreds.SessionToken {
+		t.Errorf("X-Amz-Security-Token %q, want the session's", r.header.Get("X-Amz-Security-Token"))
 	}
 	hash := r.header.Get("X-Amz-Content-Sha256")
 	if hash == "" {
 		hash = sha256Hex(r.body)
 	}
-	creds := aws.Credentials{AccessKeyID: ddblocal.AccessKey, SecretAccessKey: ddblocal.SecretKey}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "dynamodb", ddblocal.Region, at); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), testCreds, req, hash, "dynamodb", ddblocal.Region, at); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := r.header.Get("Authorization"), req.Header.Get("Authorization"); got == "" || got != want {
@@ -183,9 +224,10 @@ func TestDirectPutLeavesOtherAnswersToTheSDK(t *testing.T) {
 		name    string
 		answers []fakeAnswer
 		fromSDK []bool
+		pauses  int32
 		check   func(t *testing.T, out *dynamodb.PutItemOutput, err error)
 	}{
-		{"success", []fakeAnswer{{200, okAnswer}}, []bool{false}, func(t *testing.T, out *dynamodb.PutItemOutput, err error) {
+		{"success", []fakeAnswer{{status: 200, body: okAnswer}}, []bool{false}, 0, func(t *testing.T, out *dynamodb.PutItemOutput, err error) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +237,7 @@ func TestDirectPutLeavesOtherAnswersToTheSDK(t *testing.T) {
 				t.Errorf("consumed capacity %+v", cc)
 			}
 		}},
-		{"condition-failed", []fakeAnswer{{400, failed}}, []bool{false, true}, func(t *testing.T, _ *dynamodb.PutItemOutput, err error) {
+		{"condition-failed", []fakeAnswer{{status: 400, body: failed}}, []bool{false, true}, 0, func(t *testing.T, _ *dynamodb.PutItemOutput, err error) {
 			var ccf *types.ConditionalCheckFailedException
 			if !errors.As(err, &ccf) || ddb.GetN(ccf.Item, "received_at") != 7 {
 				t.Fatalf("want the SDK's condition failure with the old item, got %v", err)
@@ -204,12 +246,17 @@ func TestDirectPutLeavesOtherAnswersToTheSDK(t *testing.T) {
 				t.Error("IsConditionFailed is false")
 			}
 		}},
-		{"server-error-then-success", []fakeAnswer{{500, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`}, {200, okAnswer}}, []bool{false, true}, func(t *testing.T, out *dynamodb.PutItemOutput, err error) {
+		{"server-error-then-success", []fakeAnswer{{status: 500, body: `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`}, {status: 200, body: okAnswer}}, []bool{false, true}, 1, func(t *testing.T, out *dynamodb.PutItemOutput, err error) {
 			if err != nil || out.ConsumedCapacity == nil {
 				t.Fatalf("want the SDK's retry to succeed, got %v", err)
 			}
 		}},
-		{"throttled-throughout", []fakeAnswer{{400, `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}`}}, []bool{false, true, true, true}, func(t *testing.T, _ *dynamodb.PutItemOutput, err error) {
+		{"dropped-connection-then-success", []fakeAnswer{{status: 0}, {status: 200, body: okAnswer}}, []bool{false, true}, 0, func(t *testing.T, out *dynamodb.PutItemOutput, err error) {
+			if err != nil || out.ConsumedCapacity == nil {
+				t.Fatalf("want the SDK's retry to succeed, got %v", err)
+			}
+		}},
+		{"throttled-throughout", []fakeAnswer{{status: 400, body: `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}`}}, []bool{false, true, true, true}, 3, func(t *testing.T, _ *dynamodb.PutItemOutput, err error) {
 			if !errors.Is(ddb.Translate(err), storage.ErrUnavailable) {
 				t.Fatalf("want unavailability, got %v", err)
 			}
@@ -217,13 +264,54 @@ func TestDirectPutLeavesOtherAnswersToTheSDK(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeDynamoDB{answers: tc.answers}
-			client := directClient(t, t.Context(), f)
+			var pauses atomic.Int32
+			client := directClient(t, t.Context(), f, &pauses)
 			out, err := client.PutItem(t.Context(), in)
 			tc.check(t, out, err)
+			// Throttling and server errors wait the retryer's delay before the SDK's attempt,
+			// as before any retry.
+			if got := pauses.Load(); got != tc.pauses {
+				t.Errorf("pauses before retries: got %d, want %d", got, tc.pauses)
+			}
 			if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, tc.fromSDK) {
 				t.Errorf("requests from the SDK: got %v, want %v", got, tc.fromSDK)
 			}
 		})
+	}
+}
+
+// A refused signature sends this call and the next ones down the SDK's path, which corrects
+// what the direct one cannot (a skewed clock).
+func TestDirectPutStepsAsideAfterARefusedSignature(t *testing.T) {
+	f := &fakeDynamoDB{answers: []fakeAnswer{
+		{status: 400, body: `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"Signature expired"}`},
+		{status: 200, body: okAnswer},
+	}}
+	client := directClient(t, t.Context(), f)
+	in := &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}
+	for i := range 2 {
+		if _, err := client.PutItem(t.Context(), in); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{false, true, true}) {
+		t.Errorf("requests from the SDK: got %v, want [false true true]", got)
+	}
+}
+
+// A caller that leaves during the direct attempt gets its context's error, and nothing is
+// sent again.
+func TestDirectPutReturnsWhenTheCallerLeaves(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 0, before: cancel}, {status: 200, body: okAnswer}}}
+	client := directClient(t, t.Context(), f)
+	_, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want the context's cancellation", err)
+	}
+	if n := len(f.requests()); n != 1 {
+		t.Errorf("%d requests, want the direct one only", n)
 	}
 }
 
@@ -239,10 +327,11 @@ func TestDirectPutDeclinesWhatItDoesNotAnswer(t *testing.T) {
 		{"invalid-utf8", &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("\xff")}}, nil},
 		{"legacy-expected", &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": ddb.S("v")},
 			Expected: map[string]types.ExpectedAttributeValue{"k": {Exists: aws.Bool(false)}}}, nil},
+		{"nil-binary", &dynamodb.PutItemInput{TableName: aws.String("t"), Item: ddb.Item{"k": &types.AttributeValueMemberB{}}}, nil},
 		{"another-region", plain, []func(*dynamodb.Options){func(o *dynamodb.Options) { o.Region = "eu-west-1" }}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeDynamoDB{answers: []fakeAnswer{{200, `{}`}}}
+			f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: `{}`}}}
 			if _, err := directClient(t, t.Context(), f).PutItem(t.Context(), tc.in, tc.opts...); err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +349,7 @@ func TestDirectPutIsTraced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeDynamoDB{answers: []fakeAnswer{{200, okAnswer}}}
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
 	client := directClient(t, telemetry.NewContext(t.Context(), tel), f)
 	if _, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}); err != nil {
 		t.Fatal(err)
