@@ -37,7 +37,7 @@ const (
 	// while they keep failing. A replica that is down or gone would otherwise cost a dial per
 	// window, 200 a second; its notices wait (merged, within maxPending) and go when it answers.
 	restMin = 100 * time.Millisecond
-	restMax = 2 * time.Second
+	restMax = 500 * time.Millisecond
 )
 
 // Sender is a queue.Notifier that posts notices to every inbox replica's notify port.

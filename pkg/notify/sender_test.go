@@ -225,14 +225,19 @@ func TestSenderRestsAfterAFailedRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr, _, requests := failingPeer(t, &sink{}, tel)
-	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{addr}}, zap.NewNop(), tel)
+	// A healthy peer beside it shows when the notices have had time to go out.
+	healthy := &sink{}
+	good := httptest.NewServer(notify.Handler(healthy, tel))
+	t.Cleanup(good.Close)
+	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{addr, good.Listener.Addr().String()}}, zap.NewNop(), tel)
 	s.SetRest(time.Hour)
 	run(t, s)
-	waitFor(t, "the peer", func() bool { return len(s.Peers()) == 1 })
+	waitFor(t, "the peers", func() bool { return len(s.Peers()) == 2 })
 	s.Notify(queue.Notice{TenantID: "first", Count: 1, VisibleAt: time.Now()})
 	waitFor(t, "the rest after the failed request", func() bool { return s.Resting(addr) })
 	for i := range 20 {
 		s.Notify(queue.Notice{TenantID: "t" + strconv.Itoa(i), Count: 1, VisibleAt: time.Now()})
+		waitFor(t, "the healthy peer's notice", func() bool { return healthy.count("t"+strconv.Itoa(i)) == 1 })
 	}
 	if n := requests.Load(); n != 1 || !s.Resting(addr) {
 		t.Fatalf("%d requests while resting (resting %v), want the failed one only", n, s.Resting(addr))
@@ -248,12 +253,14 @@ func TestSenderSendsWhatWaitedOnceThePeerAnswers(t *testing.T) {
 	got := &sink{}
 	addr, failing, failed := failingPeer(t, got, tel)
 	s := notify.NewSender(notify.PeersConfig{NotifyPeers: []string{addr}}, zap.NewNop(), tel)
-	s.SetRest(time.Millisecond)
+	s.SetRest(300 * time.Millisecond)
 	run(t, s)
 	waitFor(t, "the peer", func() bool { return len(s.Peers()) == 1 })
 	s.Notify(queue.Notice{TenantID: "lost", Count: 1, VisibleAt: time.Now()})
 	waitFor(t, "the failed request", func() bool { return failed.Load() == 1 })
 	failing.Store(false)
+	// Queued while the loop rests (unless this goroutine was held up longer than the rest):
+	// it goes when the rest ends.
 	s.Notify(queue.Notice{TenantID: "later", Count: 1, VisibleAt: time.Now()})
 	waitFor(t, "the notice sent after the rest", func() bool { return got.count("later") == 1 })
 	if got.count("lost") != 0 {
