@@ -248,7 +248,7 @@ func (d *directPut) send(ctx context.Context, put *dynamodb.PutItemInput, body [
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode), otelaws.RequestIDAttr(resp.Header.Get("X-Amzn-Requestid")))
 	}
-	return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity.sdk()}, nil
+	return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity}, nil
 }
 
 // failed classifies an answer other than a 200.
@@ -269,54 +269,10 @@ func (d *directPut) failed(status int, raw []byte) error {
 	return &e
 }
 
+// putAnswer is a success's body. The SDK's own capacity types take DynamoDB's JSON as it is:
+// their fields bear the protocol's names.
 type putAnswer struct {
-	ConsumedCapacity *capacityAnswer
-}
-
-type capacityAnswer struct {
-	TableName              *string
-	CapacityUnits          *float64
-	ReadCapacityUnits      *float64
-	WriteCapacityUnits     *float64
-	Table                  *unitsAnswer
-	GlobalSecondaryIndexes map[string]unitsAnswer
-	LocalSecondaryIndexes  map[string]unitsAnswer
-}
-
-type unitsAnswer struct {
-	CapacityUnits      *float64
-	ReadCapacityUnits  *float64
-	WriteCapacityUnits *float64
-}
-
-func (u unitsAnswer) sdk() types.Capacity {
-	return types.Capacity{CapacityUnits: u.CapacityUnits, ReadCapacityUnits: u.ReadCapacityUnits, WriteCapacityUnits: u.WriteCapacityUnits}
-}
-
-func (c *capacityAnswer) sdk() *types.ConsumedCapacity {
-	if c == nil {
-		return nil
-	}
-	cc := &types.ConsumedCapacity{TableName: c.TableName, CapacityUnits: c.CapacityUnits,
-		ReadCapacityUnits: c.ReadCapacityUnits, WriteCapacityUnits: c.WriteCapacityUnits}
-	if c.Table != nil {
-		t := c.Table.sdk()
-		cc.Table = &t
-	}
-	cc.GlobalSecondaryIndexes = unitsMap(c.GlobalSecondaryIndexes)
-	cc.LocalSecondaryIndexes = unitsMap(c.LocalSecondaryIndexes)
-	return cc
-}
-
-func unitsMap(m map[string]unitsAnswer) map[string]types.Capacity {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]types.Capacity, len(m))
-	for k, u := range m {
-		out[k] = u.sdk()
-	}
-	return out
+	ConsumedCapacity *types.ConsumedCapacity
 }
 
 // encodePut writes in as DynamoDB's JSON protocol has it. It declines (false) what it does not
@@ -344,17 +300,7 @@ func encodePut(in *dynamodb.PutItemInput) ([]byte, bool) {
 	if in.ExpressionAttributeNames != nil {
 		e.byte(',')
 		e.field("ExpressionAttributeNames")
-		e.byte('{')
-		first := true
-		for k, v := range in.ExpressionAttributeNames {
-			if !first {
-				e.byte(',')
-			}
-			first = false
-			e.field(k)
-			e.str(v)
-		}
-		e.byte('}')
+		writeObject(&e, in.ExpressionAttributeNames, e.str)
 	}
 	if in.ExpressionAttributeValues != nil {
 		e.byte(',')
@@ -425,7 +371,10 @@ func (e *jsonWriter) str(s string) {
 	e.byte('"')
 }
 
-func (e *jsonWriter) item(m map[string]types.AttributeValue) {
+func (e *jsonWriter) item(m map[string]types.AttributeValue) { writeObject(e, m, e.value) }
+
+// writeObject writes m as a JSON object, each value by write.
+func writeObject[V any](e *jsonWriter, m map[string]V, write func(V)) {
 	e.byte('{')
 	first := true
 	for k, v := range m {
@@ -434,18 +383,19 @@ func (e *jsonWriter) item(m map[string]types.AttributeValue) {
 		}
 		first = false
 		e.field(k)
-		e.value(v)
+		write(v)
 	}
 	e.byte('}')
 }
 
-func (e *jsonWriter) strs(ss []string) {
+// writeArray writes xs as a JSON array, each element by write.
+func writeArray[T any](e *jsonWriter, xs []T, write func(T)) {
 	e.byte('[')
-	for i, s := range ss {
+	for i, x := range xs {
 		if i > 0 {
 			e.byte(',')
 		}
-		e.str(s)
+		write(x)
 	}
 	e.byte(']')
 }
@@ -484,30 +434,16 @@ func (e *jsonWriter) value(v types.AttributeValue) {
 		e.item(v.Value)
 	case *types.AttributeValueMemberL:
 		e.field("L")
-		e.byte('[')
-		for i, x := range v.Value {
-			if i > 0 {
-				e.byte(',')
-			}
-			e.value(x)
-		}
-		e.byte(']')
+		writeArray(e, v.Value, e.value)
 	case *types.AttributeValueMemberSS:
 		e.field("SS")
-		e.strs(v.Value)
+		writeArray(e, v.Value, e.str)
 	case *types.AttributeValueMemberNS:
 		e.field("NS")
-		e.strs(v.Value)
+		writeArray(e, v.Value, e.str)
 	case *types.AttributeValueMemberBS:
 		e.field("BS")
-		e.byte('[')
-		for i, b := range v.Value {
-			if i > 0 {
-				e.byte(',')
-			}
-			e.blob(b)
-		}
-		e.byte(']')
+		writeArray(e, v.Value, e.blob)
 	default:
 		e.ok = false
 	}
