@@ -10,8 +10,6 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/trigger-api/trigger-api/pkg/telemetry"
 )
 
 // Kinds of capacity units on trigger.dynamodb.consumed_capacity: DynamoDB bills them apart.
@@ -31,12 +29,7 @@ const (
 // counts the units DynamoDB reports: what a call costs in money, where the duration histogram
 // says what it costs in time. A call that fails reports nothing, so a failed conditional
 // write, which DynamoDB still bills, is not counted here (its condition_failed outcome is).
-func capacityMiddleware(tel *telemetry.Telemetry, tablePrefix string) func(*middleware.Stack) error {
-	m := tel.MeterProvider.Meter(telemetry.ScopeName)
-	// Instrument creation fails only on an invalid name; the name here is a constant.
-	units, _ := m.Float64Counter("trigger.dynamodb.consumed_capacity", metric.WithUnit("{capacity_unit}"),
-		metric.WithDescription("DynamoDB capacity units consumed, as DynamoDB reports them, by operation, kind (read or write), target (a table's name without the table prefix, or an index's) and target_type (table or index); failed calls are not counted"))
-	c := newCapacityCounter(units, tablePrefix)
+func capacityMiddleware(c *callMetrics) func(*middleware.Stack) error {
 	// Built once: the SDK applies its options to a fresh stack on every call.
 	var mw middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerConsumedCapacity",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -47,10 +40,10 @@ func capacityMiddleware(tel *telemetry.Telemetry, tablePrefix string) func(*midd
 				one, many := consumed(out.Result)
 				op := middleware.GetOperationName(ctx)
 				if one != nil {
-					c.record(ctx, op, kind, one)
+					c.capacity.record(ctx, op, kind, one)
 				}
 				for i := range many {
-					c.record(ctx, op, kind, &many[i])
+					c.capacity.record(ctx, op, kind, &many[i])
 				}
 			}
 			return out, md, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trigger-api/trigger-api/pkg/storage"
 	"github.com/trigger-api/trigger-api/pkg/telemetry"
@@ -79,26 +81,32 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	if awsCfg.Credentials != nil {
 		awsCfg.Credentials = credentialsMarker{awsCfg.Credentials}
 	}
+	// The SDK's path of a direct PutItem that did not succeed: the client's settings, without
+	// its telemetry, which the direct call keeps for both paths.
+	plainCfg := awsCfg.Copy()
+	plainCfg.APIOptions = slices.Clone(awsCfg.APIOptions)
+	direct := &directPut{}
 	if telemetry.Enabled(ctx) {
 		tel := telemetry.FromContext(ctx)
+		direct.metrics = newCallMetrics(tel, cfg.TablePrefix)
+		direct.tracer = tel.TracerProvider.Tracer(otelaws.ScopeName, trace.WithInstrumentationVersion(otelaws.Version))
 		otelaws.AppendMiddlewares(&awsCfg.APIOptions, tracingOptions(tel)...)
-		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, cfg.TablePrefix))
+		awsCfg.APIOptions = append(awsCfg.APIOptions, metricsMiddleware(direct.metrics), capacityMiddleware(direct.metrics))
 	}
-	direct := &directPut{}
-	client := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+	options := func(o *dynamodb.Options) {
 		// Wrapped here, after the configuration has set up its client (AWS_CA_BUNDLE needs
 		// the SDK's own type).
 		o.HTTPClient = oneWrite{o.HTTPClient}
-		o.APIOptions = append(o.APIOptions, withCallSlots, direct.add)
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// DynamoDB Local answers some writes with an X-Amz-Crc32 header of 0; validating it
 			// only logs warnings and drops the connection.
 			o.DisableValidateResponseChecksum = true
 		}
-	})
+	}
+	client := dynamodb.NewFromConfig(awsCfg, options, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, withCallSlots) })
 	// After the client has resolved its options, before its first call.
-	direct.init(ctx, client.Options())
+	direct.init(ctx, client, dynamodb.NewFromConfig(plainCfg, options))
 	return client, nil
 }
 
@@ -115,8 +123,9 @@ func tracingOptions(tel *telemetry.Telemetry) []otelaws.Option {
 // make each call take two.
 func WithTelemetry(tel *telemetry.Telemetry) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
+		m := newCallMetrics(tel, "")
 		otelaws.AppendMiddlewares(&o.APIOptions, tracingOptions(tel)...)
-		o.APIOptions = append(o.APIOptions, metricsMiddleware(tel), capacityMiddleware(tel, ""))
+		o.APIOptions = append(o.APIOptions, metricsMiddleware(m), capacityMiddleware(m))
 	}
 }
 

@@ -11,39 +11,44 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"weak"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
+	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// directPut sends a PutItem's first attempt as one signed HTTP request of its own making. The
-// SDK's path (serializer, endpoint and auth resolution, retry bookkeeping, signing, decoder)
-// cost about 120 µs of CPU and 300 allocations per call, as much as the rest of an ingest;
-// ingest makes one PutItem per event. Only a plain success is answered here: any other answer
-// or failure goes on down the SDK's path, which sends the call again as a retry and turns the
-// answer into its typed errors, so callers see what they always saw. Puts are conditional or
-// idempotent by design, so the extra attempt is one more retry, no more. After throttling or
-// a server error it first waits the retryer's delay, as the SDK would before a retry; after a
-// refused signature (a clock DynamoDB finds skewed, credentials it does not know) it steps
-// aside for a minute, since the SDK's path corrects what it can and this one cannot.
+// directPut sends a PutItem's first attempt as one signed HTTP request of its own making,
+// around the SDK. The SDK's path (its per-call middleware stack, serializer, endpoint and auth
+// resolution, retry bookkeeping, signing, decoder) cost about 150 µs of CPU and 250
+// allocations per call, as much as the rest of an ingest; ingest makes one PutItem per event.
+// Only a plain success is answered here: any other answer or failure goes on to the SDK's
+// path, which sends the call again as a retry and turns the answer into its typed errors, so
+// callers see what they always saw. Puts are conditional or idempotent by design, so the extra
+// attempt is one more retry, no more. After throttling or a server error it first waits the
+// retryer's delay, as the SDK would before a retry; after a refused signature (a clock
+// DynamoDB finds skewed, credentials it does not know) it steps aside for a minute, since the
+// SDK's path corrects what it can and this one cannot.
 //
-// It sits first in the serialize step: the call slots, span, duration and consumed capacity of
-// the initialize step wrap it as they wrap the SDK's path. It belongs to the client NewClient
-// built: a client derived from its options with another endpoint or credentials must not keep
-// it (none is; derived clients only add middlewares).
+// The call keeps what the client's stack gives every other call, for both paths at once: its
+// call slot, the client span otelaws would make (same name, scope and attributes), the
+// duration on trigger.dynamodb.call.duration and the consumed capacity. It belongs to the
+// client NewClient built (see PutItem); a client derived from its options is not direct.
 type directPut struct {
 	ready    bool
 	http     dynamodb.HTTPClient
@@ -55,6 +60,11 @@ type directPut struct {
 	creds   aws.CredentialsProvider
 	signer  *v4.Signer
 	retryer aws.Retryer
+	// sdk is the SDK's path: the client's settings without its telemetry or call slots.
+	sdk *dynamodb.Client
+	// metrics and tracer are the client's telemetry; nil without it.
+	metrics *callMetrics
+	tracer  trace.Tracer
 
 	mu        sync.RWMutex
 	endpoints map[endpointKey]string
@@ -65,17 +75,21 @@ type directPut struct {
 type endpointKey struct{ account, table string }
 
 const (
-	directPutID       = "triggerDirectPut"
 	directTarget      = "DynamoDB_20120810.PutItem"
 	directContentType = "application/x-amz-json-1.0"
 	// directOff is how long a refused signature keeps calls on the SDK's path.
 	directOff = time.Minute
 )
 
-// init takes what it needs from the finished client's options. Settings it does not follow
-// (a legacy endpoint resolver, plain HTTP to AWS) or an endpoint it cannot resolve leave every
-// call to the SDK's path.
-func (d *directPut) init(ctx context.Context, o dynamodb.Options) {
+// directs maps the clients NewClient built to their direct path. Weak keys: a client that is
+// no longer used takes its entry with it.
+var directs sync.Map // weak.Pointer[dynamodb.Client] → *directPut
+
+// init takes what it needs from the finished client's options and registers it for client.
+// Settings it does not follow (a legacy endpoint resolver, plain HTTP to AWS) or an endpoint it
+// cannot resolve leave every call to the SDK's path.
+func (d *directPut) init(ctx context.Context, client, sdk *dynamodb.Client) {
+	o := client.Options()
 	if o.Region == "" || o.Credentials == nil || o.HTTPClient == nil || o.EndpointResolverV2 == nil ||
 		o.Retryer == nil || o.EndpointResolver != nil || o.EndpointOptions.DisableHTTPS {
 		return
@@ -102,7 +116,11 @@ func (d *directPut) init(ctx context.Context, o dynamodb.Options) {
 	d.creds = o.Credentials
 	d.signer = v4.NewSigner()
 	d.retryer = o.Retryer
+	d.sdk = sdk
 	d.ready = true
+	key := weak.Make(client)
+	directs.Store(key, d)
+	runtime.AddCleanup(client, func(k weak.Pointer[dynamodb.Client]) { directs.Delete(k) }, key)
 }
 
 // endpoint is where the SDK would send a PutItem of table with credentials of account: with
@@ -137,39 +155,86 @@ func (d *directPut) endpoint(ctx context.Context, account, table string) (string
 	return url, nil
 }
 
-// add is a client option: it puts the direct path on every call's stack once init has run.
-func (d *directPut) add(stack *middleware.Stack) error {
-	if !d.ready {
-		return nil
+// PutItem is client.PutItem, sent directly when client is one NewClient built. Call options
+// (a per-call region, say) are the SDK's to apply: a call given any goes the SDK's way.
+func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	v, ok := directs.Load(weak.Make(client))
+	if !ok || len(opts) > 0 {
+		return client.PutItem(ctx, in, opts...)
 	}
-	return stack.Serialize.Add(middleware.SerializeMiddlewareFunc(directPutID,
-		func(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (middleware.SerializeOutput, middleware.Metadata, error) {
-			put, ok := in.Parameters.(*dynamodb.PutItemInput)
-			// A call given another region than the client's (a per-call option) is not what
-			// this path was resolved for.
-			if !ok || awsmiddleware.GetRegion(ctx) != d.region || time.Now().UnixNano() < d.offUntil.Load() {
-				return next.HandleSerialize(ctx, in)
+	d := v.(*directPut)
+	if d.metrics != nil {
+		// As the client's stack asks every call.
+		in = withIndexes(in, func(i *dynamodb.PutItemInput) *rcc { return &i.ReturnConsumedCapacity })
+	}
+	body, ok := encodePut(in)
+	if !ok || time.Now().UnixNano() < d.offUntil.Load() {
+		return client.PutItem(ctx, in)
+	}
+	if slots := slotsOf(ctx); slots != nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		defer func() { <-slots }()
+	}
+	start, outer := time.Now(), ctx
+	span := trace.SpanFromContext(ctx)
+	if d.tracer != nil {
+		ctx, span = d.tracer.Start(ctx, "DynamoDB.PutItem", trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient))
+		defer span.End()
+	}
+	out, err := d.put(ctx, span, in, body)
+	if span.IsRecording() {
+		span.SetAttributes(otelaws.SystemAttr(), otelaws.MethodAttr("DynamoDB", "PutItem"), otelaws.RegionAttr(d.region))
+		span.SetAttributes(otelaws.DynamoDBAttributeBuilder(ctx, middleware.InitializeInput{Parameters: in}, middleware.InitializeOutput{})...)
+		if err != nil {
+			span.SetAttributes(semconv.ErrorType(err))
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	if d.metrics != nil {
+		// Timed outside the span, as the stack's middleware times every other call.
+		d.metrics.called(outer, "PutItem", start, err)
+		if err == nil && out.ConsumedCapacity != nil {
+			d.metrics.capacity.record(ctx, "PutItem", CapacityWrite, out.ConsumedCapacity)
+		}
+	}
+	return out, err
+}
+
+// put is the direct attempt and, when it does not succeed, the SDK's.
+func (d *directPut) put(ctx context.Context, span trace.Span, in *dynamodb.PutItemInput, body []byte) (*dynamodb.PutItemOutput, error) {
+	out, err := d.send(ctx, span, in, body)
+	if err == nil {
+		return out, nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, ctxErr
+	}
+	span.AddEvent("direct attempt left to the SDK", trace.WithAttributes(semconv.ErrorType(err)))
+	var busy *busyError
+	if errors.As(err, &busy) {
+		if err := d.pause(ctx, busy); err != nil {
+			return nil, err
+		}
+	}
+	out, err = d.sdk.PutItem(ctx, in)
+	if span.IsRecording() {
+		// What otelaws reads from the SDK's answer.
+		var resp *awshttp.ResponseError
+		switch {
+		case err == nil:
+			span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusOK))
+			if id, ok := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata); ok {
+				span.SetAttributes(otelaws.RequestIDAttr(id))
 			}
-			body, ok := encodePut(put)
-			if !ok {
-				return next.HandleSerialize(ctx, in)
-			}
-			out, err := d.send(ctx, put, body)
-			if err == nil {
-				return middleware.SerializeOutput{Result: out}, middleware.Metadata{}, nil
-			}
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return middleware.SerializeOutput{}, middleware.Metadata{}, ctxErr
-			}
-			trace.SpanFromContext(ctx).AddEvent("direct attempt left to the SDK", trace.WithAttributes(semconv.ErrorType(err)))
-			var busy *busyError
-			if errors.As(err, &busy) {
-				if err := d.pause(ctx, busy); err != nil {
-					return middleware.SerializeOutput{}, middleware.Metadata{}, err
-				}
-			}
-			return next.HandleSerialize(ctx, in)
-		}), middleware.Before)
+		case errors.As(err, &resp):
+			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.HTTPStatusCode()), otelaws.RequestIDAttr(resp.ServiceRequestID()))
+		}
+	}
+	return out, err
 }
 
 // pause waits what the retryer would wait before a second attempt.
@@ -208,7 +273,7 @@ var refusedSignature = map[string]bool{
 	"ExpiredTokenException":               true,
 }
 
-func (d *directPut) send(ctx context.Context, put *dynamodb.PutItemInput, body []byte) (*dynamodb.PutItemOutput, error) {
+func (d *directPut) send(ctx context.Context, span trace.Span, put *dynamodb.PutItemInput, body []byte) (*dynamodb.PutItemOutput, error) {
 	creds, err := d.creds.Retrieve(ctx)
 	if err != nil {
 		return nil, err
@@ -245,7 +310,7 @@ func (d *directPut) send(ctx context.Context, put *dynamodb.PutItemInput, body [
 	if err := json.Unmarshal(raw, &answer); err != nil {
 		return nil, err
 	}
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+	if span.IsRecording() {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode), otelaws.RequestIDAttr(resp.Header.Get("X-Amzn-Requestid")))
 	}
 	return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity}, nil
@@ -448,13 +513,4 @@ func (e *jsonWriter) value(v types.AttributeValue) {
 		e.ok = false
 	}
 	e.byte('}')
-}
-
-// WithoutDirectPut is a call option that sends a PutItem down the SDK's path alone: the
-// bench's bare loop is the SDK's PutItem, the baseline the service is measured against.
-func WithoutDirectPut(o *dynamodb.Options) {
-	o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
-		_, err := s.Serialize.Remove(directPutID)
-		return err
-	})
 }

@@ -24,6 +24,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -153,10 +157,10 @@ func TestDirectPutSendsWhatTheSDKSends(t *testing.T) {
 	for name, in := range inputs {
 		t.Run(name, func(t *testing.T) {
 			before := len(f.requests())
-			if _, err := client.PutItem(t.Context(), in); err != nil {
+			if _, err := ddb.PutItem(t.Context(), client, in); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := client.PutItem(t.Context(), in, ddb.WithoutDirectPut); err != nil {
+			if _, err := client.PutItem(t.Context(), in); err != nil {
 				t.Fatal(err)
 			}
 			seen := f.requests()[before:]
@@ -266,7 +270,7 @@ func TestDirectPutLeavesOtherAnswersToTheSDK(t *testing.T) {
 			f := &fakeDynamoDB{answers: tc.answers}
 			var pauses atomic.Int32
 			client := directClient(t, t.Context(), f, &pauses)
-			out, err := client.PutItem(t.Context(), in)
+			out, err := ddb.PutItem(t.Context(), client, in)
 			tc.check(t, out, err)
 			// Throttling and server errors wait the retryer's delay before the SDK's attempt,
 			// as before any retry.
@@ -290,7 +294,7 @@ func TestDirectPutStepsAsideAfterARefusedSignature(t *testing.T) {
 	client := directClient(t, t.Context(), f)
 	in := &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}
 	for i := range 2 {
-		if _, err := client.PutItem(t.Context(), in); err != nil {
+		if _, err := ddb.PutItem(t.Context(), client, in); err != nil {
 			t.Fatalf("put %d: %v", i, err)
 		}
 	}
@@ -306,7 +310,7 @@ func TestDirectPutReturnsWhenTheCallerLeaves(t *testing.T) {
 	defer cancel()
 	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 0, before: cancel}, {status: 200, body: okAnswer}}}
 	client := directClient(t, t.Context(), f)
-	_, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}})
+	_, err := ddb.PutItem(ctx, client, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want the context's cancellation", err)
 	}
@@ -332,7 +336,7 @@ func TestDirectPutDeclinesWhatItDoesNotAnswer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: `{}`}}}
-			if _, err := directClient(t, t.Context(), f).PutItem(t.Context(), tc.in, tc.opts...); err != nil {
+			if _, err := ddb.PutItem(t.Context(), directClient(t, t.Context(), f), tc.in, tc.opts...); err != nil {
 				t.Fatal(err)
 			}
 			if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{true}) {
@@ -342,34 +346,195 @@ func TestDirectPutDeclinesWhatItDoesNotAnswer(t *testing.T) {
 	}
 }
 
-// A direct call is the same client span as the SDK's, with the answer's status and request id.
-func TestDirectPutIsTraced(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tel, err := telemetry.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	if err != nil {
-		t.Fatal(err)
+// telemetryOf records spans and metrics in memory.
+func telemetryOf(rec *tracetest.SpanRecorder, reader sdkmetric.Reader) *telemetry.Telemetry {
+	return &telemetry.Telemetry{
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)),
+		MeterProvider:  sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)),
+		Propagator:     telemetry.Propagator(),
 	}
+}
+
+// A direct call is what the client's stack makes of any call: the same client span (name,
+// scope, kind, parent, attributes), a duration under its outcome and its consumed capacity,
+// asked per index. The SDK's PutItem on the same client is the reference.
+func TestDirectPutKeepsTheClientsTelemetry(t *testing.T) {
+	rec, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
+	tel := telemetryOf(rec, reader)
 	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
 	client := directClient(t, telemetry.NewContext(t.Context(), tel), f)
-	if _, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}); err != nil {
+	ctx, caller := tel.TracerProvider.Tracer("test").Start(t.Context(), "caller")
+	in := &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}
+	if _, err := ddb.PutItem(ctx, client, in); err != nil {
 		t.Fatal(err)
 	}
-	if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{false}) {
-		t.Fatalf("requests from the SDK: got %v, want [false]", got)
+	if _, err := client.PutItem(ctx, in); err != nil {
+		t.Fatal(err)
 	}
-	spans := rec.Ended()
-	if len(spans) != 1 || spans[0].Name() != "DynamoDB.PutItem" {
-		t.Fatalf("spans: %v", mapSlice(spans, func(s sdktrace.ReadOnlySpan) string { return s.Name() }))
+	caller.End()
+	seen := f.requests()
+	if got := mapSlice(seen, fromSDK); !reflect.DeepEqual(got, []bool{false, true}) {
+		t.Fatalf("requests from the SDK: got %v, want [false true]", got)
 	}
-	attrs := map[string]string{}
-	for _, kv := range spans[0].Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
-	}
-	for k, want := range map[string]string{"rpc.method": "DynamoDB/PutItem", "http.response.status_code": "200", "aws.request_id": "req-1", "aws.dynamodb.table_names": `["p_events"]`} {
-		if attrs[k] != want {
-			t.Errorf("%s = %q, want %q (all: %v)", k, attrs[k], want, attrs)
+	for i, r := range seen {
+		var body struct{ ReturnConsumedCapacity string }
+		if err := json.Unmarshal(r.body, &body); err != nil || body.ReturnConsumedCapacity != "INDEXES" {
+			t.Errorf("request %d asks for capacity %q (%v), want INDEXES", i, body.ReturnConsumedCapacity, err)
 		}
 	}
+	if in.ReturnConsumedCapacity != "" {
+		t.Error("the caller's input was changed")
+	}
+	spans := rec.Ended()
+	if len(spans) != 3 {
+		t.Fatalf("spans: %v", mapSlice(spans, func(s sdktrace.ReadOnlySpan) string { return s.Name() }))
+	}
+	direct, sdk := spans[0], spans[1]
+	for _, s := range []sdktrace.ReadOnlySpan{direct, sdk} {
+		if s.Parent().SpanID() != caller.SpanContext().SpanID() {
+			t.Errorf("%s is not the caller's child", s.Name())
+		}
+	}
+	if direct.Name() != sdk.Name() || direct.SpanKind() != sdk.SpanKind() || direct.InstrumentationScope() != sdk.InstrumentationScope() || direct.Status() != sdk.Status() {
+		t.Errorf("direct span %s %v %v %v, the SDK's %s %v %v %v", direct.Name(), direct.SpanKind(), direct.InstrumentationScope(), direct.Status(),
+			sdk.Name(), sdk.SpanKind(), sdk.InstrumentationScope(), sdk.Status())
+	}
+	if got, want := attrMap(direct), attrMap(sdk); !reflect.DeepEqual(got, want) {
+		t.Errorf("direct span's attributes\n%v\nthe SDK's\n%v", got, want)
+	}
+	m := collect(t, reader)
+	if got := m.calls("PutItem", ddb.OutcomeOK); got != 2 {
+		t.Errorf("%d PutItem calls measured, want 2", got)
+	}
+	if got := m.units["events/table"]; got != 4 {
+		t.Errorf("table units %v, want 4 (2 a call)", got)
+	}
+	if got := m.units["inbox/index"]; got != 2 {
+		t.Errorf("index units %v, want 2 (1 a call)", got)
+	}
+}
+
+// When the direct attempt does not succeed, the SDK's attempt runs inside the same span and
+// measurement, as a retry in the stack would: one span, one duration, the outcome of the last.
+func TestDirectPutFallbackIsOneCall(t *testing.T) {
+	failed := `{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}`
+	for _, tc := range []struct {
+		name    string
+		answers []fakeAnswer
+		outcome string
+		status  string
+	}{
+		{"server-error-then-success", []fakeAnswer{{status: 500, body: `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`}, {status: 200, body: okAnswer}}, ddb.OutcomeOK, "200"},
+		{"condition-failed", []fakeAnswer{{status: 400, body: failed}}, ddb.OutcomeConditionFailed, "400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
+			f := &fakeDynamoDB{answers: tc.answers}
+			client := directClient(t, telemetry.NewContext(t.Context(), telemetryOf(rec, reader)), f)
+			_, err := ddb.PutItem(t.Context(), client, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}})
+			if (err == nil) != (tc.outcome == ddb.OutcomeOK) {
+				t.Fatalf("err %v, want outcome %s", err, tc.outcome)
+			}
+			if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{false, true}) {
+				t.Fatalf("requests from the SDK: got %v, want [false true]", got)
+			}
+			spans := rec.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("spans: %v, want the call's one", mapSlice(spans, func(s sdktrace.ReadOnlySpan) string { return s.Name() }))
+			}
+			attrs := attrMap(spans[0])
+			if attrs["http.response.status_code"] != tc.status || attrs["aws.request_id"] != "req-1" {
+				t.Errorf("attributes %v, want the SDK's answer's status %s and request id", attrs, tc.status)
+			}
+			if evs := spans[0].Events(); len(evs) != 1 || evs[0].Name != "direct attempt left to the SDK" {
+				t.Errorf("span events %v", evs)
+			}
+			if failed := spans[0].Status().Code == codes.Error; failed != (err != nil) {
+				t.Errorf("span status %v for error %v", spans[0].Status(), err)
+			}
+			if got := collect(t, reader).calls("PutItem", tc.outcome); got != 1 {
+				t.Errorf("%d calls measured as %s, want 1", got, tc.outcome)
+			}
+		})
+	}
+}
+
+// A direct call takes one of its caller's call slots, as every call of the client does.
+func TestDirectPutHoldsACallSlot(t *testing.T) {
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
+	client := directClient(t, t.Context(), f)
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{}
+	in := &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}
+	ctx, cancel := context.WithTimeout(ddb.WithCallSlots(t.Context(), slots), 50*time.Millisecond)
+	defer cancel()
+	if _, err := ddb.PutItem(ctx, client, in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with every slot taken: %v, want the deadline", err)
+	}
+	if n := len(f.requests()); n != 0 {
+		t.Fatalf("%d requests sent without a slot", n)
+	}
+	<-slots
+	if _, err := ddb.PutItem(ddb.WithCallSlots(t.Context(), slots), client, in); err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 0 {
+		t.Error("the slot was not given back")
+	}
+}
+
+// A client derived from one NewClient built is the SDK's alone.
+func TestDirectPutOnlyForTheClientNewClientBuilt(t *testing.T) {
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
+	derived := dynamodb.New(directClient(t, t.Context(), f).Options())
+	if _, err := ddb.PutItem(t.Context(), derived, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{true}) {
+		t.Errorf("requests from the SDK: got %v, want [true]", got)
+	}
+}
+
+func attrMap(s sdktrace.ReadOnlySpan) map[string]string {
+	out := map[string]string{}
+	for _, kv := range s.Attributes() {
+		out[string(kv.Key)] = kv.Value.Emit()
+	}
+	return out
+}
+
+// measured is what a reader collected: call counts by operation and outcome, and capacity
+// units by target/target_type.
+type measured struct {
+	counts map[[2]string]uint64
+	units  map[string]float64
+}
+
+func (m measured) calls(op, outcome string) uint64 { return m.counts[[2]string{op, outcome}] }
+
+func collect(t *testing.T, reader sdkmetric.Reader) measured {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	m := measured{counts: map[[2]string]uint64{}, units: map[string]float64{}}
+	str := func(set attribute.Set, k string) string { v, _ := set.Value(attribute.Key(k)); return v.AsString() }
+	for _, sm := range rm.ScopeMetrics {
+		for _, metric := range sm.Metrics {
+			switch data := metric.Data.(type) {
+			case metricdata.Histogram[float64]:
+				for _, p := range data.DataPoints {
+					m.counts[[2]string{str(p.Attributes, "operation"), str(p.Attributes, "outcome")}] += p.Count
+				}
+			case metricdata.Sum[float64]:
+				for _, p := range data.DataPoints {
+					m.units[str(p.Attributes, "target")+"/"+str(p.Attributes, "target_type")] += p.Value
+				}
+			}
+		}
+	}
+	return m
 }
 
 func mapSlice[T, U any](xs []T, f func(T) U) []U {

@@ -26,24 +26,42 @@ const (
 	OutcomeError           = "error"
 )
 
-// metricsMiddleware times each call as its caller sees it, retries included, labelled by
-// operation and outcome: a few dozen series per binary whatever the traffic.
-func metricsMiddleware(tel *telemetry.Telemetry) func(*middleware.Stack) error {
+// callMetrics are a client's instruments: the duration of each call and the capacity it
+// consumed. Built once per client and shared by its stack and its direct PutItem.
+type callMetrics struct {
+	duration metric.Float64Histogram
+	sets     *attrSets[callSeries]
+	capacity capacityCounter
+}
+
+func newCallMetrics(tel *telemetry.Telemetry, tablePrefix string) *callMetrics {
 	m := tel.MeterProvider.Meter(telemetry.ScopeName)
-	// Instrument creation fails only on an invalid name; the name here is a constant.
+	// Instrument creation fails only on an invalid name; the names here are constants.
 	duration, _ := m.Float64Histogram("trigger.dynamodb.call.duration", metric.WithUnit("s"),
 		metric.WithDescription("DynamoDB calls as their caller saw them, retries included, by operation and outcome: ok, condition_failed, throttled or error"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	sets := newAttrSets[callSeries]()
+	units, _ := m.Float64Counter("trigger.dynamodb.consumed_capacity", metric.WithUnit("{capacity_unit}"),
+		metric.WithDescription("DynamoDB capacity units consumed, as DynamoDB reports them, by operation, kind (read or write), target (a table's name without the table prefix, or an index's) and target_type (table or index); failed calls are not counted"))
+	return &callMetrics{duration: duration, sets: newAttrSets[callSeries](), capacity: newCapacityCounter(units, tablePrefix)}
+}
+
+// called records a call of op that began at start and ended with err.
+func (c *callMetrics) called(ctx context.Context, op string, start time.Time, err error) {
+	k := callSeries{op, outcome(err)}
+	c.duration.Record(ctx, time.Since(start).Seconds(), c.sets.get(k, func() attribute.Set {
+		return attribute.NewSet(attribute.String("operation", k.op), attribute.String("outcome", k.outcome))
+	}))
+}
+
+// metricsMiddleware times each call as its caller sees it, retries included, labelled by
+// operation and outcome: a few dozen series per binary whatever the traffic.
+func metricsMiddleware(c *callMetrics) func(*middleware.Stack) error {
 	// Built once: the SDK applies its options to a fresh stack on every call.
 	var mw middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerCallMetrics",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			start := time.Now()
 			out, md, err := next.HandleInitialize(ctx, in)
-			k := callSeries{middleware.GetOperationName(ctx), outcome(err)}
-			duration.Record(ctx, time.Since(start).Seconds(), sets.get(k, func() attribute.Set {
-				return attribute.NewSet(attribute.String("operation", k.op), attribute.String("outcome", k.outcome))
-			}))
+			c.called(ctx, middleware.GetOperationName(ctx), start, err)
 			return out, md, err
 		})
 	return func(stack *middleware.Stack) error { return stack.Initialize.Add(mw, middleware.Before) }

@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/trigger-api/trigger-api/pkg/ddb"
 )
 
 // Refusals reach the SDK as DynamoDB's own would: the code and status it classifies by, never
@@ -91,7 +89,7 @@ func TestApplyThenDropAppliesTheWrite(t *testing.T) {
 		t.Fatal("the put whose answer was dropped is not stored")
 	}
 	_, err = f.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: key("once"),
-		ConditionExpression: aws.String("attribute_not_exists(tenant_id)")}, ddb.WithoutDirectPut)
+		ConditionExpression: aws.String("attribute_not_exists(tenant_id)")})
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
 		t.Fatalf("conditional put retried after its answer was dropped: %v, want its retry to fail the condition", err)

@@ -70,10 +70,10 @@ func key(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"tenant_id": &types.AttributeValueMemberS{Value: id}}
 }
 
-// put goes down the SDK's path alone: these tests count the attempts each fault meets, and
-// a direct first attempt that fails would add one.
+// put is the SDK's PutItem alone (not ddb.PutItem): these tests count the attempts each fault
+// meets, and a direct first attempt that fails would add one.
 func (f fixture) put(ctx context.Context, id string, opts ...func(*dynamodb.Options)) error {
-	_, err := f.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: key(id)}, append(opts, ddb.WithoutDirectPut)...)
+	_, err := f.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: key(id)}, opts...)
 	return err
 }
 

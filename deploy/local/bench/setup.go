@@ -279,7 +279,7 @@ func barePut(client *dynamodb.Client, table string, tmpl ddb.Item) op {
 			ConditionExpression:                 aws.String(putCondition),
 			ReturnConsumedCapacity:              bareCapacity,
 			ReturnValuesOnConditionCheckFailure: bareOnConflict,
-		}, ddb.WithoutDirectPut)
+		})
 		return err
 	}
 }

@@ -109,7 +109,7 @@ func (s *Store) Put(ctx context.Context, e events.Event) error {
 	if err := s.putPayload(ctx, payload); err != nil {
 		return err
 	}
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+	_, err := ddb.PutItem(ctx, s.client, &dynamodb.PutItemInput{
 		TableName:                           aws.String(s.table),
 		Item:                                state,
 		ConditionExpression:                 aws.String("attribute_not_exists(event_id)"),
@@ -127,7 +127,7 @@ func (s *Store) putPayload(ctx context.Context, payload ddb.Item) error {
 	if payload == nil {
 		return nil
 	}
-	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: payload}); err != nil {
+	if _, err := ddb.PutItem(ctx, s.client, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: payload}); err != nil {
 		return fmt.Errorf("put payload: %w", ddb.Translate(err))
 	}
 	return nil
