@@ -59,6 +59,7 @@ type directPut struct {
 	region  string
 	creds   aws.CredentialsProvider
 	signer  *v4.Signer
+	sign    directSigner
 	retryer aws.Retryer
 	// sdk is the SDK's path: the client's settings without its telemetry or call slots.
 	sdk *dynamodb.Client
@@ -67,12 +68,18 @@ type directPut struct {
 	tracer  trace.Tracer
 
 	mu        sync.RWMutex
-	endpoints map[endpointKey]string
+	endpoints map[endpointKey]endpointURL
 	// offUntil (unix nanoseconds) keeps every call on the SDK's path after a refused signature.
 	offUntil atomic.Int64
 }
 
 type endpointKey struct{ account, table string }
+
+// endpointURL is an endpoint and whether the direct signer can sign requests to it.
+type endpointURL struct {
+	url      string
+	signable bool
+}
 
 const (
 	directTarget      = "DynamoDB_20120810.PutItem"
@@ -103,7 +110,7 @@ func (d *directPut) init(ctx context.Context, client, sdk *dynamodb.Client) {
 		AccountIdEndpointMode: aws.String(string(o.AccountIDEndpointMode)),
 	}
 	d.mode = o.AccountIDEndpointMode
-	d.endpoints = map[endpointKey]string{}
+	d.endpoints = map[endpointKey]endpointURL{}
 	if _, err := d.endpoint(ctx, "", ""); err != nil {
 		return
 	}
@@ -115,6 +122,7 @@ func (d *directPut) init(ctx context.Context, client, sdk *dynamodb.Client) {
 	d.region = o.Region
 	d.creds = o.Credentials
 	d.signer = v4.NewSigner()
+	d.sign.region = o.Region
 	d.retryer = o.Retryer
 	d.sdk = sdk
 	d.ready = true
@@ -125,16 +133,16 @@ func (d *directPut) init(ctx context.Context, client, sdk *dynamodb.Client) {
 
 // endpoint is where the SDK would send a PutItem of table with credentials of account: with
 // IAM credentials that name their account, DynamoDB's endpoint is the account's own.
-func (d *directPut) endpoint(ctx context.Context, account, table string) (string, error) {
+func (d *directPut) endpoint(ctx context.Context, account, table string) (endpointURL, error) {
 	if d.mode == aws.AccountIDEndpointModeDisabled {
 		account = ""
 	}
 	k := endpointKey{account, table}
 	d.mu.RLock()
-	url, ok := d.endpoints[k]
+	at, ok := d.endpoints[k]
 	d.mu.RUnlock()
 	if ok {
-		return url, nil
+		return at, nil
 	}
 	p := d.params
 	if account != "" {
@@ -145,14 +153,15 @@ func (d *directPut) endpoint(ctx context.Context, account, table string) (string
 	}
 	ep, err := d.resolver.ResolveEndpoint(ctx, p.WithDefaults())
 	if err != nil {
-		return "", err
+		return endpointURL{}, err
 	}
-	url = ep.URI.String()
+	at = endpointURL{url: ep.URI.String()}
+	at.signable = canSign(at.url)
 	d.mu.Lock()
 	// A few tables and one account: the map stays small.
-	d.endpoints[k] = url
+	d.endpoints[k] = at
 	d.mu.Unlock()
-	return url, nil
+	return at, nil
 }
 
 // PutItem is client.PutItem, sent directly when client is one NewClient built. Call options
@@ -278,21 +287,28 @@ func (d *directPut) send(ctx context.Context, span trace.Span, put *dynamodb.Put
 	if err != nil {
 		return nil, err
 	}
-	url, err := d.endpoint(ctx, creds.AccountID, aws.ToString(put.TableName))
+	at, err := d.endpoint(ctx, creds.AccountID, aws.ToString(put.TableName))
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, at.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", directContentType)
-	req.Header.Set("X-Amz-Target", directTarget)
-	// As the SDK asks: the answer is small, and a compressed one would cost both sides more.
-	req.Header.Set("Accept-Encoding", "identity")
-	sum := sha256.Sum256(body)
-	if err := d.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "dynamodb", d.region, time.Now()); err != nil {
-		return nil, err
+	signed, ok := http.Header(nil), false
+	if at.signable {
+		signed, ok = d.sign.headers(creds, req.URL.Host, body, time.Now())
+	}
+	if ok {
+		req.Header = signed
+	} else {
+		req.Header["Content-Type"] = directContentTypeValue
+		req.Header["X-Amz-Target"] = directTargetValue
+		req.Header["Accept-Encoding"] = identityValue
+		sum := sha256.Sum256(body)
+		if err := d.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "dynamodb", d.region, time.Now()); err != nil {
+			return nil, err
+		}
 	}
 	resp, err := d.http.Do(req)
 	if err != nil {
