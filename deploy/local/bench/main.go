@@ -97,10 +97,13 @@ type options struct {
 	tracingOut  string
 	logLevel    string
 	bodyBytes   int
-	delivery    deliveryOptions
-	cost        costOptions
-	isolation   isolationOptions
-	scale       scaleOptions
+	// external names a running stack's ingest (make run's): the ingest suite sends to it
+	// instead of starting its own, and the bare loop writes beside it in its tables.
+	external  externalIngest
+	delivery  deliveryOptions
+	cost      costOptions
+	isolation isolationOptions
+	scale     scaleOptions
 }
 
 // runs reports whether suite is to run: -suite names one, all, or several separated by commas
@@ -129,6 +132,9 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
 	flag.StringVar(&o.tracingOut, "tracing-out", ".cache/bench/tracing.json", "tracing: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
+	flag.StringVar(&o.external.url, "ingest-url", "", "ingest: a running ingest on loopback (make run's: http://127.0.0.1:PORT) to send to instead of starting one; needs -endpoint, -ingest-key and -table-prefix of that stack")
+	flag.StringVar(&o.external.key, "ingest-key", "", "ingest: with -ingest-url, an API key of a tenant whose rate_limit lets the load through")
+	flag.StringVar(&o.external.prefix, "table-prefix", "", "ingest: with -ingest-url, that stack's TRIGGER_TABLE_PREFIX; the bare loop writes to its events table")
 	d := &o.delivery
 	flag.Float64Var(&d.rate, "rate", 25, "delivery: events per second sent to POST /events while latency is measured, at a steady pace")
 	flag.DurationVar(&d.latency, "latency-duration", 20*time.Second, "delivery: how long latency is measured for each worker kind")
@@ -185,6 +191,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopDDB()
+	if o.external.url != "" {
+		r.prefix, r.tables = o.external.prefix, ddb.TableNames(o.external.prefix)
+		return runSuites(ctx, o, r, stdout)
+	}
 	if err := r.createTables(ctx); err != nil {
 		return err
 	}
@@ -336,28 +346,23 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		Go: runtime.Version(), Started: time.Now().UTC().Format(time.RFC3339),
 		LoadAvg1: loadPair{Start: loadAvg1()}, DynamoDB: r.ddbDesc,
 	}
-	key, err := seed(ctx, r.client, r.tables, benchTenant)
+	target, err := r.ingestTarget(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	// No inbox runs in this suite; a sink on the notify address takes ingest's notices, so
-	// ingest pays for sending them as it does where an inbox listens.
-	stopSink, err := sinkNotices(r.notifyAddr)
-	if err != nil {
-		return nil, err
-	}
-	defer stopSink()
+	defer target.stop()
+	key := target.key
 
 	body := eventBody(o.bodyBytes)
 	rep.BodyBytes = len(body)
 	httpClient := loadClient(o.concurrency)
 	defer httpClient.CloseIdleConnections()
-	ops := map[string]op{modeIngest: ingestPost(httpClient, r.ingest.url, key, body)}
+	ops := map[string]op{modeIngest: ingestPost(httpClient, target.url, key, body)}
 
 	// One event first: it proves the service accepts the key and body, and the item it stores
 	// is the template of the bare writes.
 	if err := ops[modeIngest](ctx); err != nil {
-		return nil, fmt.Errorf("first event through the service (see %s): %w", r.ingest.LogPath(), err)
+		return nil, fmt.Errorf("first event through the service (see %s): %w", target.log, err)
 	}
 	tmpl, err := templateItem(ctx, r.client, r.tables.Events)
 	if err != nil {
@@ -370,7 +375,7 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 
-	pids := processes{bench: os.Getpid(), ingest: r.ingest.Pid(), ddb: r.ddbPID}
+	pids := processes{bench: os.Getpid(), ingest: target.pid, ddb: r.ddbPID}
 	samples := map[string][]time.Duration{}
 	profiled := false
 	for i, letter := range o.order {
@@ -384,7 +389,7 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		// Only the first ingest phase is profiled: sampling costs the service a little CPU,
 		// which then weighs on one ingest phase and never on the bare side.
 		var prof <-chan profileResult
-		if mode == modeIngest && !profiled {
+		if mode == modeIngest && !profiled && r.ingest != nil {
 			profiled = true
 			prof = profilePhase(ctx, r, o.duration, i+1)
 		}
@@ -418,9 +423,44 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		return nil, err
 	}
 	if !rep.Valid {
-		return &rep, fmt.Errorf("more than %.0f%% of the operations of an ingest phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, r.ingest.LogPath())
+		return &rep, fmt.Errorf("more than %.0f%% of the operations of an ingest phase failed; the figures are not a measurement (see %s)", 100*maxErrorRate, target.log)
 	}
 	return &rep, nil
+}
+
+// externalIngest is a running stack's ingest, named by flags.
+type externalIngest struct{ url, key, prefix string }
+
+// ingestTarget is the ingest the suite sends to: its own, with a seeded tenant and a sink for
+// its notices, or a running stack's.
+type ingestTarget struct {
+	url, key, log string
+	pid           int
+	stop          func()
+}
+
+func (r *rig) ingestTarget(ctx context.Context, o options) (ingestTarget, error) {
+	if x := o.external; x.url != "" {
+		t := ingestTarget{url: strings.TrimSuffix(x.url, "/"), key: x.key, log: "the stack's ingest log", stop: func() {}}
+		// Not the bench's child: its process is found by the port it listens on.
+		if port, err := endpointPort(t.url); err == nil {
+			if t.pid, err = listenerPID(port); err != nil {
+				r.logf("the ingest's CPU will not be reported: %v", err)
+			}
+		}
+		return t, nil
+	}
+	key, err := seed(ctx, r.client, r.tables, benchTenant)
+	if err != nil {
+		return ingestTarget{}, err
+	}
+	// No inbox runs in this suite; a sink on the notify address takes ingest's notices, so
+	// ingest pays for sending them as it does where an inbox listens.
+	stopSink, err := sinkNotices(r.notifyAddr)
+	if err != nil {
+		return ingestTarget{}, err
+	}
+	return ingestTarget{url: r.ingest.url, key: key, log: r.ingest.LogPath(), pid: r.ingest.Pid(), stop: stopSink}, nil
 }
 
 type profileResult struct {
@@ -513,15 +553,31 @@ func validateOptions(o options) error {
 			return err
 		}
 	}
+	if o.external.url != "" {
+		if o.suite != suiteIngest || o.endpoint == "" || o.external.key == "" || o.external.prefix == "" {
+			return errors.New("-ingest-url: only with -suite ingest, and with -endpoint, -ingest-key and -table-prefix of the same stack")
+		}
+		if err := loopbackURL(o.external.url); err != nil {
+			return fmt.Errorf("-ingest-url: %w", err)
+		}
+	}
 	if o.endpoint != "" {
-		u, err := url.Parse(o.endpoint)
-		if err != nil {
-			return fmt.Errorf("-endpoint: %w", err)
+		if err := loopbackURL(o.endpoint); err != nil {
+			return fmt.Errorf("-endpoint: only a loopback DynamoDB Local is benchmarked: %w", err)
 		}
-		ip := net.ParseIP(u.Hostname())
-		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return fmt.Errorf("-endpoint %q: only a loopback DynamoDB Local is benchmarked", o.endpoint)
-		}
+	}
+	return nil
+}
+
+// loopbackURL refuses a URL that leaves this machine: the bench only loads its own processes.
+func loopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not on loopback", raw)
 	}
 	return nil
 }

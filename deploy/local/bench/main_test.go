@@ -47,6 +47,18 @@ func TestValidateOptions(t *testing.T) {
 		"isolation-zero-phase":   func(o *options) { o.suite, o.isolation.phase = suiteIsolation, 0 },
 		"cost-zero-events":       func(o *options) { o.suite, o.cost.events = suiteCost, 0 },
 		"cost-bad-size":          func(o *options) { o.cost.sizes = "1,big" },
+		"external-not-only-ingest": func(o *options) {
+			o.endpoint, o.external = "http://127.0.0.1:8000", externalIngest{"http://127.0.0.1:9000", "k", "p_"}
+		},
+		"external-no-key": func(o *options) {
+			o.suite, o.endpoint, o.external = suiteIngest, "http://127.0.0.1:8000", externalIngest{"http://127.0.0.1:9000", "", "p_"}
+		},
+		"external-no-endpoint": func(o *options) {
+			o.suite, o.external = suiteIngest, externalIngest{"http://127.0.0.1:9000", "k", "p_"}
+		},
+		"external-remote": func(o *options) {
+			o.suite, o.endpoint, o.external = suiteIngest, "http://127.0.0.1:8000", externalIngest{"http://10.0.0.5:9000", "k", "p_"}
+		},
 	} {
 		o := base()
 		change(&o)
@@ -62,6 +74,9 @@ func TestValidateOptions(t *testing.T) {
 		"isolation-only-ignores-rate": func(o *options) { o.suite, o.delivery.rate = suiteIsolation, 0 },
 		"cost-only-ignores-rate":      func(o *options) { o.suite, o.delivery.rate = suiteCost, 0 },
 		"ingest-and-delivery":         func(o *options) { o.suite = "ingest,delivery" },
+		"external-ingest": func(o *options) {
+			o.suite, o.endpoint, o.external = suiteIngest, "http://127.0.0.1:8000", externalIngest{"http://127.0.0.1:9000", "k", "p_"}
+		},
 	} {
 		o := base()
 		change(&o)
