@@ -132,9 +132,9 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
 	flag.StringVar(&o.tracingOut, "tracing-out", ".cache/bench/tracing.json", "tracing: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
-	flag.StringVar(&o.external.url, "ingest-url", "", "ingest: a running ingest on loopback (make run's: http://127.0.0.1:PORT) to send to instead of starting one; needs -endpoint, -ingest-key and -table-prefix of that stack")
+	flag.StringVar(&o.external.url, "ingest-url", "", "ingest: a running ingest on loopback (make run's: http://127.0.0.1:PORT) to send to instead of starting one; needs -endpoint and -ingest-key of that stack")
 	flag.StringVar(&o.external.key, "ingest-key", "", "ingest: with -ingest-url, an API key of a tenant whose rate_limit lets the load through")
-	flag.StringVar(&o.external.prefix, "table-prefix", "", "ingest: with -ingest-url, that stack's TRIGGER_TABLE_PREFIX; the bare loop writes to its events table")
+	flag.StringVar(&o.external.prefix, "table-prefix", "", "ingest: with -ingest-url, that stack's TRIGGER_TABLE_PREFIX (make run's is empty unless set); the bare loop writes to its events table")
 	d := &o.delivery
 	flag.Float64Var(&d.rate, "rate", 25, "delivery: events per second sent to POST /events while latency is measured, at a steady pace")
 	flag.DurationVar(&d.latency, "latency-duration", 20*time.Second, "delivery: how long latency is measured for each worker kind")
@@ -554,8 +554,8 @@ func validateOptions(o options) error {
 		}
 	}
 	if o.external.url != "" {
-		if o.suite != suiteIngest || o.endpoint == "" || o.external.key == "" || o.external.prefix == "" {
-			return errors.New("-ingest-url: only with -suite ingest, and with -endpoint, -ingest-key and -table-prefix of the same stack")
+		if o.suite != suiteIngest || o.endpoint == "" || o.external.key == "" {
+			return errors.New("-ingest-url: only with -suite ingest, and with -endpoint and -ingest-key (and -table-prefix, if it has one) of the same stack")
 		}
 		if err := loopbackURL(o.external.url); err != nil {
 			return fmt.Errorf("-ingest-url: %w", err)
