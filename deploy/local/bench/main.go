@@ -54,6 +54,7 @@ import (
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
 	"github.com/trigger-api/trigger-api/deploy/local/noisy"
+	"github.com/trigger-api/trigger-api/pkg/apikey"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
 	"github.com/trigger-api/trigger-api/pkg/notify"
@@ -364,7 +365,7 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 	if err := ops[modeIngest](ctx); err != nil {
 		return nil, fmt.Errorf("first event through the service (see %s): %w", target.log, err)
 	}
-	tmpl, err := templateItem(ctx, r.client, r.tables.Events)
+	tmpl, err := templateItem(ctx, r.client, r.tables.Events, target.tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -434,14 +435,18 @@ type externalIngest struct{ url, key, prefix string }
 // ingestTarget is the ingest the suite sends to: its own, with a seeded tenant and a sink for
 // its notices, or a running stack's.
 type ingestTarget struct {
-	url, key, log string
+	url, key, tenant, log string
 	pid           int
 	stop          func()
 }
 
 func (r *rig) ingestTarget(ctx context.Context, o options) (ingestTarget, error) {
 	if x := o.external; x.url != "" {
-		t := ingestTarget{url: strings.TrimSuffix(x.url, "/"), key: x.key, log: "the stack's ingest log", stop: func() {}}
+		k, err := apikey.Parse(x.key)
+		if err != nil {
+			return ingestTarget{}, fmt.Errorf("-ingest-key: %w", err)
+		}
+		t := ingestTarget{url: strings.TrimSuffix(x.url, "/"), key: x.key, tenant: k.TenantID, log: "the stack's ingest log", stop: func() {}}
 		// Not the bench's child: its process is found by the port it listens on.
 		if port, err := endpointPort(t.url); err == nil {
 			if t.pid, err = listenerPID(port); err != nil {
@@ -460,7 +465,7 @@ func (r *rig) ingestTarget(ctx context.Context, o options) (ingestTarget, error)
 	if err != nil {
 		return ingestTarget{}, err
 	}
-	return ingestTarget{url: r.ingest.url, key: key, log: r.ingest.LogPath(), pid: r.ingest.Pid(), stop: stopSink}, nil
+	return ingestTarget{url: r.ingest.url, key: key, tenant: benchTenant, log: r.ingest.LogPath(), pid: r.ingest.Pid(), stop: stopSink}, nil
 }
 
 type profileResult struct {

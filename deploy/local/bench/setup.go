@@ -224,11 +224,11 @@ func stopAll(cs []*child) {
 // templateItem reads back one event the service wrote. The bare PutItem loop writes copies of
 // it, so both sides store the same attributes at the same sizes even as the adapter's item
 // layout evolves, without the bench keeping a second copy of that layout.
-func templateItem(ctx context.Context, client *dynamodb.Client, table string) (ddb.Item, error) {
+func templateItem(ctx context.Context, client *dynamodb.Client, table, tenantID string) (ddb.Item, error) {
 	out, err := client.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(table),
 		KeyConditionExpression:    aws.String("tenant_id = :t"),
-		ExpressionAttributeValues: ddb.Item{":t": ddb.S(benchTenant)},
+		ExpressionAttributeValues: ddb.Item{":t": ddb.S(tenantID)},
 		Limit:                     aws.Int32(1),
 	})
 	if err != nil {
