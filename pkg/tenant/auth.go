@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,7 +53,7 @@ type AuthConfig struct {
 	// A client that ignores Retry-After and asks again at once makes each refusal cost more
 	// than the work it is refused: answering late slows such a client to its own pace of
 	// connections, and the slots bound what the waiting refusals hold.
-	RefusalDelay   time.Duration `envconfig:"TENANT_REFUSAL_DELAY" default:"1s" desc:"how long a 429 for the tenant's own limits (rate, requests in progress, parked polls, reads at once) waits before it is answered, so that a client retrying at once cannot spin; 0 answers at once"`
+	RefusalDelay   time.Duration `envconfig:"TENANT_REFUSAL_DELAY" default:"1s" desc:"how long a 429 for the tenant's own limits (rate, requests in progress, parked polls, reads at once) waits before it is answered, so that a client retrying at once cannot spin; each waits up to half as long again at random, so refusals held together are not answered together; 0 answers at once"`
 	RefusalSlots   int           `envconfig:"TENANT_REFUSAL_SLOTS" default:"256" desc:"refusals this replica holds back at once for TRIGGER_TENANT_REFUSAL_DELAY; past them refusals are answered at once"`
 	TrustedProxies int           `envconfig:"TRUSTED_PROXIES" default:"0" desc:"proxies or load balancers in front of the service that append to X-Forwarded-For; the client address is the one the outermost of them saw. 0: X-Forwarded-For is ignored and the connection's address is the client"`
 }
@@ -151,12 +152,20 @@ func (a *Authenticator) Hold(ctx context.Context, err error) {
 		return
 	}
 	defer func() { <-a.held }()
-	t := time.NewTimer(a.cfg.RefusalDelay)
+	t := time.NewTimer(refusalWait(a.cfg.RefusalDelay, rand.Float64()))
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// refusalWait is the delay of one refusal, r in [0, 1) drawn for it. A client that fires many
+// requests at once (a pool of long polls, say) is refused many at once; answered after one
+// fixed delay, they would all come back together, each burst costing every replica's CPU a
+// spike that other tenants' requests wait behind, and the client's retries would stay in step.
+func refusalWait(delay time.Duration, r float64) time.Duration {
+	return delay + time.Duration(r*float64(delay)/2)
 }
 
 // Holding is how many refusals wait out RefusalDelay right now.

@@ -176,3 +176,17 @@ func TestOwesUntilTheWorkIsPaid(t *testing.T) {
 		t.Fatal("an unlimited tenant owes")
 	}
 }
+
+// A refusal waits at least the delay and at most half as long again, spread by its draw, so
+// refusals held back together are answered apart.
+func TestRefusalWaitSpreadsAboveTheDelay(t *testing.T) {
+	const d = time.Second
+	for _, c := range []struct {
+		r    float64
+		want time.Duration
+	}{{0, d}, {0.5, 1250 * time.Millisecond}, {0.999, 1499500 * time.Microsecond}} {
+		if got := refusalWait(d, c.r); got != c.want {
+			t.Errorf("refusalWait(%v, %v) = %v, want %v", d, c.r, got, c.want)
+		}
+	}
+}
