@@ -83,8 +83,7 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	}
 	// The SDK's path of a direct PutItem that did not succeed: the client's settings, without
 	// its telemetry, which the direct call keeps for both paths.
-	plainCfg := awsCfg.Copy()
-	plainCfg.APIOptions = slices.Clone(awsCfg.APIOptions)
+	plainAPIOptions := slices.Clone(awsCfg.APIOptions)
 	direct := &directPut{}
 	if telemetry.Enabled(ctx) {
 		tel := telemetry.FromContext(ctx)
@@ -105,8 +104,13 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 		}
 	}
 	client := dynamodb.NewFromConfig(awsCfg, options, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, withCallSlots) })
+	// The SDK's path of a direct PutItem is this client's resolved options (its HTTP client and
+	// connection pool, retryer, endpoint) without its telemetry and call slots. Resolving them
+	// again from the configuration could give it another HTTP client and pool.
+	sdkOptions := client.Options()
+	sdkOptions.APIOptions = plainAPIOptions
 	// After the client has resolved its options, before its first call.
-	direct.init(ctx, client, dynamodb.NewFromConfig(plainCfg, options))
+	direct.init(ctx, client, dynamodb.New(sdkOptions))
 	return client, nil
 }
 

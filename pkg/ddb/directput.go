@@ -50,7 +50,6 @@ import (
 // duration on trigger.dynamodb.call.duration and the consumed capacity. It belongs to the
 // client NewClient built (see PutItem); a client derived from its options is not direct.
 type directPut struct {
-	ready    bool
 	http     dynamodb.HTTPClient
 	resolver dynamodb.EndpointResolverV2
 	// params are the client's endpoint parameters; a call adds its account and table.
@@ -125,7 +124,6 @@ func (d *directPut) init(ctx context.Context, client, sdk *dynamodb.Client) {
 	d.sign.region = o.Region
 	d.retryer = o.Retryer
 	d.sdk = sdk
-	d.ready = true
 	key := weak.Make(client)
 	directs.Store(key, d)
 	runtime.AddCleanup(client, func(k weak.Pointer[dynamodb.Client]) { directs.Delete(k) }, key)
@@ -168,7 +166,8 @@ func (d *directPut) endpoint(ctx context.Context, account, table string) (endpoi
 // (a per-call region, say) are the SDK's to apply: a call given any goes the SDK's way.
 func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	v, ok := directs.Load(weak.Make(client))
-	if !ok || len(opts) > 0 {
+	if !ok || len(opts) > 0 || in == nil || in.Item == nil {
+		// The SDK's validation answers a missing item without a request.
 		return client.PutItem(ctx, in, opts...)
 	}
 	d := v.(*directPut)
@@ -189,7 +188,9 @@ func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemI
 		defer func() { <-slots }()
 	}
 	start, outer := time.Now(), ctx
-	span := trace.SpanFromContext(ctx)
+	// Without the client's telemetry nothing is recorded: the caller's own span is not this
+	// call's to annotate.
+	span := trace.SpanFromContext(context.Background())
 	if d.tracer != nil {
 		ctx, span = d.tracer.Start(ctx, "DynamoDB.PutItem", trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient))
 		defer span.End()
@@ -222,6 +223,14 @@ func (d *directPut) put(ctx context.Context, span trace.Span, in *dynamodb.PutIt
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, ctxErr
 	}
+	var creds *credentialsError
+	if errors.As(err, &creds) {
+		// The SDK's path would wait for the same credentials again.
+		return nil, err
+	}
+	if d.metrics != nil {
+		d.metrics.fellBack(ctx, fallbackReason(err))
+	}
 	span.AddEvent("direct attempt left to the SDK", trace.WithAttributes(semconv.ErrorType(err)))
 	var busy *busyError
 	if errors.As(err, &busy) {
@@ -244,6 +253,32 @@ func (d *directPut) put(ctx context.Context, span trace.Span, in *dynamodb.PutIt
 		}
 	}
 	return out, err
+}
+
+// Reasons on trigger.dynamodb.direct_put.fallbacks.
+const (
+	FallbackBusy            = "busy"             // throttling or a server error
+	FallbackRefused         = "refused"          // the signature or credentials were refused
+	FallbackConditionFailed = "condition_failed" // an attempt whose answer was lost wrote it first
+	FallbackAnswer          = "answer"           // any other answer but a 200
+	FallbackTransport       = "transport"        // no answer: a connection or timeout failed
+)
+
+// fallbackReason classifies why a direct attempt went on to the SDK.
+func fallbackReason(err error) string {
+	var busy *busyError
+	var answer *answerError
+	switch {
+	case errors.As(err, &busy):
+		return FallbackBusy
+	case errors.As(err, &answer) && refusedSignature[answer.code]:
+		return FallbackRefused
+	case errors.As(err, &answer) && answer.code == "ConditionalCheckFailedException":
+		return FallbackConditionFailed
+	case errors.As(err, &answer):
+		return FallbackAnswer
+	}
+	return FallbackTransport
 }
 
 // pause waits what the retryer would wait before a second attempt.

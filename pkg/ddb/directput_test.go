@@ -97,9 +97,15 @@ var testCreds = aws.Credentials{AccessKeyID: ddblocal.AccessKey, SecretAccessKey
 // have, and retries that do not wait; each pause before a retry is counted in pauses.
 func directClient(t *testing.T, ctx context.Context, f *fakeDynamoDB, pauses ...*atomic.Int32) *dynamodb.Client {
 	t.Helper()
+	return directClientAt(t, ctx, f, "", pauses...)
+}
+
+// directClientAt is directClient with an endpoint of path on the fake server.
+func directClientAt(t *testing.T, ctx context.Context, f *fakeDynamoDB, path string, pauses ...*atomic.Int32) *dynamodb.Client {
+	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	client, err := ddb.NewClient(ctx, ddb.Settings{Endpoint: srv.URL, TablePrefix: "p_", Region: ddblocal.Region},
+	client, err := ddb.NewClient(ctx, ddb.Settings{Endpoint: srv.URL + path, TablePrefix: "p_", Region: ddblocal.Region},
 		config.WithCredentialsProvider(credentials.StaticCredentialsProvider{Value: testCreds}),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -412,6 +418,9 @@ func TestDirectPutKeepsTheClientsTelemetry(t *testing.T) {
 	if got := m.units["inbox/index"]; got != 2 {
 		t.Errorf("index units %v, want 2 (1 a call)", got)
 	}
+	if len(m.fallbacks) != 0 {
+		t.Errorf("fallbacks %v on successes", m.fallbacks)
+	}
 }
 
 // When the direct attempt does not succeed, the SDK's attempt runs inside the same span and
@@ -423,9 +432,11 @@ func TestDirectPutFallbackIsOneCall(t *testing.T) {
 		answers []fakeAnswer
 		outcome string
 		status  string
+		reason  string
 	}{
-		{"server-error-then-success", []fakeAnswer{{status: 500, body: `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`}, {status: 200, body: okAnswer}}, ddb.OutcomeOK, "200"},
-		{"condition-failed", []fakeAnswer{{status: 400, body: failed}}, ddb.OutcomeConditionFailed, "400"},
+		{"server-error-then-success", []fakeAnswer{{status: 500, body: `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`}, {status: 200, body: okAnswer}}, ddb.OutcomeOK, "200", ddb.FallbackBusy},
+		{"condition-failed", []fakeAnswer{{status: 400, body: failed}}, ddb.OutcomeConditionFailed, "400", ddb.FallbackConditionFailed},
+		{"dropped-then-success", []fakeAnswer{{status: 0}, {status: 200, body: okAnswer}}, ddb.OutcomeOK, "200", ddb.FallbackTransport},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
@@ -452,10 +463,125 @@ func TestDirectPutFallbackIsOneCall(t *testing.T) {
 			if failed := spans[0].Status().Code == codes.Error; failed != (err != nil) {
 				t.Errorf("span status %v for error %v", spans[0].Status(), err)
 			}
-			if got := collect(t, reader).calls("PutItem", tc.outcome); got != 1 {
+			m := collect(t, reader)
+			if got := m.calls("PutItem", tc.outcome); got != 1 {
 				t.Errorf("%d calls measured as %s, want 1", got, tc.outcome)
 			}
+			if got := m.fallbacks[tc.reason]; got != 1 || len(m.fallbacks) != 1 {
+				t.Errorf("fallbacks %v, want one %s", m.fallbacks, tc.reason)
+			}
+			if got, want := m.units["events/table"], map[bool]float64{true: 2, false: 0}[err == nil]; got != want {
+				t.Errorf("table units %v, want %v: counted once, and only for a success", got, want)
+			}
 		})
+	}
+}
+
+// The SDK's attempt runs in the call slot the direct attempt took: it does not wait for
+// another one, and the slot is given back once.
+func TestDirectPutFallbackKeepsItsSlot(t *testing.T) {
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 500, body: `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}`}, {status: 200, body: okAnswer}}}
+	client := directClient(t, t.Context(), f)
+	slots := make(chan struct{}, 1)
+	ctx, cancel := context.WithTimeout(ddb.WithCallSlots(t.Context(), slots), 5*time.Second)
+	defer cancel()
+	if _, err := ddb.PutItem(ctx, client, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{false, true}) {
+		t.Fatalf("requests from the SDK: got %v, want [false true]", got)
+	}
+	if len(slots) != 0 {
+		t.Error("the slot was not given back")
+	}
+}
+
+// After a refused signature the next call is the client's own: the same span, measurement and
+// slot as any call, and no second fallback.
+func TestDirectPutStepsAsideWithTheClientsTelemetry(t *testing.T) {
+	rec, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
+	f := &fakeDynamoDB{answers: []fakeAnswer{
+		{status: 400, body: `{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"Signature expired"}`},
+		{status: 200, body: okAnswer},
+	}}
+	client := directClient(t, telemetry.NewContext(t.Context(), telemetryOf(rec, reader)), f)
+	in := &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}
+	for i := range 2 {
+		if _, err := ddb.PutItem(t.Context(), client, in); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{}
+	ctx, cancel := context.WithTimeout(ddb.WithCallSlots(t.Context(), slots), 50*time.Millisecond)
+	defer cancel()
+	if _, err := ddb.PutItem(ctx, client, in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("with every slot taken: %v, want the deadline", err)
+	}
+	if got := mapSlice(f.requests(), fromSDK); !reflect.DeepEqual(got, []bool{false, true, true}) {
+		t.Errorf("requests from the SDK: got %v, want [false true true]", got)
+	}
+	if spans := rec.Ended(); len(spans) != 2 || spans[0].Name() != spans[1].Name() {
+		t.Errorf("spans: %v, want one DynamoDB.PutItem a call", mapSlice(spans, func(s sdktrace.ReadOnlySpan) string { return s.Name() }))
+	}
+	m := collect(t, reader)
+	if got := m.calls("PutItem", ddb.OutcomeOK); got != 2 {
+		t.Errorf("%d calls measured, want 2", got)
+	}
+	if got := m.fallbacks[ddb.FallbackRefused]; got != 1 || len(m.fallbacks) != 1 {
+		t.Errorf("fallbacks %v, want one refused", m.fallbacks)
+	}
+}
+
+// Without the client's telemetry the caller's span is left as it was, whatever the call met.
+func TestDirectPutWithoutTelemetryLeavesTheCallersSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 400, body: `{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}`}}}
+	client := directClient(t, t.Context(), f)
+	ctx, caller := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("test").Start(t.Context(), "caller")
+	if _, err := ddb.PutItem(ctx, client, &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}); !ddb.IsConditionFailed(err) {
+		t.Fatalf("got %v, want the failed condition", err)
+	}
+	caller.End()
+	s := rec.Ended()[0]
+	if len(s.Attributes()) != 0 || len(s.Events()) != 0 || s.Status().Code != codes.Unset {
+		t.Errorf("the caller's span was changed: %v %v %v", s.Attributes(), s.Events(), s.Status())
+	}
+}
+
+// An endpoint the direct signer does not sign (one with a path) is signed by the SDK's signer,
+// and the request goes where the SDK's would.
+func TestDirectPutSignsOtherEndpointsWithTheSDKsSigner(t *testing.T) {
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
+	client := directClientAt(t, t.Context(), f, "/dynamodb")
+	in := &dynamodb.PutItemInput{TableName: aws.String("p_events"), Item: ddb.Item{"k": ddb.S("v")}}
+	if _, err := ddb.PutItem(t.Context(), client, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutItem(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	seen := f.requests()
+	if got := mapSlice(seen, fromSDK); !reflect.DeepEqual(got, []bool{false, true}) {
+		t.Fatalf("requests from the SDK: got %v, want [false true]", got)
+	}
+	if seen[0].path != "/dynamodb" || seen[0].path != seen[1].path {
+		t.Errorf("direct went to %s, the SDK to %s", seen[0].path, seen[1].path)
+	}
+	checkSignature(t, seen[0])
+}
+
+// A nil input or item is the SDK's to refuse, without a request.
+func TestDirectPutLeavesInvalidInputToTheSDK(t *testing.T) {
+	f := &fakeDynamoDB{answers: []fakeAnswer{{status: 200, body: okAnswer}}}
+	client := directClient(t, t.Context(), f)
+	for _, in := range []*dynamodb.PutItemInput{nil, {TableName: aws.String("p_events")}} {
+		if _, err := ddb.PutItem(t.Context(), client, in); err == nil {
+			t.Errorf("%+v: accepted", in)
+		}
+	}
+	if n := len(f.requests()); n != 0 {
+		t.Errorf("%d requests sent", n)
 	}
 }
 
@@ -506,8 +632,9 @@ func attrMap(s sdktrace.ReadOnlySpan) map[string]string {
 // measured is what a reader collected: call counts by operation and outcome, and capacity
 // units by target/target_type.
 type measured struct {
-	counts map[[2]string]uint64
-	units  map[string]float64
+	counts    map[[2]string]uint64
+	units     map[string]float64
+	fallbacks map[string]int64
 }
 
 func (m measured) calls(op, outcome string) uint64 { return m.counts[[2]string{op, outcome}] }
@@ -518,7 +645,7 @@ func collect(t *testing.T, reader sdkmetric.Reader) measured {
 	if err := reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	m := measured{counts: map[[2]string]uint64{}, units: map[string]float64{}}
+	m := measured{counts: map[[2]string]uint64{}, units: map[string]float64{}, fallbacks: map[string]int64{}}
 	str := func(set attribute.Set, k string) string { v, _ := set.Value(attribute.Key(k)); return v.AsString() }
 	for _, sm := range rm.ScopeMetrics {
 		for _, metric := range sm.Metrics {
@@ -530,6 +657,10 @@ func collect(t *testing.T, reader sdkmetric.Reader) measured {
 			case metricdata.Sum[float64]:
 				for _, p := range data.DataPoints {
 					m.units[str(p.Attributes, "target")+"/"+str(p.Attributes, "target_type")] += p.Value
+				}
+			case metricdata.Sum[int64]:
+				for _, p := range data.DataPoints {
+					m.fallbacks[str(p.Attributes, "reason")] += p.Value
 				}
 			}
 		}

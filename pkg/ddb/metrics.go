@@ -29,9 +29,11 @@ const (
 // callMetrics are a client's instruments: the duration of each call and the capacity it
 // consumed. Built once per client and shared by its stack and its direct PutItem.
 type callMetrics struct {
-	duration metric.Float64Histogram
-	sets     *attrSets[callSeries]
-	capacity capacityCounter
+	duration  metric.Float64Histogram
+	sets      *attrSets[callSeries]
+	capacity  capacityCounter
+	fallbacks metric.Int64Counter
+	reasons   *attrSets[string]
 }
 
 func newCallMetrics(tel *telemetry.Telemetry, tablePrefix string) *callMetrics {
@@ -42,7 +44,10 @@ func newCallMetrics(tel *telemetry.Telemetry, tablePrefix string) *callMetrics {
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	units, _ := m.Float64Counter("trigger.dynamodb.consumed_capacity", metric.WithUnit("{capacity_unit}"),
 		metric.WithDescription("DynamoDB capacity units consumed, as DynamoDB reports them, by operation, kind (read or write), target (a table's name without the table prefix, or an index's) and target_type (table or index); failed calls are not counted"))
-	return &callMetrics{duration: duration, sets: newAttrSets[callSeries](), capacity: newCapacityCounter(units, tablePrefix)}
+	fallbacks, _ := m.Int64Counter("trigger.dynamodb.direct_put.fallbacks",
+		metric.WithDescription("PutItem calls whose direct first attempt did not succeed and went on to the SDK's path, by reason: busy, refused, condition_failed, answer or transport"))
+	return &callMetrics{duration: duration, sets: newAttrSets[callSeries](), capacity: newCapacityCounter(units, tablePrefix),
+		fallbacks: fallbacks, reasons: newAttrSets[string]()}
 }
 
 // called records a call of op that began at start and ended with err.
@@ -50,6 +55,15 @@ func (c *callMetrics) called(ctx context.Context, op string, start time.Time, er
 	k := callSeries{op, outcome(err)}
 	c.duration.Record(ctx, time.Since(start).Seconds(), c.sets.get(k, func() attribute.Set {
 		return attribute.NewSet(attribute.String("operation", k.op), attribute.String("outcome", k.outcome))
+	}))
+}
+
+// fellBack counts a direct PutItem attempt that went on to the SDK's path: a few a day are
+// lost answers and throttling; a steady rate means the direct path is broken and every put
+// costs two requests.
+func (c *callMetrics) fellBack(ctx context.Context, reason string) {
+	c.fallbacks.Add(ctx, 1, c.reasons.get(reason, func() attribute.Set {
+		return attribute.NewSet(attribute.String("reason", reason))
 	}))
 }
 

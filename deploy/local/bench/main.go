@@ -436,8 +436,8 @@ type externalIngest struct{ url, key, prefix string }
 // its notices, or a running stack's.
 type ingestTarget struct {
 	url, key, tenant, log string
-	pid           int
-	stop          func()
+	pid                   int
+	stop                  func()
 }
 
 func (r *rig) ingestTarget(ctx context.Context, o options) (ingestTarget, error) {
