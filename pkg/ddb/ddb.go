@@ -81,8 +81,7 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	if awsCfg.Credentials != nil {
 		awsCfg.Credentials = credentialsMarker{awsCfg.Credentials}
 	}
-	// The SDK's path of a direct PutItem that did not succeed: the client's settings, without
-	// its telemetry, which the direct call keeps for both paths.
+	// Before the telemetry is added: the direct PutItem's SDK path goes without it (below).
 	plainAPIOptions := slices.Clone(awsCfg.APIOptions)
 	direct := &directPut{}
 	if telemetry.Enabled(ctx) {

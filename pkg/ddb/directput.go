@@ -179,14 +179,11 @@ func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemI
 	if !ok || time.Now().UnixNano() < d.offUntil.Load() {
 		return client.PutItem(ctx, in)
 	}
-	if slots := slotsOf(ctx); slots != nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		defer func() { <-slots }()
+	slots, err := takeSlot(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer giveSlot(slots)
 	start, outer := time.Now(), ctx
 	// Without the client's telemetry nothing is recorded: the caller's own span is not this
 	// call's to annotate.

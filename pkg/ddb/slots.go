@@ -19,18 +19,35 @@ func WithCallSlots(ctx context.Context, slots chan struct{}) context.Context {
 
 var callSlots middleware.InitializeMiddleware = middleware.InitializeMiddlewareFunc("triggerCallSlots",
 	func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-		slots := slotsOf(ctx)
-		if slots == nil {
-			return next.HandleInitialize(ctx, in)
+		slots, err := takeSlot(ctx)
+		if err != nil {
+			return middleware.InitializeOutput{}, middleware.Metadata{}, err
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return middleware.InitializeOutput{}, middleware.Metadata{}, ctx.Err()
-		}
-		defer func() { <-slots }()
+		defer giveSlot(slots)
 		return next.HandleInitialize(ctx, in)
 	})
+
+// takeSlot waits for one of ctx's call slots (nothing to wait for without them) and returns
+// the slots to give it back to; ctx's error if ctx ends first.
+func takeSlot(ctx context.Context) (chan struct{}, error) {
+	slots := slotsOf(ctx)
+	if slots == nil {
+		return nil, nil
+	}
+	select {
+	case slots <- struct{}{}:
+		return slots, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// giveSlot gives back what takeSlot took.
+func giveSlot(slots chan struct{}) {
+	if slots != nil {
+		<-slots
+	}
+}
 
 // withCallSlots adds the slots to a client's stack, outermost: the call's span and its
 // measured duration are DynamoDB's, without the wait for a slot.

@@ -243,12 +243,7 @@ func (r *rig) startDynamoDB(ctx context.Context, endpoint string) (stop func(), 
 		r.ddbDesc = "DynamoDB Local, in memory, started by the bench"
 	} else {
 		r.ddbDesc = "DynamoDB Local at " + r.endpoint
-		// Not the bench's child: its process is found by the port it listens on.
-		if port, err := endpointPort(r.endpoint); err == nil {
-			if r.ddbPID, err = listenerPID(port); err != nil {
-				r.logf("DynamoDB Local's CPU will not be reported: %v", err)
-			}
-		}
+		r.ddbPID = r.listenerOf(r.endpoint, "DynamoDB Local")
 	}
 	if r.client, err = ddblocal.Client(ctx, r.endpoint); err != nil {
 		stop()
@@ -447,12 +442,7 @@ func (r *rig) ingestTarget(ctx context.Context, o options) (ingestTarget, error)
 			return ingestTarget{}, fmt.Errorf("-ingest-key: %w", err)
 		}
 		t := ingestTarget{url: strings.TrimSuffix(x.url, "/"), key: x.key, tenant: k.TenantID, log: "the stack's ingest log", stop: func() {}}
-		// Not the bench's child: its process is found by the port it listens on.
-		if port, err := endpointPort(t.url); err == nil {
-			if t.pid, err = listenerPID(port); err != nil {
-				r.logf("the ingest's CPU will not be reported: %v", err)
-			}
-		}
+		t.pid = r.listenerOf(t.url, "the ingest")
 		return t, nil
 	}
 	key, err := seed(ctx, r.client, r.tables, benchTenant)
@@ -585,6 +575,20 @@ func loopbackURL(raw string) error {
 		return fmt.Errorf("%q is not on loopback", raw)
 	}
 	return nil
+}
+
+// listenerOf is the process listening where url points, one the bench did not start and so
+// finds by its port; 0, logged, when it cannot be found: its CPU is then not reported.
+func (r *rig) listenerOf(url, what string) int {
+	port, err := endpointPort(url)
+	if err == nil {
+		var pid int
+		if pid, err = listenerPID(port); err == nil {
+			return pid
+		}
+	}
+	r.logf("%s's CPU will not be reported: %v", what, err)
+	return 0
 }
 
 func endpointPort(endpoint string) (int, error) {
