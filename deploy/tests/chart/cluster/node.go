@@ -115,7 +115,8 @@ func (c *Cluster) ImportImages(ctx context.Context, archives ...string) error {
 
 // kubeletConfig: cgroup v1 with cgroupfs (no systemd here), the private runtime socket, pod
 // logs and volume plugins under the state directory, DNS on the bridge, and no image garbage
-// collection, since no image can be pulled back.
+// collection or eviction for disk, since no image can be pulled back: on a machine whose disk
+// runs low, disk pressure would evict the release's pods and hold their replacements Pending.
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: %[1]s
@@ -140,7 +141,7 @@ podLogsDir: %[5]s/pod-logs
 volumePluginDir: %[5]s/volume-plugins
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 100Mi, nodefs.available: 1%%, imagefs.available: 1%%}
+evictionHard: {memory.available: 100Mi, nodefs.available: 0%%, nodefs.inodesFree: 0%%, imagefs.available: 0%%, imagefs.inodesFree: 0%%}
 podCIDR: %[6]s
 serializeImagePulls: false
 `

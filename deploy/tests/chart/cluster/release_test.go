@@ -269,6 +269,14 @@ func (r *release) dump(t *testing.T, ctx context.Context) {
 		}
 		t.Logf("warning events:\n%s", b.String())
 	}
+	// Evicted pods (Failed, ContainerStatusUnknown) and Pending replacements point at the node:
+	// a pressure condition taints it, and its message names the resource.
+	if n, err := r.cs.CoreV1().Nodes().Get(ctx, cluster.NodeName, metav1.GetOptions{}); err == nil {
+		for _, c := range n.Status.Conditions {
+			t.Logf("node %s=%s: %s", c.Type, c.Status, c.Message)
+		}
+		t.Logf("node taints: %v", n.Spec.Taints)
+	}
 	pods, err := r.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return
