@@ -18,9 +18,11 @@ const MaxTenantInFlight = 100
 // Each tenant's DynamoDB calls in progress in a process are capped too, at one per
 // callUnitsPerSlot of its rate, between MinTenantCalls and MaxTenantCalls: DynamoDB answers in
 // about 10 ms, so a slot serves about 100 calls a second, and a tenant sized to a small rate
-// cannot keep a burst of hundreds of calls in front of every other tenant's.
+// cannot keep a burst of hundreds of calls in front of every other tenant's. A tenant under
+// 100 a second gets one: a second slot doubled what a few small tenants of one customer
+// kept in front of everyone else's calls, and one slot already serves its whole rate.
 const (
-	MinTenantCalls   = 2
+	MinTenantCalls   = 1
 	MaxTenantCalls   = 64
 	callUnitsPerSlot = 100
 )

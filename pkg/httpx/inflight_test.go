@@ -56,7 +56,7 @@ func TestInFlightCapsEachTenant(t *testing.T) {
 
 // A tenant's requests share DynamoDB call slots sized by its rate on this replica.
 func TestInFlightGivesRequestsTheirTenantsCallSlots(t *testing.T) {
-	for _, tc := range []struct{ rate, want int }{{50, httpx.MinTenantCalls}, {350, 4}, {100_000, httpx.MaxTenantCalls}} {
+	for _, tc := range []struct{ rate, want int }{{50, httpx.MinTenantCalls}, {100, 1}, {101, 2}, {350, 4}, {100_000, httpx.MaxTenantCalls}} {
 		e := newAuthEnv(t, tenant.AuthConfig{RateLimit: tc.rate})
 		r := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
 		f := httpx.NewInFlight(10)
