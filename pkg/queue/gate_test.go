@@ -42,8 +42,8 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 	for _, l := range held {
 		l()
 	}
-	if len(g.tenants) != 0 || len(g.users) != 0 {
-		t.Fatalf("idle gate still tracks %d tenants", len(g.tenants))
+	if n := g.tenants.Busy(); n != 0 {
+		t.Fatalf("idle gate still tracks %d tenants", n)
 	}
 
 	for i := range allReads {

@@ -237,7 +237,11 @@ func (a *Authenticator) AuthenticateClient(ctx context.Context, raw, client stri
 	}
 	// A stale known key is read again whatever the address's budget: it was good a moment ago.
 	a.misses.Add(1)
-	p, err = a.resolveShared(ctx, shard, hash, key.TenantID, now)
+	readAs := ""
+	if state == lookupUnknown {
+		readAs = client
+	}
+	p, err = a.resolveShared(ctx, shard, hash, key.TenantID, readAs, now)
 	switch {
 	case err == nil && state == lookupUnknown:
 		a.failures.give(client, now)
@@ -263,11 +267,12 @@ func (a *Authenticator) refuse(client string, now time.Time) error {
 // resolveShared reads hash from the store once for all the requests that want it at the same
 // time. A request whose wait is cut short by its own context stops waiting; when the one that
 // read was cut short by its context, the others read again rather than inherit its failure.
-func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, tenantID string, now time.Time) (Principal, error) {
+// A read for address readAs ("": none) waits for one of that address's reads of unknown keys.
+func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, tenantID, readAs string, now time.Time) (Principal, error) {
 	for {
 		f, leader := s.join(hash)
 		if leader {
-			return a.lead(ctx, s, f, hash, tenantID, now)
+			return a.lead(ctx, s, f, hash, tenantID, readAs, now)
 		}
 		select {
 		case <-f.done:
@@ -284,7 +289,7 @@ func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, 
 // lead reads hash for every request waiting on flight f. If the read panics, the flight still
 // lands, with an error nothing caches, before the panic goes on: the waiters would otherwise
 // wait for an answer that never comes.
-func (a *Authenticator) lead(ctx context.Context, s *cacheShard, f *flight, hash, tenantID string, now time.Time) (Principal, error) {
+func (a *Authenticator) lead(ctx context.Context, s *cacheShard, f *flight, hash, tenantID, readAs string, now time.Time) (Principal, error) {
 	landed := false
 	defer func() {
 		if !landed {
@@ -292,7 +297,14 @@ func (a *Authenticator) lead(ctx context.Context, s *cacheShard, f *flight, hash
 			a.cache.land(s, hash, f, now, a.cfg)
 		}
 	}()
-	f.principal, f.lastUsed, f.err = a.resolve(ctx, hash, tenantID, now)
+	leave, err := a.failures.enterRead(ctx, readAs)
+	if err == nil {
+		defer leave()
+		f.principal, f.lastUsed, f.err = a.resolve(ctx, hash, tenantID, now)
+	} else {
+		// Nothing is remembered of a context's end: the waiters read again.
+		f.principal, f.err = Principal{}, err
+	}
 	landed = true
 	if a.cache.land(s, hash, f, now, a.cfg) {
 		a.recordUse(ctx, hash, now)

@@ -16,3 +16,9 @@ func (a *Authenticator) FlightWaiters(raw string) int {
 	}
 	return 0
 }
+
+// AddressReads is how many reads of unknown keys client holds or waits for.
+func (a *Authenticator) AddressReads(client string) int { return a.failures.reads.Users(client) }
+
+// ReadsPerAddress is how many reads of unknown keys one address may have in flight.
+const ReadsPerAddress = readsPerAddress

@@ -362,3 +362,50 @@ func TestAuthenticatePanickingReadReleasesItsWaiters(t *testing.T) {
 		t.Fatalf("after the panic: %v (a failure was cached)", err)
 	}
 }
+
+// An address's guesses are read a few at a time, the rest waiting their turn, while another
+// address's first read goes ahead: a burst of guesses never reaches the store at once.
+func TestAuthenticateBoundsReadsOfUnknownKeysPerAddress(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t)
+	gate := make(chan struct{})
+	f.store.keyGate = gate
+	a := f.auth(tenant.AuthConfig{FailureBurst: 20, FailureRate: 1})
+	const guesses = 6
+	errs := make(chan error, guesses+1)
+	var wg sync.WaitGroup
+	for range guesses {
+		raw := bogusKey(t)
+		wg.Go(func() {
+			_, err := a.AuthenticateClient(context.Background(), raw, attacker)
+			errs <- err
+		})
+	}
+	waitFor(t, "every guess to hold or wait for a read", func() bool { return a.AddressReads(attacker) == guesses })
+	if keys, _ := f.store.reads(); keys != tenant.ReadsPerAddress {
+		t.Fatalf("%d guesses from one address made %d reads at once, want %d", guesses, keys, tenant.ReadsPerAddress)
+	}
+	wg.Go(func() {
+		_, err := a.AuthenticateClient(context.Background(), f.raw, "203.0.113.9")
+		errs <- err
+	})
+	waitFor(t, "another address's read", func() bool { keys, _ := f.store.reads(); return keys == tenant.ReadsPerAddress+1 })
+	close(gate)
+	wg.Wait()
+	close(errs)
+	refused := 0
+	for err := range errs {
+		switch {
+		case err == tenant.ErrUnauthenticated:
+			refused++
+		case err != nil:
+			t.Fatalf("authenticate: %v", err)
+		}
+	}
+	if keys, _ := f.store.reads(); refused != guesses || keys != guesses+1 {
+		t.Fatalf("%d refused, %d reads; want %d and %d", refused, keys, guesses, guesses+1)
+	}
+	if n := a.AddressReads(attacker); n != 0 {
+		t.Fatalf("%d reads still counted for the address", n)
+	}
+}
