@@ -47,7 +47,7 @@ type AuthConfig struct {
 	RateReplicas string `envconfig:"TENANT_RATE_REPLICAS" desc:"a host name that resolves to every replica of this service (a headless Service's name): a tenant's rate is then for all replicas together, each admitting the rate divided by the number of addresses, re-resolved every 5s. Empty: the rate holds per replica"`
 	// The failure budget is per replica too, and per address: an address behind a shared NAT
 	// shares its budget, but never for keys already known to be good.
-	FailureBurst        int     `envconfig:"AUTH_FAILURE_BURST" default:"20" desc:"failed authentications one client address may make to this replica before its requests with keys not known to be good are answered 429 rate_limited with Retry-After, without a database read. 0 turns the limit off"`
+	FailureBurst        int     `envconfig:"AUTH_FAILURE_BURST" default:"20" desc:"failed authentications one client address may make to this replica before its requests with keys not known to be good are answered 429 rate_limited with Retry-After, without a database read; an address also has at most 2 such reads in flight, the rest waiting their turn. 0 turns both off"`
 	FailureRate         float64 `envconfig:"AUTH_FAILURE_RATE" default:"1" desc:"failed authentications per second a client address regains once it has spent TRIGGER_AUTH_FAILURE_BURST"`
 	FailureMaxAddresses int     `envconfig:"AUTH_FAILURE_MAX_ADDRESSES" default:"100000" desc:"client addresses whose failures are remembered; beyond it the one that failed least recently is forgotten"`
 	// A client that ignores Retry-After and asks again at once makes each refusal cost more
