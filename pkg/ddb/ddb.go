@@ -55,7 +55,7 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	// The SDK's default keeps 10 idle connections per host; a busy service would then open and
 	// close connections under load, so keep enough for a few hundred requests in flight.
 	attempt := cmp.Or(cfg.AttemptTimeout, DefaultAttemptTimeout)
-	httpClient := awshttp.NewBuildableClient().WithTimeout(attempt).WithTransportOptions(func(t *http.Transport) {
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = 512
 		t.MaxIdleConnsPerHost = 512
 		t.ResponseHeaderTimeout = attempt
@@ -94,7 +94,7 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	options := func(o *dynamodb.Options) {
 		// Wrapped here, after the configuration has set up its client (AWS_CA_BUNDLE needs
 		// the SDK's own type).
-		o.HTTPClient = oneWrite{o.HTTPClient}
+		o.HTTPClient = oneWrite{attemptBound{o.HTTPClient, attempt}}
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			// DynamoDB Local answers some writes with an X-Amz-Crc32 header of 0; validating it

@@ -680,3 +680,39 @@ func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// An answer whose body stalls after its headers costs one attempt of the client's
+// AttemptTimeout, not the caller's budget: the next attempt is made and answered.
+func TestClientAbandonsAnAttemptWhoseBodyStalls(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if calls.Add(1) == 1 {
+			_, _ = io.WriteString(w, "{")
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+	client, err := ddb.NewClient(t.Context(), ddb.Settings{Endpoint: srv.URL, Region: ddblocal.Region, AttemptTimeout: 200 * time.Millisecond},
+		config.WithCredentialsProvider(credentials.StaticCredentialsProvider{Value: testCreds}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err = client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]types.AttributeValue{"k": &types.AttributeValueMemberS{Value: "v"}}})
+	if err != nil || calls.Load() != 2 {
+		t.Fatalf("get past a stalled body: %v after %d attempts, want success on the 2nd", err, calls.Load())
+	}
+}

@@ -2,10 +2,14 @@ package ddb
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writes counts the writes that reach the connection, and keeps what they wrote.
@@ -70,3 +74,63 @@ func TestOneWriteSendsHeadersAndBodyTogether(t *testing.T) {
 		t.Errorf("a body over maxOneWrite: %d writes, want it left to net/http, headers first", w.writes)
 	}
 }
+
+// An attempt ends d after it starts, while its answer's body is still coming, and its context
+// ends as soon as the body is closed.
+func TestAttemptBoundEndsSlowAnswersAndClosedOnes(t *testing.T) {
+	stall := make(chan struct{})
+	defer close(stall)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("12345"))
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/stall" {
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = w.Write([]byte("67890"))
+	}))
+	defer srv.Close()
+	c := attemptBound{srv.Client(), 200 * time.Millisecond}
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/stall", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("reading a stalled body: %v, want the attempt's deadline", err)
+	}
+
+	var seen context.Context
+	probe := doFunc(func(r *http.Request) (*http.Response, error) {
+		seen = r.Context()
+		return srv.Client().Do(r)
+	})
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/whole", nil)
+	resp, err = attemptBound{probe, time.Minute}.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "1234567890" {
+		t.Fatalf("whole answer: %q, %v", body, err)
+	}
+	if seen.Err() != nil {
+		t.Fatal("the attempt's context ended before its body was closed")
+	}
+	_ = resp.Body.Close()
+	if seen.Err() == nil {
+		t.Fatal("the attempt's context outlived its closed body")
+	}
+}
+
+type doFunc func(*http.Request) (*http.Response, error)
+
+func (f doFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
