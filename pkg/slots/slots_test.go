@@ -2,7 +2,6 @@ package slots_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
@@ -41,8 +40,17 @@ func TestKeyedBoundsEachKey(t *testing.T) {
 		}
 		got <- ok
 	}()
+	deadline := time.Now().Add(30 * time.Second)
 	for k.Users("a") != 3 {
-		runtime.Gosched()
+		if time.Now().After(deadline) {
+			t.Fatal("the third caller never came to wait")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-got:
+		t.Fatal("a third caller got in while both places were held")
+	default:
 	}
 	held[0]()
 	if !<-got {

@@ -267,7 +267,8 @@ func (a *Authenticator) refuse(client string, now time.Time) error {
 // resolveShared reads hash from the store once for all the requests that want it at the same
 // time. A request whose wait is cut short by its own context stops waiting; when the one that
 // read was cut short by its context, the others read again rather than inherit its failure.
-// A read for address readAs ("": none) waits for one of that address's reads of unknown keys.
+// A read for address readAs ("": none) waits for one of that address's reads of unknown keys;
+// requests for the same key from elsewhere wait on it too, as they would on any read in flight.
 func (a *Authenticator) resolveShared(ctx context.Context, s *cacheShard, hash, tenantID, readAs string, now time.Time) (Principal, error) {
 	for {
 		f, leader := s.join(hash)

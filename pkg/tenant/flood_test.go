@@ -381,7 +381,11 @@ func TestAuthenticateBoundsReadsOfUnknownKeysPerAddress(t *testing.T) {
 			errs <- err
 		})
 	}
-	waitFor(t, "every guess to hold or wait for a read", func() bool { return a.AddressReads(attacker) == guesses })
+	// Counted as it enters, a guess reads only once it holds a place: wait for both.
+	waitFor(t, "every guess to hold or wait for a read, two of them reading", func() bool {
+		keys, _ := f.store.reads()
+		return a.AddressReads(attacker) == guesses && keys == tenant.ReadsPerAddress
+	})
 	if keys, _ := f.store.reads(); keys != tenant.ReadsPerAddress {
 		t.Fatalf("%d guesses from one address made %d reads at once, want %d", guesses, keys, tenant.ReadsPerAddress)
 	}
