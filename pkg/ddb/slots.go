@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/trigger-api/trigger-api/pkg/slots"
 )
 
 type slotsKey struct{}
@@ -28,18 +30,16 @@ var callSlots middleware.InitializeMiddleware = middleware.InitializeMiddlewareF
 	})
 
 // takeSlot waits for one of ctx's call slots (nothing to wait for without them) and returns
-// the slots to give it back to; ctx's error if ctx ends first.
+// the slots to give it back to; ctx's error if ctx ends first with none free.
 func takeSlot(ctx context.Context) (chan struct{}, error) {
-	slots := slotsOf(ctx)
-	if slots == nil {
+	s := slotsOf(ctx)
+	if s == nil {
 		return nil, nil
 	}
-	select {
-	case slots <- struct{}{}:
-		return slots, nil
-	case <-ctx.Done():
+	if !slots.Acquire(ctx, s) {
 		return nil, ctx.Err()
 	}
+	return s, nil
 }
 
 // giveSlot gives back what takeSlot took.
