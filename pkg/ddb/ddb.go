@@ -58,7 +58,6 @@ func NewClient(ctx context.Context, cfg Settings, opts ...func(*config.LoadOptio
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = 512
 		t.MaxIdleConnsPerHost = 512
-		t.ResponseHeaderTimeout = attempt
 	}).WithDialerOptions(func(d *net.Dialer) { d.Timeout = min(attempt, time.Second) })
 	opts = append([]func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
