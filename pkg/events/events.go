@@ -191,6 +191,10 @@ type DeadQuery struct {
 	After    Position
 	Now      time.Time
 	MaxBytes int // as in InboxQuery
+	// IDsOnly answers events that carry only their tenant and id, read from the index alone:
+	// what redriving them needs, without reading payloads that would be thrown away. The
+	// events may have left the dead letters meanwhile; MaxBytes does not apply.
+	IDsOnly bool
 }
 
 // Idempotency is what an Idempotency-Key stores: the key's hash, a fingerprint of the body

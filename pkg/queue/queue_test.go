@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,5 +225,53 @@ func TestReadsWaitUntilTheTenantHasPaid(t *testing.T) {
 	}
 	if got, err := f.inbox.Pull(ctx, p, queue.PullQuery{Max: 3, Visibility: time.Minute}); err != nil || len(got) != 3 {
 		t.Fatalf("pull once paid: %d events, %v", len(got), err)
+	}
+}
+
+// deadQueries is the real store, recording each dead-letter query it is asked.
+type deadQueries struct {
+	events.Store
+	mu   sync.Mutex
+	seen []events.DeadQuery
+}
+
+func (s *deadQueries) Dead(ctx context.Context, q events.DeadQuery) (events.InboxPage, error) {
+	s.mu.Lock()
+	s.seen = append(s.seen, q)
+	s.mu.Unlock()
+	return s.Store.Dead(ctx, q)
+}
+
+// TestRedriveAllReadsNoPayload: redriving every dead letter asks only for their ids, so it
+// reads no payload it would throw away, and it still moves them all.
+func TestRedriveAllReadsNoPayload(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	store := &deadQueries{Store: eventsdb.New(shared.Client, f.tables)}
+	opts := queue.Options{Now: func() time.Time { return f.now }}
+	inbox := queue.NewInbox(store, opts)
+	p := tenant.Principal{TenantID: "acme", Partitions: 1, MaxDeliveries: 1}
+	ids := f.publish(t, p, 3)
+	ctx := context.Background()
+	if got, err := inbox.Pull(ctx, p, queue.PullQuery{Max: 10, Visibility: time.Second}); err != nil || len(got) != len(ids) {
+		t.Fatalf("first delivery: %d events, %v", len(got), err)
+	}
+	f.now = f.now.Add(2 * time.Second)
+	if got, err := inbox.Pull(ctx, p, queue.PullQuery{Max: 10, Visibility: time.Second}); err != nil || len(got) != 0 {
+		t.Fatalf("the pull past max_deliveries: %d events, %v", len(got), err)
+	}
+	n, more, err := inbox.RedriveAll(ctx, p)
+	if err != nil || n != len(ids) || more {
+		t.Fatalf("redrive all: %d moved, more %v, %v; want %d", n, more, err, len(ids))
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.seen) == 0 {
+		t.Fatal("redrive all never listed the dead letters")
+	}
+	for _, q := range store.seen {
+		if !q.IDsOnly {
+			t.Fatalf("redrive all asked for whole dead letters: %+v", q)
+		}
 	}
 }

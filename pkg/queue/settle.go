@@ -117,7 +117,7 @@ func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, 
 		if time.Now().After(stopAt) {
 			return count, true, nil
 		}
-		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, limit-count), After: after, Now: q.now(), MaxBytes: answerBytes})
+		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: min(events.MaxListLimit, limit-count), After: after, Now: q.now(), IDsOnly: true})
 		if err != nil {
 			return count, false, err
 		}
@@ -144,7 +144,7 @@ func (q *Inbox) RedriveAll(ctx context.Context, p tenant.Principal) (count int, 
 		after = page.Next
 	}
 	if count == limit {
-		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: 1, Now: q.now()})
+		page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: 1, Now: q.now(), IDsOnly: true})
 		more = err == nil && len(page.Events) > 0
 	}
 	return count, more, nil

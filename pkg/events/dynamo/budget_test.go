@@ -3,10 +3,12 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/events"
 	"github.com/trigger-api/trigger-api/pkg/events/dynamo"
 )
@@ -87,4 +89,60 @@ func TestReadsStopAtTheirByteBudget(t *testing.T) {
 			t.Fatalf("a pull under a %d KiB budget leased %d events of %d KiB", 200, len(got.Events), size>>10)
 		}
 	})
+}
+
+// Redriving every dead letter needs their ids, not their payloads: an ids-only page reads the
+// dead-letter index alone, however large the payloads, and names the events a full page does.
+func TestDeadIDsOnlyReadsNoItem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFaulty(t, ddb.Settings{})
+	at := time.Now().Add(-time.Minute)
+	var want []string
+	for i := range 6 {
+		body := fmt.Sprintf(`{"event_type":"big","n":%d,"pad":"%s"}`, i, strings.Repeat("x", 100<<10))
+		e := events.New("acme", "big", []byte(body), 1, at.Add(time.Duration(i)*time.Millisecond))
+		if err := f.store.Put(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	// Deliver each once, let the leases lapse: the next pull buries them all.
+	lq := events.LeaseQuery{TenantID: "acme", Partitions: 1, Max: 10, Visibility: time.Second, MaxDeliveries: 1, Now: time.Now()}
+	if got, err := f.store.Lease(ctx, lq); err != nil || len(got.Events) != len(want) {
+		t.Fatalf("first delivery: %d events, %v", len(got.Events), err)
+	}
+	lq.Now = lq.Now.Add(time.Minute)
+	if got, err := f.store.Lease(ctx, lq); err != nil || len(got.Events) != 0 {
+		t.Fatalf("the pull past max_deliveries leased %d events, %v", len(got.Events), err)
+	}
+	dq := events.DeadQuery{TenantID: "acme", Limit: 100, Now: lq.Now}
+	full, err := f.store.Dead(ctx, dq)
+	if err != nil || len(full.Events) != len(want) || len(full.Events[0].Payload) == 0 {
+		t.Fatalf("dead letters: %d, %v", len(full.Events), err)
+	}
+	gets, queries := f.proxy.Seen("BatchGetItem"), f.proxy.Seen("Query")
+	dq.IDsOnly = true
+	ids, err := f.store.Dead(ctx, dq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.proxy.Seen("BatchGetItem") - gets; n != 0 {
+		t.Fatalf("an ids-only page made %d BatchGetItem calls, want none", n)
+	}
+	if n := f.proxy.Seen("Query") - queries; n != 1 {
+		t.Fatalf("an ids-only page made %d queries, want 1", n)
+	}
+	var got []string
+	for i, e := range ids.Events {
+		got = append(got, e.ID)
+		if e.ID != full.Events[i].ID || e.TenantID != "acme" || e.Payload != nil {
+			t.Fatalf("ids-only event %d: %+v, want the id of %s alone", i, e, full.Events[i].ID)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("ids-only page %v, want %v", got, want)
+	}
 }

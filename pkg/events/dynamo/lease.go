@@ -496,6 +496,13 @@ func (s *Store) Dead(ctx context.Context, q events.DeadQuery) (events.InboxPage,
 	if len(positions) == 0 {
 		return page, nil
 	}
+	if q.IDsOnly {
+		page.Events = make([]events.Event, len(positions))
+		for i, pos := range positions {
+			page.Events[i] = events.Event{TenantID: q.TenantID, ID: pos.EventID}
+		}
+		return page, nil
+	}
 	evs, cut, err := s.fetchPage(ctx, q.TenantID, positions, q.MaxBytes, func(it ddb.Item) bool {
 		return events.Status(ddb.GetS(it, "status")) == events.StatusDead
 	})
