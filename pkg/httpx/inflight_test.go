@@ -7,51 +7,80 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/trigger-api/trigger-api/pkg/apikey"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
 
 // A tenant's requests past the cap answer 429 with Retry-After while its others are still in
-// progress; once they end, it is served again.
+// progress, another tenant's are served meanwhile, and once they end it is served again.
 func TestInFlightCapsEachTenant(t *testing.T) {
+	e := newAuthEnv(t, tenant.AuthConfig{})
+	globex := addTenant(t, e.store, "globex")
 	engine := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(2)
 	f := httpx.NewInFlight(2)
-	engine.GET("/slow", f.Limit, func(c *gin.Context) {
+	auth := httpx.RequireKey(e.auth, tenant.ScopeInboxRead)
+	engine.GET("/slow", auth, f.Limit, func(c *gin.Context) {
 		started.Done()
 		<-release
 		c.Status(http.StatusOK)
 	})
-	engine.GET("/fast", f.Limit, func(c *gin.Context) { c.Status(http.StatusOK) })
-	do := func(path string) *httptest.ResponseRecorder {
+	engine.GET("/fast", auth, f.Limit, func(c *gin.Context) { c.Status(http.StatusOK) })
+	do := func(path, key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
 		rec := httptest.NewRecorder()
-		engine.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		engine.ServeHTTP(rec, req)
 		return rec
 	}
 	var done sync.WaitGroup
 	for range 2 {
 		done.Go(func() {
-			if rec := do("/slow"); rec.Code != http.StatusOK {
+			if rec := do("/slow", e.key); rec.Code != http.StatusOK {
 				t.Errorf("a request within the cap: %d", rec.Code)
 			}
 		})
 	}
 	started.Wait()
-	if rec := do("/fast"); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+	if rec := do("/fast", e.key); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("past the cap: %d (Retry-After %q), want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	// The cap is the tenant's own: a full one holds no other tenant back.
+	if rec := do("/fast", globex); rec.Code != http.StatusOK {
+		t.Fatalf("another tenant while acme is at its cap: %d, want 200", rec.Code)
 	}
 	close(release)
 	done.Wait()
-	if rec := do("/fast"); rec.Code != http.StatusOK {
+	if rec := do("/fast", e.key); rec.Code != http.StatusOK {
 		t.Fatalf("after the others ended: %d", rec.Code)
 	}
+}
+
+// addTenant stores an active tenant id with a key of every scope, and returns the key.
+func addTenant(t *testing.T, store tenant.Store, id string) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := store.CreateTenant(ctx, tenant.Tenant{ID: id, Name: id, Status: tenant.StatusActive, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := apikey.New(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateKey(ctx, tenant.APIKey{ID: "key_" + id, TenantID: id, Hash: k.Hash(), Prefix: k.Prefix(),
+		Scopes: tenant.AllScopes, Status: tenant.KeyActive, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return k.String()
 }
 
 // A tenant's requests share DynamoDB call slots sized by its rate on this replica.

@@ -19,7 +19,8 @@ import (
 )
 
 // TestServeMetricsOnAPortOfItsOwn: with MetricsAddr set, a second server answers GET /metrics
-// and nothing else, the API port serves everything but /metrics, and both stop with ctx.
+// and nothing else (not even /openapi.json), the API port serves everything but /metrics, and
+// both stop with ctx.
 func TestServeMetricsOnAPortOfItsOwn(t *testing.T) {
 	tel, err := telemetry.New(noop.NewTracerProvider())
 	if err != nil {
@@ -27,10 +28,13 @@ func TestServeMetricsOnAPortOfItsOwn(t *testing.T) {
 	}
 	engine := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
 	engine.GET("/events/:id", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"ok": true}) })
+	// Every service routes its OpenAPI part: it is the API's, not the metrics port's.
+	engine.GET("/openapi.json", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"openapi": "3.1.0"}) })
 	api, metrics, stop := serveBoth(t, httpx.ServerConfig{ShutdownTimeout: 5 * time.Second, MetricsAddr: "127.0.0.1:0"}, httpx.Instrument(engine, tel))
-	apitraffic, _ := get(t, api, "/events/evt_1")
-	if apitraffic != http.StatusOK {
-		t.Fatalf("API port: %d", apitraffic)
+	for _, path := range []string{"/events/evt_1", "/openapi.json"} {
+		if code, _ := get(t, api, path); code != http.StatusOK {
+			t.Fatalf("GET %s on the API port: %d", path, code)
+		}
 	}
 	if code, body := get(t, metrics, "/metrics"); code != http.StatusOK || !strings.Contains(body, "http_server_request_duration_seconds") {
 		t.Errorf("GET %s/metrics: %d, request metrics missing", metrics, code)
@@ -39,7 +43,7 @@ func TestServeMetricsOnAPortOfItsOwn(t *testing.T) {
 	if code, body := get(t, api, "/metrics"); code != http.StatusNotFound || !strings.Contains(body, `"not_found"`) {
 		t.Errorf("GET /metrics on the API port: %d %s, want 404 in the error envelope", code, body)
 	}
-	for _, path := range []string{"/events/evt_1", "/livez", "/readyz", "/"} {
+	for _, path := range []string{"/events/evt_1", "/openapi.json", "/livez", "/readyz", "/"} {
 		if code, _ := get(t, metrics, path); code != http.StatusNotFound {
 			t.Errorf("metrics port answered %s with %d, want 404", path, code)
 		}
