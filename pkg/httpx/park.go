@@ -1,12 +1,14 @@
 package httpx
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"strconv"
 	"sync"
 	"time"
@@ -156,29 +158,63 @@ func (p *Parked) Close() {
 	p.finish(he.Status, 0)
 }
 
+// WriteStream answers with status and a Content-Type, the body written by body in as many
+// pieces as it likes and sent chunked, so that a large answer never exists whole in memory.
+// An error: the answer did not reach the connection.
+func (p *Parked) WriteStream(status int, contentType string, body func(io.Writer) error) error {
+	p.header.Set("Content-Type", contentType)
+	return p.send(status, -1, func(w io.Writer) (int64, error) {
+		cw := &countingWriter{w: httputil.NewChunkedWriter(w)}
+		if err := body(cw); err != nil {
+			return cw.n, err
+		}
+		// The chunked writer's Close ends the chunks; the blank line ends the trailers.
+		if err := cw.w.(io.Closer).Close(); err != nil {
+			return cw.n, err
+		}
+		_, err := io.WriteString(w, "\r\n")
+		return cw.n, err
+	})
+}
+
 // respond writes the whole answer on the connection and hands the connection on.
 func (p *Parked) respond(status int, body []byte) error {
+	return p.send(status, len(body), func(w io.Writer) (int64, error) {
+		n, err := w.Write(body)
+		return int64(n), err
+	})
+}
+
+// send writes the status line, the headers and, through body, the body on the connection,
+// then hands the connection on. length is the body's Content-Length; below 0 it is sent
+// chunked.
+func (p *Parked) send(status, length int, body func(io.Writer) (int64, error)) error {
 	closing := p.l.closing()
 	h := p.header
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if length >= 0 {
+		h.Set("Content-Length", strconv.Itoa(length))
+	} else {
+		h.Del("Content-Length")
+		h.Set("Transfer-Encoding", "chunked")
+	}
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	if closing {
 		// The server is shutting down: this connection takes no next request.
 		h.Set("Connection", "close")
 	}
-	var b bytes.Buffer
-	b.Grow(256 + len(body))
-	b.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
-	_ = h.Write(&b)
-	b.WriteString("\r\n")
-	b.Write(body)
 	_ = p.conn.SetWriteDeadline(p.start.Add(writeTimeout))
-	_, err := p.conn.Write(b.Bytes())
-	size := len(body)
+	bw := bufio.NewWriterSize(p.conn, parkedWriteBuffer)
+	bw.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
+	_ = h.Write(bw)
+	bw.WriteString("\r\n")
+	size, err := body(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
 		size = 0
 	}
-	p.finish(status, size)
+	p.finish(status, int(size))
 	if err != nil || closing {
 		_ = p.conn.Close()
 		return err
@@ -186,6 +222,22 @@ func (p *Parked) respond(status int, body []byte) error {
 	_ = p.conn.SetDeadline(time.Time{})
 	p.l.giveBack(p.conn, p.pending)
 	return nil
+}
+
+// parkedWriteBuffer is what an answer on a parked connection gathers before writing: a small
+// answer goes out in one write, a large one in pieces of this size.
+const parkedWriteBuffer = 32 << 10
+
+// countingWriter counts the bytes that went through it, for the access line.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // finish ends the request's access line, span and metrics once the handler chain is done.

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/slots"
@@ -63,3 +64,50 @@ func busy(ctx context.Context, over error) error {
 }
 
 var errProcessBusy = fmt.Errorf("%w: too many reads in flight in this process", storage.ErrUnavailable)
+
+// heldTurns keeps the read turns of a request whose answer carries what it read.
+type heldTurns struct {
+	mu       sync.Mutex
+	leave    []func()
+	released bool
+}
+
+type heldTurnsKey struct{}
+
+// HoldReads makes a payload-bearing read made under the returned context that answers
+// something keep its turn until release is called, after its answer is written: the events of
+// an answer still going out to a slow client then count against the gate's bounds, and the
+// process's memory stays bounded by them. release may be called more than once.
+func HoldReads(ctx context.Context) (held context.Context, release func()) {
+	h := &heldTurns{}
+	return context.WithValue(ctx, heldTurnsKey{}, h), h.release
+}
+
+func (h *heldTurns) release() {
+	h.mu.Lock()
+	leave := h.leave
+	h.leave, h.released = nil, true
+	h.mu.Unlock()
+	for _, l := range leave {
+		l()
+	}
+}
+
+// keepTurn gives a read's turn back now, or, when the read answered something and its caller
+// holds its turns, once the caller has written the answer. A read that answered nothing (a
+// long poll about to wait) never keeps its turn.
+func keepTurn(ctx context.Context, leave func(), answered bool) {
+	h, _ := ctx.Value(heldTurnsKey{}).(*heldTurns)
+	if h == nil || !answered {
+		leave()
+		return
+	}
+	h.mu.Lock()
+	if h.released {
+		h.mu.Unlock()
+		leave()
+		return
+	}
+	h.leave = append(h.leave, leave)
+	h.mu.Unlock()
+}

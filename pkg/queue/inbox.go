@@ -114,10 +114,10 @@ func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Pag
 	if err != nil {
 		return Page{}, err
 	}
-	defer leave()
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	page, err := q.store.Inbox(ctx, iq)
+	page, err := q.store.Inbox(rctx, iq)
+	keepTurn(ctx, leave, len(page.Events) > 0)
 	return pageOf(p.TenantID, events.ListInbox, page), err
 }
 
@@ -131,10 +131,10 @@ func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor 
 	if err != nil {
 		return Page{}, err
 	}
-	defer leave()
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	page, err := q.store.Dead(ctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now(), MaxBytes: q.answerBytes(p)})
+	page, err := q.store.Dead(rctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now(), MaxBytes: q.answerBytes(p)})
+	keepTurn(ctx, leave, len(page.Events) > 0)
 	return pageOf(p.TenantID, events.ListDead, page), err
 }
 
@@ -356,7 +356,6 @@ func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]
 	if err != nil {
 		return nil, err
 	}
-	defer leave()
 	wctx, cancel := detached(ctx)
 	defer cancel()
 	wctx, span := q.obs.receive(wctx, p.TenantID)
@@ -365,5 +364,6 @@ func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]
 		MaxDeliveries: maxDeliveries(p), Now: q.now(), MaxBytes: q.answerBytes(p),
 	})
 	q.obs.received(wctx, span, p.TenantID, got, err)
+	keepTurn(ctx, leave, len(got.Events) > 0)
 	return got.Events, err
 }

@@ -275,3 +275,54 @@ func TestRedriveAllReadsNoPayload(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldReadsKeepTheirTurnsUntilReleased: a listing that answered events under HoldReads keeps
+// its tenant's read turn until the answer is written and released, so answers on their way to
+// slow clients count against the gate; a listing that answered nothing keeps no turn.
+func TestHeldReadsKeepTheirTurnsUntilReleased(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	busy, quiet := tenant.Principal{TenantID: "busy", Partitions: 1}, tenant.Principal{TenantID: "quiet", Partitions: 1}
+	f.publish(t, busy, 1)
+	list := func(p tenant.Principal, held context.Context) (queue.Page, error) {
+		ctx, cancel := context.WithTimeout(held, 200*time.Millisecond)
+		defer cancel()
+		return f.inbox.List(ctx, p, queue.ListQuery{Limit: 10})
+	}
+	var releases []func()
+	defer func() {
+		for _, r := range releases {
+			r()
+		}
+	}()
+	for range 10 {
+		held, release := queue.HoldReads(context.Background())
+		releases = append(releases, release)
+		if page, err := list(quiet, held); err != nil || len(page.Events) != 0 {
+			t.Fatalf("an empty listing: %d events, %v", len(page.Events), err)
+		}
+	}
+	var rl *tenant.RateLimitedError
+	refused := -1
+	for i := range 10 {
+		held, release := queue.HoldReads(context.Background())
+		releases = append(releases, release)
+		page, err := list(busy, held)
+		if errors.As(err, &rl) {
+			refused = i
+			break
+		}
+		if err != nil || len(page.Events) != 1 {
+			t.Fatalf("listing %d: %d events, %v", i, len(page.Events), err)
+		}
+	}
+	if refused < 1 {
+		t.Fatalf("listings whose answers were never released: refused at %d, want some held first and then a refusal", refused)
+	}
+	releases[len(releases)-2]() // an answer written: its turn comes back
+	held, release := queue.HoldReads(context.Background())
+	defer release()
+	if page, err := list(busy, held); err != nil || len(page.Events) != 1 {
+		t.Fatalf("a listing after an answer was released: %d events, %v", len(page.Events), err)
+	}
+}

@@ -3,8 +3,10 @@ package inboxapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,7 +34,9 @@ func (h handlers) list(c *gin.Context) {
 	if s, ok := c.GetQuery("event_type"); ok {
 		lq.EventType = &s
 	}
-	page, err := h.inbox.List(c.Request.Context(), httpx.Principal(c), lq)
+	ctx, release := queue.HoldReads(c.Request.Context())
+	defer release()
+	page, err := h.inbox.List(ctx, httpx.Principal(c), lq)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -47,7 +51,9 @@ func (h handlers) dead(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	page, err := h.inbox.Dead(c.Request.Context(), httpx.Principal(c), lq.Limit, lq.Cursor)
+	ctx, release := queue.HoldReads(c.Request.Context())
+	defer release()
+	page, err := h.inbox.Dead(ctx, httpx.Principal(c), lq.Limit, lq.Cursor)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -89,13 +95,15 @@ func (h handlers) pull(c *gin.Context) {
 		return
 	}
 	p := httpx.Principal(c)
-	park := &parkedPull{h: h, c: c, p: p}
-	got, parked, err := h.inbox.PullOrPark(c.Request.Context(), p, queue.PullQuery{
+	ctx, release := queue.HoldReads(c.Request.Context())
+	park := &parkedPull{h: h, c: c, p: p, release: release}
+	got, parked, err := h.inbox.PullOrPark(ctx, p, queue.PullQuery{
 		Max: maxEvents, Visibility: seconds(vis), Wait: seconds(wait),
 	}, park)
 	if parked {
-		return
+		return // the answer gives the read turns back
 	}
+	defer release()
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -119,10 +127,11 @@ func (h handlers) undelivered(ctx context.Context, log *zap.Logger, p tenant.Pri
 // parkedPull lets a long poll wait with its connection parked (httpx.Park) instead of holding
 // the connection's goroutines, and answers it on the connection when the wait ends.
 type parkedPull struct {
-	h      handlers
-	c      *gin.Context // until parked: Gin reuses it once the handler returns
-	p      tenant.Principal
-	parked *httpx.Parked
+	h       handlers
+	c       *gin.Context // until parked: Gin reuses it once the handler returns
+	p       tenant.Principal
+	parked  *httpx.Parked
+	release func() // the pull's read turns, held until its answer is written
 }
 
 func (pp *parkedPull) Park() bool {
@@ -133,15 +142,20 @@ func (pp *parkedPull) Park() bool {
 
 func (pp *parkedPull) Gone() bool { return pp.parked.Gone() }
 
-func (pp *parkedPull) Abandon() { pp.parked.Close() }
+func (pp *parkedPull) Abandon() {
+	pp.parked.Close()
+	pp.release()
+}
 
 func (pp *parkedPull) Answer(got []events.Event, err error) {
+	defer pp.release()
 	if err != nil {
 		_ = pp.parked.WriteError(err)
 		return
 	}
 	pp.parked.ChargeWork(pullCost(got))
-	if err := pp.parked.Write(http.StatusOK, jsonContentType, eventsBody(got, true, "")); err != nil && len(got) > 0 {
+	err = pp.parked.WriteStream(http.StatusOK, jsonContentType, func(w io.Writer) error { return writeEventsTo(w, got, true, "") })
+	if err != nil && len(got) > 0 {
 		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, err)
 	}
 }
@@ -359,22 +373,48 @@ const jsonContentType = "application/json; charset=utf-8"
 // writeEvents writes {"events":[...],"next_cursor"?} and flushes it: the error says the answer
 // did not reach the connection.
 func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string) error {
-	b := eventsBody(es, withLease, next)
 	// No look at the request's context here: once the body is on the wire a client may read it
 	// and close, cancelling the context, and its leases are then very much delivered.
-	c.Header("Content-Length", strconv.Itoa(len(b)))
-	c.Data(http.StatusOK, jsonContentType, b)
+	c.Header("Content-Type", jsonContentType)
+	c.Status(http.StatusOK)
+	if err := writeEventsTo(c.Writer, es, withLease, next); err != nil {
+		return err
+	}
 	return flushError(c.Writer)
 }
 
-// eventsBody is {"events":[...],"next_cursor"?}, built by hand so payloads go out byte for byte.
-func eventsBody(es []events.Event, withLease bool, next string) []byte {
-	b := append(make([]byte, 0, 8192), `{"events":[`...)
+// streamPiece is how much of an answer is built before it is written: an answer of many large
+// events goes out a piece at a time instead of existing whole beside the events it carries.
+const streamPiece = 64 << 10
+
+// pieces recycles the buffers answers are built in; one larger than maxPiece (an event near
+// the size limit grew it) is left to the collector.
+var pieces = sync.Pool{New: func() any { b := make([]byte, 0, streamPiece); return &b }}
+
+const maxPiece = 4 * streamPiece
+
+// writeEventsTo writes {"events":[...],"next_cursor"?}, built by hand so payloads go out byte
+// for byte, in pieces of about streamPiece bytes.
+func writeEventsTo(w io.Writer, es []events.Event, withLease bool, next string) error {
+	bp := pieces.Get().(*[]byte)
+	b := append((*bp)[:0], `{"events":[`...)
+	defer func() {
+		if cap(b) <= maxPiece {
+			*bp = b[:0]
+			pieces.Put(bp)
+		}
+	}()
 	for i, e := range es {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = api.AppendEvent(b, e, withLease)
+		if len(b) >= streamPiece {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
 	}
 	b = append(b, ']')
 	if next != "" {
@@ -382,7 +422,9 @@ func eventsBody(es []events.Event, withLease bool, next string) []byte {
 		b = append(b, next...) // base64url: nothing to escape
 		b = append(b, '"')
 	}
-	return append(b, '}')
+	b = append(b, '}')
+	_, err := w.Write(b)
+	return err
 }
 
 // flushError flushes w's innermost writer that can report a failed flush. The wrappers on the
