@@ -149,7 +149,7 @@ func main() {
 	flag.IntVar(&o.cost.events, "cost-events", 40, "cost: events of each size taken through each step")
 	flag.StringVar(&o.cost.sizes, "cost-sizes", "1,16,64", "cost: payload sizes in KiB, comma-separated")
 	flag.StringVar(&o.cost.out, "cost-out", ".cache/bench/cost.json", "cost: where the JSON report goes; a relative path is taken from the workspace root")
-	flag.DurationVar(&o.isolation.phase, "isolation-phase", 20*time.Second, "isolation: length of each phase (B alone, B while A abuses, B alone again)")
+	flag.DurationVar(&o.isolation.phase, "isolation-phase", 40*time.Second, "isolation: length of each phase (B alone, B while A abuses, B alone again); at 40 s B's p99 is its 8th slowest answer of 800, not one stall among 400")
 	flag.DurationVar(&o.isolation.rehearsal, "isolation-rehearsal", 10*time.Second, "isolation: A runs this long, unmeasured, then rests as long, before B's first phase: the first pass over A's paths (DynamoDB Local's JIT) stays out of the figures; 0: none")
 	flag.StringVar(&o.isolation.out, "isolation-out", ".cache/bench/isolation.json", "isolation: where the JSON report goes; a relative path is taken from the workspace root")
 	registerScaleFlags(flag.CommandLine, &o.scale)
