@@ -454,3 +454,48 @@ func TestParkedPollPastTheCapIsRefusedLate(t *testing.T) {
 		t.Fatalf("refused after %v, before the %v delay", took, delay)
 	}
 }
+
+// A parked pull answered with large events gets them in a chunked answer, written a piece at a
+// time, whole and byte for byte; its connection then serves the next request.
+func TestParkedAnswerOfLargeEventsIsChunked(t *testing.T) {
+	t.Parallel()
+	e := newParkEnv(t, 1)
+	id := "park-000"
+	c := e.dial(t)
+	c.send(t, request("POST", "/inbox/pull", e.keys[id], `{"wait_seconds":20,"max_events":10}`))
+	waitFor(t, "the poll to park", func() bool { return e.waiting() == 1 })
+	var payloads [][]byte
+	for i := range 4 {
+		body := []byte(fmt.Sprintf(`{"event_type":"big","i":%d,"pad":"%s"}`, i, strings.Repeat("x", 100<<10)))
+		ev := events.New(id, "big", body, 1, time.Now().Add(-time.Second).Add(time.Duration(i)*time.Millisecond))
+		if err := e.events.Put(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, body)
+	}
+	e.inbox.Notify(queue.Notice{TenantID: id, Partition: 0, Count: len(payloads), VisibleAt: time.Now().Add(-time.Second)})
+	resp, body := c.answer(t)
+	var a struct {
+		Events []struct {
+			Payload json.RawMessage `json:"payload"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("parked answer %d (%v)", resp.StatusCode, err)
+	}
+	if !slices.Equal(resp.TransferEncoding, []string{"chunked"}) || resp.ContentLength != -1 {
+		t.Fatalf("parked answer framed by %v, length %d; want chunked", resp.TransferEncoding, resp.ContentLength)
+	}
+	if len(a.Events) == 0 {
+		t.Fatal("the parked pull was answered with no events")
+	}
+	for i, ev := range a.Events {
+		if !bytes.Equal(ev.Payload, payloads[i]) {
+			t.Fatalf("event %d's payload changed on the way", i)
+		}
+	}
+	c.send(t, request("GET", "/inbox?limit=1", e.keys[id], ""))
+	if resp, body := c.answer(t); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the next request on the connection: %d %s", resp.StatusCode, body)
+	}
+}
