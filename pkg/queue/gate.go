@@ -39,6 +39,15 @@ func newReadGate() *readGate {
 
 // enter waits for a turn; the returned func gives it back.
 func (g *readGate) enter(ctx context.Context, tenantID string) (leave func(), err error) {
+	t, err := g.enterTurn(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return t.leave, nil
+}
+
+// enterTurn waits for a turn: its tenant's place, then the process's.
+func (g *readGate) enterTurn(ctx context.Context, tenantID string) (*turn, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.wait)
 	defer cancel()
 	leaveTenant, ok := g.tenants.Enter(ctx, tenantID)
@@ -49,10 +58,24 @@ func (g *readGate) enter(ctx context.Context, tenantID string) (leave func(), er
 		leaveTenant()
 		return nil, busy(ctx, errProcessBusy)
 	}
-	return func() {
-		<-g.all
-		leaveTenant()
-	}, nil
+	return &turn{process: func() { <-g.all }, tenant: leaveTenant}, nil
+}
+
+// turn is a read's place in the gate. The process's place is given back when the read is
+// done; the tenant's may be kept until the answer is written (keepTurn). Only the tenant's
+// waits on its clients: a client that reads its answer slowly holds up its own tenant's reads,
+// never every tenant's.
+type turn struct {
+	process, tenant func()
+	readOnce        sync.Once
+	leaveOnce       sync.Once
+}
+
+func (t *turn) readDone() { t.readOnce.Do(t.process) }
+
+func (t *turn) leave() {
+	t.readDone()
+	t.leaveOnce.Do(t.tenant)
 }
 
 // busy is the caller's own end if it went away, else the answer for a wait that ran out.
@@ -75,9 +98,9 @@ type heldTurns struct {
 type heldTurnsKey struct{}
 
 // HoldReads makes a payload-bearing read made under the returned context that answers
-// something keep its turn until release is called, after its answer is written: the events of
-// an answer still going out to a slow client then count against the gate's bounds, and the
-// process's memory stays bounded by them. release may be called more than once.
+// something keep its tenant's turn until release is called, after its answer is written: the
+// events of an answer still going out to a slow client count against its tenant's bound. release
+// may be called more than once.
 func HoldReads(ctx context.Context) (held context.Context, release func()) {
 	h := &heldTurns{}
 	return context.WithValue(ctx, heldTurnsKey{}, h), h.release
@@ -93,21 +116,22 @@ func (h *heldTurns) release() {
 	}
 }
 
-// keepTurn gives a read's turn back now, or, when the read answered something and its caller
-// holds its turns, once the caller has written the answer. A read that answered nothing (a
-// long poll about to wait) never keeps its turn.
-func keepTurn(ctx context.Context, leave func(), answered bool) {
+// keepTurn ends a read: the process's place goes back now; the tenant's too, or, when the read
+// answered something and its caller holds its turns, once the caller has written the answer.
+// A read that answered nothing (a long poll about to wait) keeps nothing.
+func keepTurn(ctx context.Context, t *turn, answered bool) {
+	t.readDone()
 	h, _ := ctx.Value(heldTurnsKey{}).(*heldTurns)
 	if h == nil || !answered {
-		leave()
+		t.leave()
 		return
 	}
 	h.mu.Lock()
 	if h.released {
 		h.mu.Unlock()
-		leave()
+		t.leave()
 		return
 	}
-	h.leave = append(h.leave, leave)
+	h.leave = append(h.leave, t.leave)
 	h.mu.Unlock()
 }

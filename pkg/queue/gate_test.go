@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trigger-api/trigger-api/pkg/slots"
 	"github.com/trigger-api/trigger-api/pkg/storage"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
 )
@@ -60,5 +61,42 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 	cancel()
 	if _, err := g.enter(gone, "late"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a caller that left: %v, want its own cancellation", err)
+	}
+}
+
+// A read kept for its answer gives the process's place back when the read is done and keeps
+// only its tenant's, so a slow client holds up its own tenant's reads and nobody else's.
+func TestKeptTurnHoldsOnlyItsTenantsPlace(t *testing.T) {
+	g := &readGate{all: make(chan struct{}, 1), wait: 50 * time.Millisecond, tenants: slots.NewKeyed(perTenantReads)}
+	held, release := HoldReads(context.Background())
+	rt, err := g.enterTurn(held, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.enter(context.Background(), "other"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("another tenant while the process's one place is read with: %v, want busy", err)
+	}
+	keepTurn(held, rt, true)
+	if n := g.tenants.Users("slow"); n != 1 {
+		t.Fatalf("the kept turn holds %d of its tenant's places, want 1", n)
+	}
+	leave, err := g.enter(context.Background(), "other")
+	if err != nil {
+		t.Fatalf("another tenant once the read is done: %v", err)
+	}
+	leave()
+	release()
+	release()
+	if n := g.tenants.Users("slow"); n != 0 {
+		t.Fatalf("after release its tenant still has %d places taken", n)
+	}
+	// A read that answered nothing keeps nothing, held or not.
+	rt, err = g.enterTurn(held, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepTurn(held, rt, false)
+	if n := g.tenants.Users("slow"); n != 0 || len(g.all) != 0 {
+		t.Fatalf("an empty read kept %d tenant places and %d of the process's", n, len(g.all))
 	}
 }

@@ -43,19 +43,19 @@ func NewInbox(store events.Store, o Options) *Inbox {
 }
 
 // enterRead waits for a payload-bearing read's turn, then goes ahead only if the tenant has
-// paid for the work done meanwhile; the returned func gives the turn back.
-func (q *Inbox) enterRead(ctx context.Context, p tenant.Principal) (leave func(), err error) {
-	leave, err = q.gate.enter(ctx, p.TenantID)
+// paid for the work done meanwhile; keepTurn ends the turn.
+func (q *Inbox) enterRead(ctx context.Context, p tenant.Principal) (*turn, error) {
+	t, err := q.gate.enterTurn(ctx, p.TenantID)
 	if err != nil {
 		return nil, err
 	}
 	if q.paid != nil {
 		if err := q.paid(p); err != nil {
-			leave()
+			t.leave()
 			return nil, err
 		}
 	}
-	return leave, nil
+	return t, nil
 }
 
 // work is the most items one request of p may take on; 0: no bound but the API's.
@@ -110,14 +110,14 @@ func (q *Inbox) List(ctx context.Context, p tenant.Principal, lq ListQuery) (Pag
 		}
 		iq.EventType = *lq.EventType
 	}
-	leave, err := q.enterRead(ctx, p)
+	rt, err := q.enterRead(ctx, p)
 	if err != nil {
 		return Page{}, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	page, err := q.store.Inbox(rctx, iq)
-	keepTurn(ctx, leave, len(page.Events) > 0)
+	keepTurn(ctx, rt, len(page.Events) > 0)
 	return pageOf(p.TenantID, events.ListInbox, page), err
 }
 
@@ -127,14 +127,14 @@ func (q *Inbox) Dead(ctx context.Context, p tenant.Principal, limit int, cursor 
 	if err != nil {
 		return Page{}, err
 	}
-	leave, err := q.enterRead(ctx, p)
+	rt, err := q.enterRead(ctx, p)
 	if err != nil {
 		return Page{}, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	page, err := q.store.Dead(rctx, events.DeadQuery{TenantID: p.TenantID, Limit: limit, After: after, Now: q.now(), MaxBytes: q.answerBytes(p)})
-	keepTurn(ctx, leave, len(page.Events) > 0)
+	keepTurn(ctx, rt, len(page.Events) > 0)
 	return pageOf(p.TenantID, events.ListDead, page), err
 }
 
@@ -352,7 +352,7 @@ func leaseMax(asked, work int) int {
 // lease takes events in a budget of its own: a lease DynamoDB applied is not cut off halfway
 // because the caller left; Pull gives it back instead.
 func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]events.Event, error) {
-	leave, err := q.enterRead(ctx, p)
+	rt, err := q.enterRead(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -364,6 +364,6 @@ func (q *Inbox) lease(ctx context.Context, p tenant.Principal, pq PullQuery) ([]
 		MaxDeliveries: maxDeliveries(p), Now: q.now(), MaxBytes: q.answerBytes(p),
 	})
 	q.obs.received(wctx, span, p.TenantID, got, err)
-	keepTurn(ctx, leave, len(got.Events) > 0)
+	keepTurn(ctx, rt, len(got.Events) > 0)
 	return got.Events, err
 }

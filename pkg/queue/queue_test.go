@@ -284,8 +284,11 @@ func TestHeldReadsKeepTheirTurnsUntilReleased(t *testing.T) {
 	f := newFixture(t)
 	busy, quiet := tenant.Principal{TenantID: "busy", Partitions: 1}, tenant.Principal{TenantID: "quiet", Partitions: 1}
 	f.publish(t, busy, 1)
+	// A listing that finds its tenant's turns all kept waits the gate's own queue time (5 s),
+	// then is refused; the caller's deadline is far beyond it, so a slow read is never taken
+	// for a refusal.
 	list := func(p tenant.Principal, held context.Context) (queue.Page, error) {
-		ctx, cancel := context.WithTimeout(held, 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(held, 30*time.Second)
 		defer cancel()
 		return f.inbox.List(ctx, p, queue.ListQuery{Limit: 10})
 	}

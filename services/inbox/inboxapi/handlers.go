@@ -2,6 +2,7 @@ package inboxapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,6 +111,7 @@ func (h handlers) pull(c *gin.Context) {
 	}
 	httpx.ChargeWork(c, pullCost(got))
 	if err := writeEvents(c, got, true, ""); err != nil && len(got) > 0 {
+		release() // giving the leases back reads nothing
 		h.undelivered(c.Request.Context(), httpx.Logger(c, h.log), p, got, err)
 	}
 }
@@ -154,8 +156,8 @@ func (pp *parkedPull) Answer(got []events.Event, err error) {
 		return
 	}
 	pp.parked.ChargeWork(pullCost(got))
-	err = pp.parked.WriteStream(http.StatusOK, jsonContentType, func(w io.Writer) error { return writeEventsTo(w, got, true, "") })
-	if err != nil && len(got) > 0 {
+	if err := writeParked(pp.parked, got); err != nil && len(got) > 0 {
+		pp.release() // giving the leases back reads nothing
 		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, err)
 	}
 }
@@ -377,11 +379,45 @@ func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string)
 	// and close, cancelling the context, and its leases are then very much delivered.
 	c.Header("Content-Type", jsonContentType)
 	c.Status(http.StatusOK)
-	if err := writeEventsTo(c.Writer, es, withLease, next); err != nil {
+	err := encodeEvents(es, withLease, next, func(b []byte, whole bool) error {
+		if whole {
+			c.Header("Content-Length", strconv.Itoa(len(b)))
+		}
+		_, err := c.Writer.Write(b)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return flushError(c.Writer)
 }
+
+// writeParked answers a parked pull: with a Content-Length when the answer is one piece,
+// chunked when it is more.
+func writeParked(p *httpx.Parked, es []events.Event) error {
+	var err error
+	streamed := false
+	encErr := encodeEvents(es, true, "", func(b []byte, whole bool) error {
+		if whole {
+			err = p.Write(http.StatusOK, jsonContentType, b)
+			return err
+		}
+		streamed = true
+		return errStream
+	})
+	if !streamed {
+		return cmpOr(err, encErr)
+	}
+	return p.WriteStream(http.StatusOK, jsonContentType, func(w io.Writer) error {
+		return encodeEvents(es, true, "", func(b []byte, _ bool) error {
+			_, err := w.Write(b)
+			return err
+		})
+	})
+}
+
+// errStream stops an encoding whose answer turned out larger than one piece.
+var errStream = errors.New("answer larger than one piece")
 
 // streamPiece is how much of an answer is built before it is written: an answer of many large
 // events goes out a piece at a time instead of existing whole beside the events it carries.
@@ -393,11 +429,13 @@ var pieces = sync.Pool{New: func() any { b := make([]byte, 0, streamPiece); retu
 
 const maxPiece = 4 * streamPiece
 
-// writeEventsTo writes {"events":[...],"next_cursor"?}, built by hand so payloads go out byte
-// for byte, in pieces of about streamPiece bytes.
-func writeEventsTo(w io.Writer, es []events.Event, withLease bool, next string) error {
+// encodeEvents builds {"events":[...],"next_cursor"?} by hand, so payloads go out byte for byte,
+// and hands it to write in pieces of about streamPiece bytes; whole says the piece is the
+// entire answer, so it can go with a Content-Length. write must not keep the piece.
+func encodeEvents(es []events.Event, withLease bool, next string, write func(b []byte, whole bool) error) error {
 	bp := pieces.Get().(*[]byte)
 	b := append((*bp)[:0], `{"events":[`...)
+	wrote := false
 	defer func() {
 		if cap(b) <= maxPiece {
 			*bp = b[:0]
@@ -410,10 +448,10 @@ func writeEventsTo(w io.Writer, es []events.Event, withLease bool, next string) 
 		}
 		b = api.AppendEvent(b, e, withLease)
 		if len(b) >= streamPiece {
-			if _, err := w.Write(b); err != nil {
+			if err := write(b, false); err != nil {
 				return err
 			}
-			b = b[:0]
+			b, wrote = b[:0], true
 		}
 	}
 	b = append(b, ']')
@@ -423,8 +461,7 @@ func writeEventsTo(w io.Writer, es []events.Event, withLease bool, next string) 
 		b = append(b, '"')
 	}
 	b = append(b, '}')
-	_, err := w.Write(b)
-	return err
+	return write(b, !wrote)
 }
 
 // flushError flushes w's innermost writer that can report a failed flush. The wrappers on the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,11 @@ func TestLargeAnswersAreWrittenInPieces(t *testing.T) {
 		}
 		payloads = append(payloads, body)
 	}
+	// More listings than the tenant has read turns: each answer written gives its turn back.
 	for _, route := range []struct{ method, path, body string }{
+		{"GET", "/inbox?limit=100", ""},
+		{"GET", "/inbox?limit=100", ""},
+		{"GET", "/inbox?limit=100", ""},
 		{"GET", "/inbox?limit=100", ""},
 		{"POST", "/inbox/pull", `{"max_events":100}`},
 	} {
@@ -71,5 +76,13 @@ func TestLargeAnswersAreWrittenInPieces(t *testing.T) {
 		if total := w.Body.Len(); w.writes < 4 || w.largest > total/4 {
 			t.Fatalf("%s: %d bytes in %d writes, the largest %d: the answer went out whole", route.path, total, w.writes, w.largest)
 		}
+		if w.Header().Get("Content-Length") != "" {
+			t.Fatalf("%s: a streamed answer claims a Content-Length", route.path)
+		}
+	}
+	// An answer of one piece still goes out whole, with its length.
+	res := apitest.Do(t, f.h, apitest.Request{Method: "GET", Path: "/inbox?limit=100", Key: key})
+	if res.Status != http.StatusOK || res.Header.Get("Content-Length") != strconv.Itoa(len(res.Body)) {
+		t.Fatalf("a small answer: %d, Content-Length %q for %d bytes", res.Status, res.Header.Get("Content-Length"), len(res.Body))
 	}
 }
