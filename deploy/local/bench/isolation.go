@@ -48,6 +48,7 @@ type isolationReport struct {
 	Ratio            isolationRatio     `json:"ratio_abused_over_alone"`
 	Goals            map[string]float64 `json:"goals"`
 	InboxMemory      noisy.Memory       `json:"inbox_memory_while_abused"`
+	CPU              []phaseCPU         `json:"cpu_cores_by_phase"`
 	Result           noisy.Result       `json:"result"`
 	Valid            bool               `json:"valid"`
 }
@@ -117,7 +118,11 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 			return err
 		}
 	}
-	if rep.InboxMemory, err = runPhases(ctx, sc, o.isolation.phase, r.logf); err != nil {
+	watch := cpuWatch{"bench": os.Getpid(), "dynamodb-local": r.ddbPID}
+	for name, pid := range st.PIDs() {
+		watch[name] = pid
+	}
+	if rep.InboxMemory, rep.CPU, err = runPhases(ctx, sc, o.isolation.phase, watch, r.logf); err != nil {
 		return err
 	}
 	rep.LoadAvg.End = loadAverages()
@@ -133,11 +138,12 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 }
 
 // runPhases runs B throughout and A in the middle phase, then lets B's consumers finish.
-func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, logf func(string, ...any)) (noisy.Memory, error) {
+func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, watch cpuWatch, logf func(string, ...any)) (noisy.Memory, []phaseCPU, error) {
 	var mem noisy.Memory
+	var cpu []phaseCPU
 	sc.SetPhase(isolationPhases[0])
 	if err := sc.StartNeighbour(ctx); err != nil {
-		return mem, err
+		return mem, cpu, err
 	}
 	defer sc.StopNeighbour()
 	for _, phase := range isolationPhases {
@@ -145,16 +151,18 @@ func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, logf fu
 		logf("isolation: phase %s, %v", phase, d)
 		if phase == "abused" {
 			if err := sc.StartAbuse(ctx); err != nil {
-				return mem, err
+				return mem, cpu, err
 			}
 		}
+		start := watch.mark()
 		err := client.Sleep(ctx, d)
+		cpu = append(cpu, coresBetween(phase, start, watch.mark()))
 		if phase == "abused" {
 			mem = sc.StopAbuse()
 			logf("isolation: A did %+v", sc.Progress())
 		}
 		if err != nil {
-			return mem, err
+			return mem, cpu, err
 		}
 	}
 	sc.SetPhase("drain")
@@ -164,7 +172,7 @@ func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, logf fu
 	if left := sc.WaitProcessed(drainCtx); len(left) > 0 {
 		logf("isolation: %d of B's accepted events were not processed within 2 min", len(left))
 	}
-	return mem, ctx.Err()
+	return mem, cpu, ctx.Err()
 }
 
 func (rep *isolationReport) finish(sc *noisy.Scenario) {
@@ -192,6 +200,7 @@ func printIsolation(w io.Writer, rep isolationReport) {
 	m := rep.InboxMemory
 	fmt.Fprintf(w, "inbox memory while A abused: peak VmRSS %.1f MiB, VmHWM %.1f MiB (goal ≤ %d MiB; %d samples)\n", m.PeakRSSMiB, m.HWMMiB, goalInboxRSSMiB, m.Samples)
 	rep.Result.PrintActors(w)
+	printPhaseCPU(w, rep.CPU)
 	b, err := json.Marshal(map[string]any{"bench": rep.Bench, "ratio": rep.Ratio, "inbox_peak_rss_mib": m.PeakRSSMiB,
 		"b_errors": rep.Result.NeighbourErrors(), "a_5xx": rep.Result.AbuserServerErrors(), "valid": rep.Valid})
 	if err == nil {
