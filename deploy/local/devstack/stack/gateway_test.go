@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // upstream answers with its own name and what it received, so a test sees where a request went.
@@ -210,5 +212,35 @@ func TestGatewayAnswers503WhenAReplicaFailsMidCall(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "ingest") {
 		t.Errorf("the failure was not logged: %q", logged.String())
+	}
+}
+
+// A connection a client opened and never used does not fail the gateway's stop: net/http holds
+// such a connection active for its first 5 s, and the stop waits that out.
+func TestGatewayStopsDespiteAnUnusedConnection(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server has accepted the connection once it answers a request on another one.
+	res, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if err := shutdownGateway(srv); err != nil {
+		t.Fatalf("stop with an unused connection open: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("serve: %v", err)
 	}
 }

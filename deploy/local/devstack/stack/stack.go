@@ -52,6 +52,7 @@ const (
 	DefaultGatewayAddr = "127.0.0.1:8080"
 	readyTimeout       = 60 * time.Second
 	stopGrace          = 15 * time.Second
+	gatewayShutdown    = 8 * time.Second
 	// childShutdown is each service's own drain time; below stopGrace, so a clean stop is
 	// never cut short by the supervisor's kill. Above 5 s: net/http's Shutdown waits up to 5 s
 	// for a connection accepted but not yet used (Go's clients dial spare ones, and every
@@ -792,9 +793,7 @@ func (s *Stack) Stop() error {
 		wg.Wait()
 		errs = append(errs, serviceErrs...)
 		if s.gateway != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, s.gateway.Shutdown(ctx))
-			cancel()
+			errs = append(errs, shutdownGateway(s.gateway))
 		}
 		if s.prometheus != nil {
 			errs = append(errs, s.stopChild(s.prometheus))
@@ -814,6 +813,15 @@ func (s *Stack) Stop() error {
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr
+}
+
+// shutdownGateway lets the gateway finish its calls. It waits longer than 5 s, as the services'
+// drain does: net/http's Shutdown takes a connection accepted and never used (a client's spare
+// dial, a call cancelled while it dialled) for active until it is 5 s old.
+func shutdownGateway(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), gatewayShutdown)
+	defer cancel()
+	return srv.Shutdown(ctx)
 }
 
 // stopChild stops one child. One that had already ended was reported as the stack's failure
