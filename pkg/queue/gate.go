@@ -37,17 +37,8 @@ func newReadGate() *readGate {
 	return &readGate{all: make(chan struct{}, allReads), wait: readQueueWait, tenants: slots.NewKeyed(perTenantReads)}
 }
 
-// enter waits for a turn; the returned func gives it back.
-func (g *readGate) enter(ctx context.Context, tenantID string) (leave func(), err error) {
-	t, err := g.enterTurn(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	return t.leave, nil
-}
-
-// enterTurn waits for a turn: its tenant's place, then the process's.
-func (g *readGate) enterTurn(ctx context.Context, tenantID string) (*turn, error) {
+// enter waits for a turn: its tenant's place, then the process's.
+func (g *readGate) enter(ctx context.Context, tenantID string) (*turn, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.wait)
 	defer cancel()
 	leaveTenant, ok := g.tenants.Enter(ctx, tenantID)
@@ -61,21 +52,16 @@ func (g *readGate) enterTurn(ctx context.Context, tenantID string) (*turn, error
 	return &turn{process: func() { <-g.all }, tenant: leaveTenant}, nil
 }
 
-// turn is a read's place in the gate. The process's place is given back when the read is
-// done; the tenant's may be kept until the answer is written (keepTurn). Only the tenant's
-// waits on its clients: a client that reads its answer slowly holds up its own tenant's reads,
-// never every tenant's.
-type turn struct {
-	process, tenant func()
-	readOnce        sync.Once
-	leaveOnce       sync.Once
-}
+// turn is a read's place in the gate: the process's, given back when the read is done, and its
+// tenant's, which keepTurn may keep until the answer is written. Only the tenant's waits on
+// its clients: a client that reads its answer slowly holds up its own tenant's reads, never
+// every tenant's. Each is given back exactly once.
+type turn struct{ process, tenant func() }
 
-func (t *turn) readDone() { t.readOnce.Do(t.process) }
-
+// leave gives back a turn whose read never happened.
 func (t *turn) leave() {
-	t.readDone()
-	t.leaveOnce.Do(t.tenant)
+	t.process()
+	t.tenant()
 }
 
 // busy is the caller's own end if it went away, else the answer for a wait that ran out.
@@ -120,18 +106,18 @@ func (h *heldTurns) release() {
 // answered something and its caller holds its turns, once the caller has written the answer.
 // A read that answered nothing (a long poll about to wait) keeps nothing.
 func keepTurn(ctx context.Context, t *turn, answered bool) {
-	t.readDone()
+	t.process()
 	h, _ := ctx.Value(heldTurnsKey{}).(*heldTurns)
 	if h == nil || !answered {
-		t.leave()
+		t.tenant()
 		return
 	}
 	h.mu.Lock()
 	if h.released {
 		h.mu.Unlock()
-		t.leave()
+		t.tenant()
 		return
 	}
-	h.leave = append(h.leave, t.leave)
+	h.leave = append(h.leave, t.tenant)
 	h.mu.Unlock()
 }

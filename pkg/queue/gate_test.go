@@ -19,26 +19,26 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 	ctx := context.Background()
 	var held []func()
 	for range perTenantReads {
-		leave, err := g.enter(ctx, "noisy")
+		rt, err := g.enter(ctx, "noisy")
 		if err != nil {
 			t.Fatalf("turn within the tenant's bound: %v", err)
 		}
-		held = append(held, leave)
+		held = append(held, rt.leave)
 	}
 	var rl *tenant.RateLimitedError
 	if _, err := g.enter(ctx, "noisy"); !errors.As(err, &rl) {
 		t.Fatalf("a turn past the tenant's bound: %v, want a rate-limit answer", err)
 	}
-	leave, err := g.enter(ctx, "quiet")
+	rt, err := g.enter(ctx, "quiet")
 	if err != nil {
 		t.Fatalf("another tenant while the first is full: %v", err)
 	}
-	leave()
+	rt.leave()
 	held[0]()
-	if leave, err := g.enter(ctx, "noisy"); err != nil {
+	if rt, err := g.enter(ctx, "noisy"); err != nil {
 		t.Fatalf("a turn after one was given back: %v", err)
 	} else {
-		held[0] = leave
+		held[0] = rt.leave
 	}
 	for _, l := range held {
 		l()
@@ -48,11 +48,11 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 	}
 
 	for i := range allReads {
-		leave, err := g.enter(ctx, string(rune('a'+i)))
+		rt, err := g.enter(ctx, string(rune('a'+i)))
 		if err != nil {
 			t.Fatalf("turn %d within the process bound: %v", i, err)
 		}
-		defer leave()
+		defer rt.leave()
 	}
 	if _, err := g.enter(ctx, "late"); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("a turn past the process bound: %v, want unavailable", err)
@@ -69,7 +69,7 @@ func TestReadGateBoundsEachTenantAndTheProcess(t *testing.T) {
 func TestKeptTurnHoldsOnlyItsTenantsPlace(t *testing.T) {
 	g := &readGate{all: make(chan struct{}, 1), wait: 50 * time.Millisecond, tenants: slots.NewKeyed(perTenantReads)}
 	held, release := HoldReads(context.Background())
-	rt, err := g.enterTurn(held, "slow")
+	rt, err := g.enter(held, "slow")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,18 +80,18 @@ func TestKeptTurnHoldsOnlyItsTenantsPlace(t *testing.T) {
 	if n := g.tenants.Users("slow"); n != 1 {
 		t.Fatalf("the kept turn holds %d of its tenant's places, want 1", n)
 	}
-	leave, err := g.enter(context.Background(), "other")
+	other, err := g.enter(context.Background(), "other")
 	if err != nil {
 		t.Fatalf("another tenant once the read is done: %v", err)
 	}
-	leave()
+	other.leave()
 	release()
 	release()
 	if n := g.tenants.Users("slow"); n != 0 {
 		t.Fatalf("after release its tenant still has %d places taken", n)
 	}
 	// A read that answered nothing keeps nothing, held or not.
-	rt, err = g.enterTurn(held, "slow")
+	rt, err = g.enter(held, "slow")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func NewInbox(store events.Store, o Options) *Inbox {
 // enterRead waits for a payload-bearing read's turn, then goes ahead only if the tenant has
 // paid for the work done meanwhile; keepTurn ends the turn.
 func (q *Inbox) enterRead(ctx context.Context, p tenant.Principal) (*turn, error) {
-	t, err := q.gate.enterTurn(ctx, p.TenantID)
+	t, err := q.gate.enter(ctx, p.TenantID)
 	if err != nil {
 		return nil, err
 	}
