@@ -158,38 +158,79 @@ func (p *Parked) Close() {
 	p.finish(he.Status, 0)
 }
 
-// WriteStream answers with status and a Content-Type, the body written by body in as many
-// pieces as it likes and sent chunked, so that a large answer never exists whole in memory.
+// WriteStream answers with status and a Content-Type, the body written by body as net/http
+// would send it: with a Content-Length when body writes it in one piece, chunked when it takes
+// more, so a large answer never exists whole in memory. body may reuse a piece once written.
 // An error: the answer did not reach the connection.
 func (p *Parked) WriteStream(status int, contentType string, body func(io.Writer) error) error {
 	p.header.Set("Content-Type", contentType)
-	return p.send(status, -1, func(w io.Writer) (int64, error) {
-		cw := &countingWriter{w: httputil.NewChunkedWriter(w)}
-		if err := body(cw); err != nil {
-			return cw.n, err
+	w := &streamWriter{p: p, status: status}
+	err := body(w)
+	if w.bw == nil {
+		if err != nil {
+			// body failed before anything was sent: the answer is lost, as after a failed write.
+			_ = p.conn.Close()
+			p.finish(status, 0)
+			return err
 		}
+		return p.respond(status, w.first)
+	}
+	if err == nil {
 		// The chunked writer's Close ends the chunks; the blank line ends the trailers.
-		if err := cw.w.(io.Closer).Close(); err != nil {
-			return cw.n, err
+		if err = w.chunks.Close(); err == nil {
+			_, err = io.WriteString(w.bw, "\r\n")
 		}
-		_, err := io.WriteString(w, "\r\n")
-		return cw.n, err
-	})
+	}
+	return p.end(status, w.bw, w.n, w.closing, err)
+}
+
+// streamWriter keeps an answer's first piece until a second one says it goes chunked.
+type streamWriter struct {
+	p       *Parked
+	status  int
+	first   []byte
+	pieces  int
+	bw      *bufio.Writer  // the connection's, once the status line and headers are written
+	chunks  io.WriteCloser // on bw
+	closing bool
+	n       int64
+}
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	w.pieces++
+	if w.pieces == 1 {
+		w.first = append(w.first[:0], b...)
+		return len(b), nil
+	}
+	if w.bw == nil {
+		w.bw, w.closing = w.p.begin(w.status, -1)
+		w.chunks = httputil.NewChunkedWriter(w.bw)
+		if err := w.write(w.first); err != nil {
+			return 0, err
+		}
+		w.first = nil
+	}
+	return len(b), w.write(b)
+}
+
+func (w *streamWriter) write(b []byte) error {
+	n, err := w.chunks.Write(b)
+	w.n += int64(n)
+	return err
 }
 
 // respond writes the whole answer on the connection and hands the connection on.
 func (p *Parked) respond(status int, body []byte) error {
-	return p.send(status, len(body), func(w io.Writer) (int64, error) {
-		n, err := w.Write(body)
-		return int64(n), err
-	})
+	bw, closing := p.begin(status, len(body))
+	n, err := bw.Write(body)
+	return p.end(status, bw, int64(n), closing, err)
 }
 
-// send writes the status line, the headers and, through body, the body on the connection,
-// then hands the connection on. length is the body's Content-Length; below 0 it is sent
-// chunked.
-func (p *Parked) send(status, length int, body func(io.Writer) (int64, error)) error {
-	closing := p.l.closing()
+// begin writes the status line and the headers, for a body of length bytes (below 0: sent
+// chunked), and returns the writer the body goes to; closing says the connection takes no
+// next request.
+func (p *Parked) begin(status, length int) (bw *bufio.Writer, closing bool) {
+	closing = p.l.closing()
 	h := p.header
 	if length >= 0 {
 		h.Set("Content-Length", strconv.Itoa(length))
@@ -203,11 +244,16 @@ func (p *Parked) send(status, length int, body func(io.Writer) (int64, error)) e
 		h.Set("Connection", "close")
 	}
 	_ = p.conn.SetWriteDeadline(p.start.Add(writeTimeout))
-	bw := bufio.NewWriterSize(p.conn, parkedWriteBuffer)
+	bw = bufio.NewWriterSize(p.conn, parkedWriteBuffer)
 	bw.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
 	_ = h.Write(bw)
 	bw.WriteString("\r\n")
-	size, err := body(bw)
+	return bw, closing
+}
+
+// end sends what bw holds, records the answer of size body bytes, and hands the connection on,
+// or closes it after a failed write or when it takes no next request.
+func (p *Parked) end(status int, bw *bufio.Writer, size int64, closing bool, err error) error {
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -227,18 +273,6 @@ func (p *Parked) send(status, length int, body func(io.Writer) (int64, error)) e
 // parkedWriteBuffer is what an answer on a parked connection gathers before writing: a small
 // answer goes out in one write, a large one in pieces of this size.
 const parkedWriteBuffer = 32 << 10
-
-// countingWriter counts the bytes that went through it, for the access line.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
 
 // finish ends the request's access line, span and metrics once the handler chain is done.
 func (p *Parked) finish(status, size int) {

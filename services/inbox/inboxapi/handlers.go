@@ -2,7 +2,6 @@ package inboxapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,9 +155,15 @@ func (pp *parkedPull) Answer(got []events.Event, err error) {
 		return
 	}
 	pp.parked.ChargeWork(pullCost(got))
-	if err := writeParked(pp.parked, got); err != nil && len(got) > 0 {
+	werr := pp.parked.WriteStream(http.StatusOK, jsonContentType, func(w io.Writer) error {
+		return encodeEvents(got, true, "", func(b []byte, _ bool) error {
+			_, err := w.Write(b)
+			return err
+		})
+	})
+	if werr != nil && len(got) > 0 {
 		pp.release() // giving the leases back reads nothing
-		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, err)
+		pp.h.undelivered(pp.parked.Context(), pp.parked.Logger(), pp.p, got, werr)
 	}
 }
 
@@ -391,33 +396,6 @@ func writeEvents(c *gin.Context, es []events.Event, withLease bool, next string)
 	}
 	return flushError(c.Writer)
 }
-
-// writeParked answers a parked pull: with a Content-Length when the answer is one piece,
-// chunked when it is more.
-func writeParked(p *httpx.Parked, es []events.Event) error {
-	var err error
-	streamed := false
-	encErr := encodeEvents(es, true, "", func(b []byte, whole bool) error {
-		if whole {
-			err = p.Write(http.StatusOK, jsonContentType, b)
-			return err
-		}
-		streamed = true
-		return errStream
-	})
-	if !streamed {
-		return cmpOr(err, encErr)
-	}
-	return p.WriteStream(http.StatusOK, jsonContentType, func(w io.Writer) error {
-		return encodeEvents(es, true, "", func(b []byte, _ bool) error {
-			_, err := w.Write(b)
-			return err
-		})
-	})
-}
-
-// errStream stops an encoding whose answer turned out larger than one piece.
-var errStream = errors.New("answer larger than one piece")
 
 // streamPiece is how much of an answer is built before it is written: an answer of many large
 // events goes out a piece at a time instead of existing whole beside the events it carries.

@@ -178,6 +178,9 @@ func checkPull(t *testing.T, c *rawConn, want int) leasedAnswer {
 	if resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" || resp.Header.Get("Date") == "" {
 		t.Fatalf("pull answer headers %v", resp.Header)
 	}
+	if resp.ContentLength != int64(len(body)) {
+		t.Fatalf("a pull answer of one piece: Content-Length %d for %d bytes", resp.ContentLength, len(body))
+	}
 	return a
 }
 
