@@ -118,11 +118,11 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 			return err
 		}
 	}
-	watch := cpuWatch{"bench": os.Getpid(), "dynamodb-local": r.ddbPID}
+	groups := []cpuGroup{{"bench", []int{os.Getpid()}}, {"dynamodb-local", []int{r.ddbPID}}}
 	for name, pid := range st.PIDs() {
-		watch[name] = pid
+		groups = append(groups, cpuGroup{name, []int{pid}})
 	}
-	if rep.InboxMemory, rep.CPU, err = runPhases(ctx, sc, o.isolation.phase, watch, r.logf); err != nil {
+	if rep.InboxMemory, rep.CPU, err = runPhases(ctx, sc, o.isolation.phase, groups, r.logf); err != nil {
 		return err
 	}
 	rep.LoadAvg.End = loadAverages()
@@ -138,7 +138,7 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 }
 
 // runPhases runs B throughout and A in the middle phase, then lets B's consumers finish.
-func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, watch cpuWatch, logf func(string, ...any)) (noisy.Memory, []phaseCPU, error) {
+func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, groups []cpuGroup, logf func(string, ...any)) (noisy.Memory, []phaseCPU, error) {
 	var mem noisy.Memory
 	var cpu []phaseCPU
 	sc.SetPhase(isolationPhases[0])
@@ -154,9 +154,9 @@ func runPhases(ctx context.Context, sc *noisy.Scenario, d time.Duration, watch c
 				return mem, cpu, err
 			}
 		}
-		start := watch.mark()
+		before, from := snapshotGroups(groups), time.Now()
 		err := client.Sleep(ctx, d)
-		cpu = append(cpu, coresBetween(phase, start, watch.mark()))
+		cpu = append(cpu, phaseCPU{Phase: phase, Cores: snapshotGroups(groups).cores(before, groups, time.Since(from))})
 		if phase == "abused" {
 			mem = sc.StopAbuse()
 			logf("isolation: A did %+v", sc.Progress())
