@@ -7,12 +7,11 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
-	"github.com/trigger-api/trigger-api/pkg/apikey"
+	"github.com/trigger-api/trigger-api/pkg/apitest"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/tenant"
@@ -22,7 +21,8 @@ import (
 // progress, another tenant's are served meanwhile, and once they end it is served again.
 func TestInFlightCapsEachTenant(t *testing.T) {
 	e := newAuthEnv(t, tenant.AuthConfig{})
-	globex := addTenant(t, e.store, "globex")
+	apitest.SeedTenant(t, e.store, "globex", 1)
+	globex := apitest.SeedKey(t, e.store, "globex", apitest.KeyOptions{})
 	engine := httpx.NewEngine(zap.NewNop(), func(context.Context) error { return nil })
 	release := make(chan struct{})
 	var started sync.WaitGroup
@@ -63,24 +63,6 @@ func TestInFlightCapsEachTenant(t *testing.T) {
 	if rec := do("/fast", e.key); rec.Code != http.StatusOK {
 		t.Fatalf("after the others ended: %d", rec.Code)
 	}
-}
-
-// addTenant stores an active tenant id with a key of every scope, and returns the key.
-func addTenant(t *testing.T, store tenant.Store, id string) string {
-	t.Helper()
-	ctx := context.Background()
-	if err := store.CreateTenant(ctx, tenant.Tenant{ID: id, Name: id, Status: tenant.StatusActive, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	k, err := apikey.New(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateKey(ctx, tenant.APIKey{ID: "key_" + id, TenantID: id, Hash: k.Hash(), Prefix: k.Prefix(),
-		Scopes: tenant.AllScopes, Status: tenant.KeyActive, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	return k.String()
 }
 
 // A tenant's requests share DynamoDB call slots sized by its rate on this replica.
