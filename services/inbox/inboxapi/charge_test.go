@@ -71,18 +71,3 @@ func TestSettleCallsChargeEachItem(t *testing.T) {
 		})
 	}
 }
-
-// killLeased lets the tenant's leases lapse and pulls again until its n events, at
-// max_deliveries 1, are dead letters.
-func (wf *workFixture) killLeased(t *testing.T, key string, n int) {
-	t.Helper()
-	for range 3 {
-		wf.now = wf.now.Add(2 * time.Second)
-		pull(t, wf.setup, key, `{"max_events":10,"visibility_timeout_seconds":1}`)
-	}
-	var dead inboxAnswer
-	res := call(t, wf.setup, key, "GET", "/inbox/dead", "")
-	if res.JSON(t, &dead); len(dead.Events) != n {
-		t.Fatalf("%d dead letters after the lapsed leases, want %d: %s", len(dead.Events), n, res.Body)
-	}
-}

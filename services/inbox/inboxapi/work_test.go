@@ -139,23 +139,30 @@ func TestRedriveAllMovesWhatItsRatePays(t *testing.T) {
 	if p := pull(t, wf.setup, key, `{"max_events":10,"visibility_timeout_seconds":1}`); len(p.Events) != 8 {
 		t.Fatalf("setup pull leased %d, want 8", len(p.Events))
 	}
-	for range 3 {
-		wf.now = wf.now.Add(2 * time.Second)
-		pull(t, wf.setup, key, `{"max_events":10,"visibility_timeout_seconds":1}`)
-	}
+	wf.killLeased(t, key, 8)
 	five := 5
 	if _, err := wf.tenants.UpdateTenant(context.Background(), "acme", tenant.Patch{RateLimit: &five}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	res := call(t, wf.setup, key, "GET", "/inbox/dead", "")
-	var dead inboxAnswer
-	if res.JSON(t, &dead); len(dead.Events) != 8 {
-		t.Fatalf("%d dead letters after the lapsed leases, want 8: %s", len(dead.Events), res.Body)
-	}
 
-	res = call(t, wf.h, key, "POST", "/inbox/redrive", `{"all":true}`)
+	res := call(t, wf.h, key, "POST", "/inbox/redrive", `{"all":true}`)
 	if res.Status != 200 || !strings.Contains(string(res.Body), `"redriven_count":5`) || !strings.Contains(string(res.Body), `"more":true`) {
 		t.Fatalf("redrive all at 5/s: %d %s; want 5 moved and more", res.Status, res.Body)
 	}
 	call(t, wf.h, key, "POST", "/inbox/redrive", `{"all":true}`).ExpectError(t, http.StatusTooManyRequests, "rate_limited")
+}
+
+// killLeased lets the tenant's leases lapse and pulls again until its n events, at
+// max_deliveries 1, are dead letters.
+func (wf *workFixture) killLeased(t *testing.T, key string, n int) {
+	t.Helper()
+	for range 3 {
+		wf.now = wf.now.Add(2 * time.Second)
+		pull(t, wf.setup, key, `{"max_events":10,"visibility_timeout_seconds":1}`)
+	}
+	var dead inboxAnswer
+	res := call(t, wf.setup, key, "GET", "/inbox/dead", "")
+	if res.JSON(t, &dead); len(dead.Events) != n {
+		t.Fatalf("%d dead letters after the lapsed leases, want %d: %s", len(dead.Events), n, res.Body)
+	}
 }
