@@ -467,15 +467,7 @@ func TestParkedAnswerOfLargeEventsIsChunked(t *testing.T) {
 	c := e.dial(t)
 	c.send(t, request("POST", "/inbox/pull", e.keys[id], `{"wait_seconds":20,"max_events":10}`))
 	waitFor(t, "the poll to park", func() bool { return e.waiting() == 1 })
-	var payloads [][]byte
-	for i := range 4 {
-		body := []byte(fmt.Sprintf(`{"event_type":"big","i":%d,"pad":"%s"}`, i, strings.Repeat("x", 100<<10)))
-		ev := events.New(id, "big", body, 1, time.Now().Add(-time.Second).Add(time.Duration(i)*time.Millisecond))
-		if err := e.events.Put(context.Background(), ev); err != nil {
-			t.Fatal(err)
-		}
-		payloads = append(payloads, body)
-	}
+	payloads := putSized(t, e.events, id, 4, 100<<10, time.Now().Add(-time.Second))
 	e.inbox.Notify(queue.Notice{TenantID: id, Partition: 0, Count: len(payloads), VisibleAt: time.Now().Add(-time.Second)})
 	resp, body := c.answer(t)
 	var a struct {

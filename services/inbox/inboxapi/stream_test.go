@@ -2,9 +2,7 @@ package inboxapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/trigger-api/trigger-api/pkg/apitest"
-	"github.com/trigger-api/trigger-api/pkg/events"
 )
 
 // writesRecorder keeps the answer and the size of the largest single write it was given.
@@ -36,15 +33,7 @@ func TestLargeAnswersAreWrittenInPieces(t *testing.T) {
 	apitest.SeedTenant(t, f.tenants, "acme", 1)
 	key := apitest.SeedKey(t, f.tenants, "acme", apitest.KeyOptions{})
 	start := time.Now().Add(-time.Minute)
-	var payloads [][]byte
-	for i := range 8 {
-		body := []byte(fmt.Sprintf(`{"event_type":"big","i":%d,"pad":"%s"}`, i, strings.Repeat("x", 100<<10)))
-		e := events.New("acme", "big", body, 1, start.Add(time.Duration(i)*time.Millisecond))
-		if err := f.events.Put(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-		payloads = append(payloads, body)
-	}
+	payloads := putSized(t, f.events, "acme", 8, 100<<10, start)
 	// More listings than the tenant has read turns: each answer written gives its turn back.
 	for _, route := range []struct{ method, path, body string }{
 		{"GET", "/inbox?limit=100", ""},

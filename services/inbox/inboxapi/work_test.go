@@ -57,13 +57,22 @@ func (wf *workFixture) tenantAt(t *testing.T, id string, rate, maxDeliveries int
 // seedSized stores n events of about size bytes each, oldest first.
 func (wf *workFixture) seedSized(t *testing.T, tenantID string, n, size int) {
 	t.Helper()
+	putSized(t, wf.events, tenantID, n, size, wf.now.Add(-time.Minute))
+}
+
+// putSized stores n events of about size bytes each for tenantID, received a millisecond apart
+// from at, and returns their payloads in that order.
+func putSized(t *testing.T, store events.Store, tenantID string, n, size int, at time.Time) [][]byte {
+	t.Helper()
+	bodies := make([][]byte, n)
 	for i := range n {
-		body := fmt.Sprintf(`{"event_type":"big","i":%d,"pad":%q}`, i, strings.Repeat("x", size))
-		e := events.New(tenantID, "big", []byte(body), 1, wf.now.Add(-time.Minute+time.Duration(i)*time.Millisecond))
-		if err := wf.events.Put(context.Background(), e); err != nil {
+		bodies[i] = []byte(fmt.Sprintf(`{"event_type":"big","i":%d,"pad":%q}`, i, strings.Repeat("x", size)))
+		e := events.New(tenantID, "big", bodies[i], 1, at.Add(time.Duration(i)*time.Millisecond))
+		if err := store.Put(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return bodies
 }
 
 // A listing of large events is paid for by its payload: one more of the rate per full 4 KiB
