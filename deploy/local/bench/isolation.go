@@ -103,7 +103,7 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 	}
 	sc, err := noisy.Prepare(ctx, noisy.Target{
 		GatewayURL: st.GatewayURL, AdminToken: st.AdminToken, InboxPID: st.PIDs()[stack.Inbox],
-		AbuserCommand: []string{"nice", "-n", "19", exe, abuserMode},
+		AbuserCommand: abuserArgs(exe, st.ServiceURLs),
 	}, rep.Config, progress)
 	if err != nil {
 		return fmt.Errorf("isolation: prepare (logs in %s): %w", dir, err)

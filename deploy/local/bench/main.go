@@ -53,7 +53,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/trigger-api/trigger-api/deploy/local/devstack/stack"
-	"github.com/trigger-api/trigger-api/deploy/local/noisy"
 	"github.com/trigger-api/trigger-api/pkg/apikey"
 	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/ddblocal"
@@ -113,12 +112,9 @@ func (o options) runs(suite string) bool {
 	return o.suite == suiteAll || slices.Contains(strings.Split(o.suite, ","), suite)
 }
 
-// abuserMode makes this binary A's own process in the isolation suite.
-const abuserMode = "-noisy-abuser"
-
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == abuserMode {
-		os.Exit(noisy.AbuserMain(context.Background()))
+	if len(os.Args) >= 2 && os.Args[1] == abuserMode {
+		os.Exit(runAbuser(os.Args[2:]))
 	}
 	var o options
 	flag.StringVar(&o.suite, "suite", suiteAll, "what to measure: ingest (POST /events against bare PutItem), tracing (ingest with tracing off against exporting to Jaeger), delivery (latency to the worker, drain throughput), cost (DynamoDB capacity units per event), isolation (a tenant's latencies while another abuses the API), all of these, or scale (what idle long polls cost; heavy, never part of all)")

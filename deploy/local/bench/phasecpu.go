@@ -21,7 +21,7 @@ func printPhaseCPU(w io.Writer, phases []phaseCPU) {
 	if len(phases) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "CPU cores by phase (bench: B's client and the gateway; other: A's process and everything else):")
+	fmt.Fprintln(w, "CPU cores by phase (bench: B's client and its gateway; other: A's process, its gateway included, and everything else):")
 	for _, p := range phases {
 		names := slices.DeleteFunc(slices.Sorted(maps.Keys(p.Cores)), func(n string) bool { return n == "other" || n == "idle" })
 		var b strings.Builder

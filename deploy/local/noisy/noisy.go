@@ -93,7 +93,8 @@ type Target struct {
 	InboxPID int
 	// AbuserCommand, when set, runs A in a process of its own: this command, which must call
 	// ServeAbuser. Its load generator then competes with B's for the machine, as another
-	// customer's does, and not for the scheduler of B's process.
+	// customer's does, and not for the scheduler of B's process. Given a gateway of its own
+	// (ServeAbuser's via), the copying of A's answers leaves B's process too.
 	AbuserCommand []string
 }
 

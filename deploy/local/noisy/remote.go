@@ -110,8 +110,10 @@ func (a *abuse) stopRemote() {
 const abuserRunning = "running"
 
 // ServeAbuser is A's own process: it reads the spec from the first line of in, runs A until in
-// closes, then writes what it saw to out.
-func ServeAbuser(ctx context.Context, in io.Reader, out io.Writer) error {
+// closes, then writes what it saw to out. A non-empty via replaces the spec's gateway: one
+// this process serves itself, so that proxying A's calls costs A's process and not the
+// caller's, where B's client runs.
+func ServeAbuser(ctx context.Context, in io.Reader, out io.Writer, via string) error {
 	br := bufio.NewReader(in)
 	line, err := br.ReadBytes('\n')
 	if err != nil {
@@ -120,6 +122,9 @@ func ServeAbuser(ctx context.Context, in io.Reader, out io.Writer) error {
 	var spec abuserSpec
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fmt.Errorf("read the spec: %w", err)
+	}
+	if via != "" {
+		spec.GatewayURL = via
 	}
 	s := &Scenario{cfg: spec.Config, target: Target{GatewayURL: spec.GatewayURL}, keys: spec.Keys}
 	s.SetPhase(spec.Phase)
@@ -137,8 +142,8 @@ func ServeAbuser(ctx context.Context, in io.Reader, out io.Writer) error {
 }
 
 // AbuserMain is ServeAbuser on the process's own stdin and stdout, for a command's main.
-func AbuserMain(ctx context.Context) int {
-	if err := ServeAbuser(ctx, os.Stdin, os.Stdout); err != nil {
+func AbuserMain(ctx context.Context, via string) int {
+	if err := ServeAbuser(ctx, os.Stdin, os.Stdout, via); err != nil {
 		fmt.Fprintln(os.Stderr, "noisy abuser:", err)
 		return 1
 	}
