@@ -96,7 +96,9 @@ type options struct {
 	out         string
 	tracingOut  string
 	logLevel    string
-	bodyBytes   int
+	// serviceProcs is the GOMAXPROCS of the services the bench starts; 0 leaves it to Go.
+	serviceProcs int
+	bodyBytes    int
 	// external names a running stack's ingest (make run's): the ingest suite sends to it
 	// instead of starting its own, and the bare loop writes beside it in its tables.
 	external  externalIngest
@@ -126,6 +128,7 @@ func main() {
 	flag.StringVar(&o.order, "order", "ABBA", "ingest: phase sequence: A is POST /events via the service, B is bare PutItem; ABBA cancels a linear drift")
 	flag.StringVar(&o.endpoint, "endpoint", "", "a running DynamoDB Local on loopback (http://127.0.0.1:PORT); empty starts one in memory")
 	flag.StringVar(&o.out, "out", ".cache/bench/ingest.json", "ingest: where the full JSON report goes; a relative path is taken from the workspace root")
+	flag.IntVar(&o.serviceProcs, "service-procs", podCPUs, "GOMAXPROCS of the ingest and inbox the bench starts: the chart's CPU limit of each, 1, as deployed; 0 lets them use every core")
 	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
 	flag.StringVar(&o.tracingOut, "tracing-out", ".cache/bench/tracing.json", "tracing: where the JSON report goes; a relative path is taken from the workspace root")
 	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
@@ -278,7 +281,7 @@ func (r *rig) startIngest(ctx context.Context, o options) error {
 	// The inbox the delivery and cost suites start listens for notices here, as the chart's
 	// inbox does; the ingest tells it of every event, as deployed.
 	r.notifyAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
-	if r.ingest, err = startProfiledService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, "ingest.log"),
+	if r.ingest, err = startProfiledService(ctx, "ingest", filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o, filepath.Join(r.cacheDir, "ingest.log"),
 		"TRIGGER_NOTIFY_PEERS="+r.notifyAddr); err != nil {
 		return err
 	}
@@ -343,6 +346,14 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		return nil, err
 	}
 	defer target.stop()
+	switch {
+	case o.external.url != "":
+		rep.ServiceProcsText = "of a running stack"
+	case o.serviceProcs > 0:
+		rep.ServiceProcs, rep.ServiceProcsText = o.serviceProcs, fmt.Sprintf("at GOMAXPROCS=%d", o.serviceProcs)
+	default:
+		rep.ServiceProcsText = "on every core"
+	}
 	key := target.key
 
 	body := eventBody(o.bodyBytes)
@@ -498,7 +509,7 @@ func writeIngest(path string, stdout io.Writer, rep report) error {
 // startInbox starts an inbox that listens for notices where the ingest sends them, as the
 // chart's inbox does.
 func (r *rig) startInbox(ctx context.Context, o options, logName string) (*child, error) {
-	return startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o.logLevel, filepath.Join(r.cacheDir, logName),
+	return startService(ctx, "inbox", filepath.Join(r.binDir, "inbox"), r.endpoint, r.prefix, o, filepath.Join(r.cacheDir, logName),
 		"TRIGGER_NOTIFY_ADDR="+r.notifyAddr, "TRIGGER_NOTIFY_PEERS="+r.notifyAddr)
 }
 
@@ -522,6 +533,9 @@ func validateOptions(o options) error {
 				return fmt.Errorf("-suite %q: want %s, %s, or some of %s, %s, %s, %s and %s separated by commas", o.suite, suiteAll, suiteScale, suiteIngest, suiteTracing, suiteDelivery, suiteCost, suiteIsolation)
 			}
 		}
+	}
+	if o.serviceProcs < 0 {
+		return errors.New("-service-procs must not be negative")
 	}
 	if o.runs(suiteIsolation) && o.isolation.phase <= 0 {
 		return errors.New("-isolation-phase must be positive")

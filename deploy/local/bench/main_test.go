@@ -36,6 +36,7 @@ func TestValidateOptions(t *testing.T) {
 		"order-bad-letter":       func(o *options) { o.order = "ABC" },
 		"remote-endpoint":        func(o *options) { o.endpoint = "http://10.0.0.5:8000" },
 		"zero-concurrency":       func(o *options) { o.concurrency = 0 },
+		"negative-service-procs": func(o *options) { o.serviceProcs = -1 },
 		"negative-duration":      func(o *options) { o.duration = -time.Second },
 		"zero-rate":              func(o *options) { o.delivery.rate = 0 },
 		"negative-lead":          func(o *options) { o.delivery.lead = -time.Second },
@@ -74,6 +75,7 @@ func TestValidateOptions(t *testing.T) {
 		"isolation-only-ignores-rate": func(o *options) { o.suite, o.delivery.rate = suiteIsolation, 0 },
 		"cost-only-ignores-rate":      func(o *options) { o.suite, o.delivery.rate = suiteCost, 0 },
 		"ingest-and-delivery":         func(o *options) { o.suite = "ingest,delivery" },
+		"services-on-every-core":      func(o *options) { o.serviceProcs = 0 },
 		"external-ingest": func(o *options) {
 			o.suite, o.endpoint, o.external = suiteIngest, "http://127.0.0.1:8000", externalIngest{"http://127.0.0.1:9000", "k", "p_"}
 		},

@@ -118,16 +118,20 @@ type loadPair struct {
 }
 
 type report struct {
-	Bench         string     `json:"bench"`
-	Concurrency   int        `json:"concurrency"`
-	PhaseSeconds  float64    `json:"phase_seconds"`
-	WarmupSeconds float64    `json:"warmup_seconds"`
-	Order         string     `json:"order"`
-	BodyBytes     int        `json:"body_bytes"`
-	ItemBytes     int        `json:"item_bytes"`
-	Ingest        modeReport `json:"ingest"`
-	PutItem       modeReport `json:"putitem"`
-	Ratio         float64    `json:"ratio"`
+	Bench         string  `json:"bench"`
+	Concurrency   int     `json:"concurrency"`
+	PhaseSeconds  float64 `json:"phase_seconds"`
+	WarmupSeconds float64 `json:"warmup_seconds"`
+	Order         string  `json:"order"`
+	BodyBytes     int     `json:"body_bytes"`
+	// ServiceProcs is the GOMAXPROCS of the ingest the bench started, 0 for every core;
+	// ServiceProcsText says which, or that a running stack's ingest (-ingest-url) was measured.
+	ServiceProcs     int        `json:"service_procs"`
+	ServiceProcsText string     `json:"service_procs_text"`
+	ItemBytes        int        `json:"item_bytes"`
+	Ingest           modeReport `json:"ingest"`
+	PutItem          modeReport `json:"putitem"`
+	Ratio            float64    `json:"ratio"`
 	// RatioRange pairs the slowest ingest phase with the fastest PutItem phase and the other
 	// way round: how far drift alone could move the ratio in this run.
 	RatioRange [2]float64 `json:"ratio_range"`
@@ -229,8 +233,8 @@ func writeReport(path string, r any) error {
 func printTable(w io.Writer, r report) {
 	fmt.Fprintf(w, "\nPOST /events via ingest (A) vs bare PutItem (B): concurrency %d, %d phases of %.0fs (%s) after %.0fs warm-up each\n",
 		r.Concurrency, len(r.Phases), r.PhaseSeconds, r.Order, r.WarmupSeconds)
-	fmt.Fprintf(w, "body %d B, item %d B, %s, %d CPUs, load average (1m) %.2f -> %.2f\n\n",
-		r.BodyBytes, r.ItemBytes, r.DynamoDB, r.CPUs, r.LoadAvg1.Start, r.LoadAvg1.End)
+	fmt.Fprintf(w, "body %d B, item %d B, %s, %d CPUs, ingest %s, load average (1m) %.2f -> %.2f\n\n",
+		r.BodyBytes, r.ItemBytes, r.DynamoDB, r.CPUs, r.ServiceProcsText, r.LoadAvg1.Start, r.LoadAvg1.End)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tmode\tevents/s\tp50 ms\tp99 ms\terrors\tcores: bench\tingest\tddb-local\tother\tidle\tload\t")

@@ -110,12 +110,20 @@ func childEnv(extra ...string) []string {
 // tenant rate limit is set far above any rate reached here: the limiter still runs on every
 // request, but never refuses one, so the figures are capacity, not the default limit.
 // GOMEMLIMIT is what a service derives from the chart's 256 MiB pod limit, which this machine
-// does not impose, so its collector runs as it would in the pod.
-func serviceEnv(endpoint, prefix, addr, logLevel string) []string {
-	return childEnv(append(ddblocal.EnvFor(endpoint),
-		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+logLevel,
-		"TRIGGER_TENANT_RATE_LIMIT=10000000", "GOMEMLIMIT="+podMemoryLimit)...)
+// does not impose, so its collector runs as it would in the pod; GOMAXPROCS is what the chart
+// sets from the pod's CPU limit (-service-procs).
+func serviceEnv(endpoint, prefix, addr string, o options) []string {
+	env := append(ddblocal.EnvFor(endpoint),
+		"TRIGGER_HTTP_ADDR="+addr, "TRIGGER_TABLE_PREFIX="+prefix, "TRIGGER_LOG_LEVEL="+o.logLevel,
+		"TRIGGER_TENANT_RATE_LIMIT=10000000", "GOMEMLIMIT="+podMemoryLimit)
+	if o.serviceProcs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(o.serviceProcs))
+	}
+	return childEnv(env...)
 }
+
+// podCPUs is the chart's CPU limit of ingest and inbox, from which it sets their GOMAXPROCS.
+const podCPUs = 1
 
 // podMemoryLimit is 90 % of the chart's 256 MiB for ingest and inbox (pkg/startup).
 const podMemoryLimit = "230MiB"
@@ -145,14 +153,14 @@ func spawn(name, bin string, args, env []string, logPath string, onLine func(lin
 
 // startService runs a service binary on a free loopback port, with extra added to its
 // environment, and waits until /readyz answers 200.
-func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string, extra ...string) (*child, error) {
+func startService(ctx context.Context, name, bin, endpoint, prefix string, o options, logPath string, extra ...string) (*child, error) {
 	// Outside the ephemeral range, so no outgoing connection takes the port before the child binds it.
 	ports, err := ddblocal.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	c, err := spawn(name, bin, nil, append(serviceEnv(endpoint, prefix, addr, logLevel), extra...), logPath, nil)
+	c, err := spawn(name, bin, nil, append(serviceEnv(endpoint, prefix, addr, o), extra...), logPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -167,13 +175,13 @@ func startService(ctx context.Context, name, bin, endpoint, prefix, logLevel, lo
 
 // startProfiledService is startService with a metrics port of its own, as the chart gives
 // every service, that serves the Go profiles too (TRIGGER_PPROF).
-func startProfiledService(ctx context.Context, name, bin, endpoint, prefix, logLevel, logPath string, extra ...string) (*child, error) {
+func startProfiledService(ctx context.Context, name, bin, endpoint, prefix string, o options, logPath string, extra ...string) (*child, error) {
 	ports, err := ddblocal.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
 	internal := "127.0.0.1:" + strconv.Itoa(ports[0])
-	c, err := startService(ctx, name, bin, endpoint, prefix, logLevel, logPath,
+	c, err := startService(ctx, name, bin, endpoint, prefix, o, logPath,
 		append([]string{"TRIGGER_METRICS_ADDR=" + internal, "TRIGGER_PPROF=true"}, extra...)...)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -60,5 +63,19 @@ func TestIngestPostSendsTheEventAndKeepsTheConnection(t *testing.T) {
 	}
 	if conns.Load() != 1 {
 		t.Fatalf("%d connections for 3 sequential requests", conns.Load())
+	}
+}
+
+func TestServiceEnvSetsGOMAXPROCSOnlyWhenAsked(t *testing.T) {
+	has := func(env []string, kv string) bool { return slices.Contains(env, kv) }
+	o := options{logLevel: "info", serviceProcs: 1}
+	if env := serviceEnv("http://127.0.0.1:1", "p_", "127.0.0.1:2", o); !has(env, "GOMAXPROCS=1") || !has(env, "TRIGGER_LOG_LEVEL=info") {
+		t.Fatalf("procs 1: %q", env)
+	}
+	o.serviceProcs = 0
+	for _, kv := range serviceEnv("http://127.0.0.1:1", "p_", "127.0.0.1:2", o) {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") && os.Getenv("GOMAXPROCS") == "" {
+			t.Fatalf("procs 0: %s set", kv)
+		}
 	}
 }

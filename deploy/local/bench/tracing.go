@@ -164,7 +164,7 @@ func startTracedServices(ctx context.Context, o options, r *rig, addrs stack.Jae
 		modeTraceUnexported: nil,
 		modeTraceJaeger:     addrs.OTLPEnv(),
 	} {
-		c, err := startService(ctx, "ingest-"+mode, filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o.logLevel,
+		c, err := startService(ctx, "ingest-"+mode, filepath.Join(r.binDir, "ingest"), r.endpoint, r.prefix, o,
 			filepath.Join(r.cacheDir, "ingest-"+mode+".log"), extra...)
 		if err != nil {
 			stopAll(slices.Collect(maps.Values(services)))
