@@ -399,12 +399,12 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		before := pids.snapshot()
 		res := closedLoop(ctx, o.concurrency, o.duration, ops[mode])
 		after := pids.snapshot()
+		var pr profileResult
 		if prof != nil {
-			if pr := <-prof; pr.err != nil {
-				logf("phase %d: no CPU profile of the service: %v", i+1, pr.err)
-			} else {
-				rep.Profile = pr.p
+			if pr = <-prof; pr.err != nil {
+				logf("phase %d: profiles of the service: %v", i+1, pr.err)
 			}
+			rep.Profile, rep.Allocs = pr.cpu, pr.allocs
 		}
 		p := phaseReport{
 			N: i + 1, Mode: mode, Seconds: round(res.wall.Seconds(), 3), Events: len(res.latencies),
@@ -413,6 +413,9 @@ func runIngest(ctx context.Context, o options, r *rig, stdout io.Writer) (*repor
 		}
 		if res.firstErr != nil {
 			p.FirstError = res.firstErr.Error()
+		}
+		if pr.allocs != nil {
+			pr.allocs.perEvent(p.EventsPerS)
 		}
 		samples[mode] = append(samples[mode], res.latencies...)
 		p.Latency = summarise(res.latencies)
@@ -466,25 +469,37 @@ func (r *rig) ingestTarget(ctx context.Context, o options) (ingestTarget, error)
 }
 
 type profileResult struct {
-	p   *cpuProfile
-	err error
+	cpu    *cpuProfile
+	allocs *allocProfile
+	err    error
 }
 
-// profilePhase fetches a CPU profile of the ingest service during the phase about to start.
+// profilePhase fetches a CPU and an allocation profile of the ingest service, over the same
+// window, during the phase about to start.
 func profilePhase(ctx context.Context, r *rig, phase time.Duration, n int) <-chan profileResult {
 	out := make(chan profileResult, 1)
 	secs := profileSeconds(phase)
-	path := filepath.Join(r.cacheDir, "ingest-cpu.pprof")
+	cpuPath, allocsPath := filepath.Join(r.cacheDir, "ingest-cpu.pprof"), filepath.Join(r.cacheDir, "ingest-allocs.pprof")
 	go func() {
-		if err := fetchCPUProfile(ctx, r.ingest.internalURL, secs, path); err != nil {
-			out <- profileResult{err: err}
-			return
+		allocsErr := make(chan error, 1)
+		go func() { allocsErr <- fetchProfile(ctx, r.ingest.internalURL, profileAllocs, secs, allocsPath) }()
+		var res profileResult
+		err := fetchProfile(ctx, r.ingest.internalURL, profileCPU, secs, cpuPath)
+		if err == nil {
+			res.cpu, err = summariseProfile(cpuPath)
 		}
-		p, err := summariseProfile(path)
-		if p != nil {
-			p.Phase, p.Seconds = n, secs
+		aerr := <-allocsErr
+		if aerr == nil {
+			res.allocs, aerr = summariseAllocs(allocsPath)
 		}
-		out <- profileResult{p: p, err: err}
+		if res.cpu != nil {
+			res.cpu.Phase, res.cpu.Seconds = n, secs
+		}
+		if res.allocs != nil {
+			res.allocs.Phase, res.allocs.Seconds = n, secs
+		}
+		res.err = errors.Join(err, aerr)
+		out <- res
 	}()
 	return out
 }
@@ -496,7 +511,7 @@ func writeIngest(path string, stdout io.Writer, rep report) error {
 	}
 	printTable(stdout, rep)
 	line := rep
-	line.Phases, line.Profile = nil, nil
+	line.Phases, line.Profile, line.Allocs = nil, nil, nil
 	b, err := json.Marshal(line)
 	if err != nil {
 		return err

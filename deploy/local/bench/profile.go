@@ -37,10 +37,39 @@ type profileLine struct {
 // tail, so every sample is taken under full load.
 func profileSeconds(d time.Duration) int { return max(int(d.Seconds())-2, 1) }
 
-// fetchCPUProfile asks a service's pprof endpoint for a CPU profile of seconds and writes it
-// to path. It blocks for the profile's length.
-func fetchCPUProfile(ctx context.Context, internalURL string, seconds int, path string) error {
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", internalURL, seconds)
+// allocProfile is what a process allocated during one phase: totals, per event served, and by
+// function (flat: allocated there; cum: with it anywhere on the stack), ranked by objects,
+// whose count is what the collector's work follows. The runtime samples allocations (one per
+// 512 KiB on average) and scales them up, so the figures are estimates.
+type allocProfile struct {
+	Phase           int           `json:"phase"`
+	Seconds         int           `json:"seconds"`
+	File            string        `json:"file"`
+	Objects         int64         `json:"objects"`
+	Bytes           int64         `json:"bytes"`
+	ObjectsPerEvent float64       `json:"objects_per_event"`
+	BytesPerEvent   float64       `json:"bytes_per_event"`
+	TopFlat         []profileLine `json:"top_flat"`
+}
+
+// perEvent divides the totals by the events the phase served in the profile's window.
+func (a *allocProfile) perEvent(eventsPerS float64) {
+	if n := eventsPerS * float64(a.Seconds); n > 0 {
+		a.ObjectsPerEvent, a.BytesPerEvent = round(float64(a.Objects)/n, 1), round(float64(a.Bytes)/n, 0)
+	}
+}
+
+// Kinds of profile a service's pprof endpoint gives over a window of seconds: CPU time, and
+// allocations (a delta of the allocs profile).
+const (
+	profileCPU    = "profile"
+	profileAllocs = "allocs"
+)
+
+// fetchProfile asks a service's pprof endpoint for a profile of kind over seconds and writes
+// it to path. It blocks for the profile's length.
+func fetchProfile(ctx context.Context, internalURL, kind string, seconds int, path string) error {
+	url := fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", internalURL, kind, seconds)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -68,6 +97,23 @@ func fetchCPUProfile(ctx context.Context, internalURL string, seconds int, path 
 // summariseProfile ranks the functions of the CPU profile at path by flat and by cumulative
 // time, as `go tool pprof -top` and `-top -cum` would.
 func summariseProfile(path string) (*cpuProfile, error) {
+	p, err := readProfile(path)
+	if err != nil {
+		return nil, err
+	}
+	return rankProfile(p, path)
+}
+
+// summariseAllocs totals the allocation profile at path and ranks its functions by objects.
+func summariseAllocs(path string) (*allocProfile, error) {
+	p, err := readProfile(path)
+	if err != nil {
+		return nil, err
+	}
+	return rankAllocs(p, path)
+}
+
+func readProfile(path string) (*profile.Profile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -77,7 +123,7 @@ func summariseProfile(path string) (*cpuProfile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return rankProfile(p, path)
+	return p, nil
 }
 
 func rankProfile(p *profile.Profile, path string) (*cpuProfile, error) {
@@ -85,8 +131,34 @@ func rankProfile(p *profile.Profile, path string) (*cpuProfile, error) {
 	if vi < 0 {
 		return nil, fmt.Errorf("%s: not a CPU profile", path)
 	}
-	flat, cum := map[string]int64{}, map[string]int64{}
-	var total int64
+	flat, cum, total := attribute(p, vi)
+	out := &cpuProfile{File: path, CPUSeconds: round(float64(total)/1e9, 2)}
+	if total == 0 {
+		return out, nil
+	}
+	out.TopFlat, out.TopCum = topBy(flat, flat, cum, total), topBy(cum, flat, cum, total)
+	return out, nil
+}
+
+func rankAllocs(p *profile.Profile, path string) (*allocProfile, error) {
+	oi := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "alloc_objects" })
+	bi := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "alloc_space" })
+	if oi < 0 || bi < 0 {
+		return nil, fmt.Errorf("%s: not an allocation profile", path)
+	}
+	flat, cum, objects := attribute(p, oi)
+	_, _, bytes := attribute(p, bi)
+	out := &allocProfile{File: path, Objects: objects, Bytes: bytes}
+	if objects > 0 {
+		out.TopFlat = topBy(flat, flat, cum, objects)
+	}
+	return out, nil
+}
+
+// attribute sums sample value vi by function: flat to the innermost frame of each sample, cum
+// once to every function on its stack.
+func attribute(p *profile.Profile, vi int) (flat, cum map[string]int64, total int64) {
+	flat, cum = map[string]int64{}, map[string]int64{}
 	for _, s := range p.Sample {
 		v := s.Value[vi]
 		total += v
@@ -108,29 +180,21 @@ func rankProfile(p *profile.Profile, path string) (*cpuProfile, error) {
 			}
 		}
 	}
-	out := &cpuProfile{File: path, CPUSeconds: round(float64(total)/1e9, 2)}
-	if total == 0 {
-		return out, nil
-	}
-	pct := func(v int64) float64 { return round(100*float64(v)/float64(total), 1) }
-	line := func(name string) profileLine {
-		return profileLine{Func: name, FlatPct: pct(flat[name]), CumPct: pct(cum[name])}
-	}
-	out.TopFlat = topBy(flat, line)
-	out.TopCum = topBy(cum, line)
-	return out, nil
+	return flat, cum, total
 }
 
-// topBy returns the profileTop names of m with the highest values, ties by name.
-func topBy(m map[string]int64, line func(string) profileLine) []profileLine {
-	names := make([]string, 0, len(m))
-	for n := range m {
+// topBy returns the profileTop functions with the highest values in by (flat or cum), ties by
+// name, each with its flat and cum shares of total.
+func topBy(by, flat, cum map[string]int64, total int64) []profileLine {
+	names := make([]string, 0, len(by))
+	for n := range by {
 		names = append(names, n)
 	}
-	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(by[b], by[a]), cmp.Compare(a, b)) })
+	pct := func(v int64) float64 { return round(100*float64(v)/float64(total), 1) }
 	out := make([]profileLine, 0, profileTop)
 	for _, n := range names[:min(len(names), profileTop)] {
-		out = append(out, line(n))
+		out = append(out, profileLine{Func: n, FlatPct: pct(flat[n]), CumPct: pct(cum[n])})
 	}
 	return out
 }
@@ -148,6 +212,16 @@ func printProfile(w io.Writer, p *cpuProfile) {
 			b = p.TopCum[i]
 		}
 		fmt.Fprintf(w, "  %6.1f %6.1f  %-58s  %6.1f %6.1f  %s\n", a.FlatPct, a.CumPct, shortFunc(a.Func, 58), b.FlatPct, b.CumPct, shortFunc(b.Func, 80))
+	}
+	fmt.Fprintln(w)
+}
+
+// printAllocs writes the allocation totals and the top functions by objects allocated there.
+func printAllocs(w io.Writer, a *allocProfile) {
+	fmt.Fprintf(w, "ingest allocations, phase %d (%d s, %s): %.1f objects and %.0f bytes per event, sampled\n", a.Phase, a.Seconds, a.File, a.ObjectsPerEvent, a.BytesPerEvent)
+	fmt.Fprintf(w, "  %6s %6s  %s\n", "flat%", "cum%", "objects allocated in")
+	for _, l := range a.TopFlat {
+		fmt.Fprintf(w, "  %6.1f %6.1f  %s\n", l.FlatPct, l.CumPct, shortFunc(l.Func, 100))
 	}
 	fmt.Fprintln(w)
 }

@@ -149,6 +149,8 @@ type report struct {
 	Phases   []phaseReport `json:"phases,omitempty"`
 	// Profile is where the service spent its CPU in the first ingest phase.
 	Profile *cpuProfile `json:"profile,omitempty"`
+	// Allocs is what the service allocated over the same window.
+	Allocs *allocProfile `json:"allocs,omitempty"`
 }
 
 // finish aggregates the phases of each mode and derives the ratios.
@@ -264,6 +266,9 @@ func printTable(w io.Writer, r report) {
 	fmt.Fprintln(w)
 	if r.Profile != nil {
 		printProfile(w, r.Profile)
+	}
+	if r.Allocs != nil {
+		printAllocs(w, r.Allocs)
 	}
 }
 
