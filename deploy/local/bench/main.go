@@ -131,7 +131,7 @@ func main() {
 	flag.IntVar(&o.serviceProcs, "service-procs", podCPUs, "GOMAXPROCS of the ingest and inbox the bench starts: the chart's CPU limit of each, 1, as deployed; 0 lets them use every core")
 	flag.StringVar(&o.logLevel, "log-level", "info", "the services' TRIGGER_LOG_LEVEL; info keeps the per-request access log a deployment pays for (the worker always logs at info: the bench reads its lines)")
 	flag.StringVar(&o.tracingOut, "tracing-out", ".cache/bench/tracing.json", "tracing: where the JSON report goes; a relative path is taken from the workspace root")
-	flag.IntVar(&o.bodyBytes, "body-bytes", 0, "pad the event body to this many bytes; 0 sends the seed's small event")
+	flag.IntVar(&o.bodyBytes, "body-bytes", defaultBodyBytes, "pad the event body to this many bytes; 0 sends the seed's small event (81 bytes)")
 	flag.StringVar(&o.external.url, "ingest-url", "", "ingest: a running ingest on loopback (make run's: http://127.0.0.1:PORT) to send to instead of starting one; needs -endpoint and -ingest-key of that stack")
 	flag.StringVar(&o.external.key, "ingest-key", "", "ingest: with -ingest-url, an API key of a tenant whose rate_limit lets the load through")
 	flag.StringVar(&o.external.prefix, "table-prefix", "", "ingest: with -ingest-url, that stack's TRIGGER_TABLE_PREFIX (make run's is empty unless set); the bare loop writes to its events table")

@@ -122,6 +122,9 @@ func serviceEnv(endpoint, prefix, addr string, o options) []string {
 	return childEnv(env...)
 }
 
+// defaultBodyBytes is the event body the ingest goals are set at.
+const defaultBodyBytes = 200
+
 // podCPUs is the chart's CPU limit of ingest and inbox, from which it sets their GOMAXPROCS.
 const podCPUs = 1
 
