@@ -186,7 +186,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stopDDB, err := r.startDynamoDB(ctx, o.endpoint)
+	stopDDB, err := r.startDynamoDB(ctx, o.endpoint, "dynamodb-local.log")
 	if err != nil {
 		return err
 	}
@@ -228,12 +228,12 @@ func newRig(stderr io.Writer) (*rig, error) {
 
 // startDynamoDB starts an in-memory DynamoDB Local, or uses the one at endpoint, and connects
 // to it. The returned stop ends only one the bench started.
-func (r *rig) startDynamoDB(ctx context.Context, endpoint string) (stop func(), err error) {
+func (r *rig) startDynamoDB(ctx context.Context, endpoint, logName string) (stop func(), err error) {
 	stop = func() {}
 	r.endpoint = endpoint
 	if r.endpoint == "" {
 		r.logf("starting DynamoDB Local (in memory)")
-		srv, err := ddblocal.Start(ctx, ddblocal.Options{LogPath: filepath.Join(r.cacheDir, "dynamodb-local.log")})
+		srv, err := ddblocal.Start(ctx, ddblocal.Options{LogPath: filepath.Join(r.cacheDir, logName)})
 		if err != nil {
 			return nil, fmt.Errorf("dynamodb local: %w", err)
 		}
