@@ -79,18 +79,13 @@ func loadAverages() string {
 // runIsolation starts the whole stack (gateway, the three services, a worker) on the rig's
 // DynamoDB Local under tables of its own, and times B through the three phases.
 func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) error {
-	if o.endpoint == "" && o.suite != suiteIsolation {
-		// The suites before this one leave hundreds of thousands of items in the bench's
-		// DynamoDB Local; in a full run B's ingest p99 was then 280-320 ms in every phase,
-		// alone too, its collector's pauses rather than anything A did. B is timed on a fresh one.
-		fresh := *r
-		stop, err := fresh.startDynamoDB(ctx, "", "dynamodb-local-isolation.log")
-		if err != nil {
-			return fmt.Errorf("isolation: %w", err)
-		}
-		defer stop()
-		r = &fresh
+	// On the DynamoDB Local the suites before had filled, B's ingest p99 was 280-320 ms in
+	// every phase of a full run, alone too: its stalls, not anything A did.
+	r, stop, err := r.afresh(ctx, o, "isolation", o.suite != suiteIsolation, false)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	rep := isolationReport{
 		Bench: "isolation", Started: time.Now().UTC().Format(time.RFC3339), Go: runtime.Version(), CPUs: runtime.NumCPU(),
 		LoadAvg: loadTriple{Start: loadAverages()}, PhaseSeconds: o.isolation.phase.Seconds(), RehearsalSeconds: o.isolation.rehearsal.Seconds(), Config: noisy.BenchConfig(),

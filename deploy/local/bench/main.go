@@ -208,29 +208,37 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 }
 
 // afresh is r, or when the bench owns DynamoDB Local and earlier suites of the run wrote to
-// it (used), a copy with a DynamoDB Local, tables and an ingest of its own. The ingest and
-// tracing suites leave a few hundred thousand events there, and in a full run DynamoDB Local
-// then stalled every caller for 0.3-0.9 s every few seconds: the figures of the suites after
-// would be those stalls. Stop ends what afresh started.
-func (r *rig) afresh(ctx context.Context, o options, suite string, used bool) (_ *rig, stop func(), err error) {
+// it (used), a copy with a DynamoDB Local of its own, and with tables and an ingest on it when
+// the suite sends through the rig's ingest (withIngest). The suites before leave a few hundred
+// thousand events there, and in a full run DynamoDB Local then stalled every caller for
+// 0.3-0.9 s every few seconds: the figures of the suites after would be those stalls. Stop
+// ends what afresh started.
+func (r *rig) afresh(ctx context.Context, o options, suite string, used, withIngest bool) (_ *rig, stop func(), err error) {
 	if o.endpoint != "" || !used {
 		return r, func() {}, nil
 	}
 	f := *r
 	f.tag = "-" + suite
-	stopDDB, err := f.startDynamoDB(ctx, "", "dynamodb-local"+f.tag+".log")
+	stop, err = f.startDynamoDB(ctx, "", "dynamodb-local"+f.tag+".log")
+	if err != nil || !withIngest {
+		return &f, stop, wrapSuite(suite, err)
+	}
+	if err = f.createTables(ctx); err == nil {
+		err = f.startIngest(ctx, o)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", suite, err)
+		stop()
+		return nil, nil, wrapSuite(suite, err)
 	}
-	if err := f.createTables(ctx); err != nil {
-		stopDDB()
-		return nil, nil, fmt.Errorf("%s: %w", suite, err)
-	}
-	if err := f.startIngest(ctx, o); err != nil {
-		stopDDB()
-		return nil, nil, fmt.Errorf("%s: %w", suite, err)
-	}
+	stopDDB := stop
 	return &f, func() { f.ingest.stop(); stopDDB() }, nil
+}
+
+func wrapSuite(suite string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", suite, err)
 }
 
 // newRig finds the workspace and makes the bench's cache directory, where its binaries,
@@ -338,7 +346,7 @@ func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 		}
 	}
 	if o.runs(suiteDelivery) {
-		dr, stop, err := r.afresh(ctx, o, "delivery", o.runs(suiteIngest) || o.runs(suiteTracing))
+		dr, stop, err := r.afresh(ctx, o, "delivery", o.runs(suiteIngest) || o.runs(suiteTracing), true)
 		if err == nil {
 			err = runDelivery(ctx, o, dr, ingestRate, stdout)
 			stop()
