@@ -180,11 +180,22 @@ func runDelivery(ctx context.Context, o options, r *rig, ingest *ingestFigure, s
 			errs = append(errs, fmt.Errorf("drain with %d replicas: %w", n, err))
 			continue
 		}
-		res.ratio(ingest)
-		rep.Drain = append(rep.Drain, res)
 		r.logf("drain %d replica(s): %d events in %.2fs after %.0f ms start-up = %.1f events/s (complete %v, redeliveries %d)",
 			n, res.Events, res.RunningSeconds, res.StartupMS, res.EventsPerS, res.Complete, res.Redeliveries)
 		r.logf("drain %d replica(s): the inbox's DynamoDB calls per event: %s", n, describeCalls(res.InboxCallsPerEvent))
+		store, err := dr.storeDrain(ctx, fmt.Sprintf("bench-store-drain-%d-%d", i+1, n), n, d)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store drain with %d pullers: %w", n, err))
+		} else {
+			res.Store = &store
+			r.logf("store drain %d puller(s): %d events in %.2fs = %.1f events/s (complete %v); DynamoDB calls per event: %s",
+				n, store.Events, store.Seconds, store.EventsPerS, store.Complete, describeCalls(store.CallsPerEvent))
+		}
+		res.ratio(ingest)
+		rep.Drain = append(rep.Drain, res)
 	}
 	for _, k := range []workerKind{longPollWorker, pollWorker} {
 		res, err := dr.latency(ctx, "bench-latency-"+k.Name, k, d)

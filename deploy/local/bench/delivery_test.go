@@ -9,6 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -349,5 +353,43 @@ func TestReceiptTimeline(t *testing.T) {
 	}
 	if receiptTimeline(receiptsView{}, time.Second) != nil {
 		t.Fatal("timeline without receipts")
+	}
+}
+
+func TestStoreDrainRatios(t *testing.T) {
+	d := drainReport{Events: 5000, Complete: true, EventsPerS: 600, Store: &storeDrainReport{Complete: true, EventsPerS: 800}}
+	d.ratio(&ingestFigure{EventsPerS: 2000})
+	if d.OverStore != 0.75 || d.Store.OverIngest != 0.4 || d.DrainOverIngest != 0.3 {
+		t.Fatalf("drain/store %v store/ingest %v drain/ingest %v", d.OverStore, d.Store.OverIngest, d.DrainOverIngest)
+	}
+	// An incomplete baseline is no baseline.
+	d = drainReport{Events: 5000, Complete: true, EventsPerS: 600, Store: &storeDrainReport{EventsPerS: 800}}
+	d.ratio(&ingestFigure{EventsPerS: 2000})
+	if d.OverStore != 0 || d.Store.OverIngest != 0 {
+		t.Fatalf("judged against an incomplete baseline: %+v %+v", d, *d.Store)
+	}
+}
+
+// The baseline's pullers lease per call what a worker pulls by default; the worker's configuration is
+// read here so the two cannot drift apart.
+func TestWorkerDefaultLeasesMatchTheWorker(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "worker", "runner", "config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"CONCURRENCY", "BATCH_SIZE"} {
+		m := regexp.MustCompile(`envconfig:"` + name + `" default:"(\d+)"`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no default for TRIGGER_%s in the worker's config.go", name)
+		}
+		if got, _ := strconv.Atoi(string(m[1])); got != workerDefaultLeases {
+			t.Fatalf("TRIGGER_%s defaults to %d, the bench assumes %d", name, got, workerDefaultLeases)
+		}
+	}
+	if got := leasesPerWorker(deliveryOptions{concurrency: 4}); got != 4 {
+		t.Fatalf("concurrency 4: %d leases", got)
+	}
+	if got := leasesPerWorker(deliveryOptions{concurrency: 50, batchSize: 20}); got != 20 {
+		t.Fatalf("batch 20: %d leases", got)
 	}
 }

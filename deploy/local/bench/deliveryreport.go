@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -140,8 +141,12 @@ type drainReport struct {
 	WorkerWarnings     int     `json:"worker_warnings"`
 	FirstWarning       string  `json:"first_warning,omitempty"`
 	// DrainOverIngest is EventsPerS over the ingest suite's POST /events rate of this run.
-	DrainOverIngest   float64            `json:"drain_over_ingest,omitempty"`
-	GoalMet           *bool              `json:"goal_met,omitempty"`
+	DrainOverIngest float64 `json:"drain_over_ingest,omitempty"`
+	GoalMet         *bool   `json:"goal_met,omitempty"`
+	// Store is the baseline drained right after, by the events store alone, and OverStore
+	// this drain's EventsPerS over the baseline's: what the inbox and workers leave of it.
+	Store             *storeDrainReport  `json:"store_drain,omitempty"`
+	OverStore         float64            `json:"drain_over_store_drain,omitempty"`
 	CPUCores          map[string]float64 `json:"cpu_cores,omitempty"`
 	CPUMicrosPerEvent map[string]float64 `json:"cpu_us_per_event,omitempty"`
 	// InboxCallsPerEvent is the inbox's DynamoDB calls during the drain per event, by
@@ -181,7 +186,16 @@ func msOf(d time.Duration) float64 { return round(float64(d)/float64(time.Millis
 
 // ratio compares the drain with the ingest rate, when one was measured in this run.
 func (d *drainReport) ratio(ingest *ingestFigure) {
-	if ingest == nil || ingest.EventsPerS <= 0 || !d.Complete {
+	if !d.Complete {
+		return
+	}
+	if s := d.Store; s != nil && s.Complete && s.EventsPerS > 0 {
+		d.OverStore = round(d.EventsPerS/s.EventsPerS, 3)
+		if ingest != nil && ingest.EventsPerS > 0 {
+			s.OverIngest = round(s.EventsPerS/ingest.EventsPerS, 3)
+		}
+	}
+	if ingest == nil || ingest.EventsPerS <= 0 {
 		return
 	}
 	d.DrainOverIngest = round(d.EventsPerS/ingest.EventsPerS, 3)
@@ -369,6 +383,7 @@ func printDeliveryTable(w io.Writer, r deliveryReport, o deliveryOptions) {
 		fmt.Fprintln(w, "start-up: from starting the replicas to the first one logging \"running\"; seconds: from then to the first")
 		fmt.Fprintln(w, "100 ms probe that finds the inbox index empty (every event acked); events/s = events / seconds.")
 		fmt.Fprintln(w, "first ms, all pulled s: when the first and the last event were received, from \"running\".")
+		printStoreDrains(w, r.Drain)
 	}
 
 	fmt.Fprintln(w)
@@ -383,4 +398,36 @@ func printDeliveryTable(w io.Writer, r deliveryReport, o deliveryOptions) {
 			map[bool]string{true: "met", false: "not met"}[*r.LatencyGoalMet])
 	}
 	fmt.Fprintln(w)
+}
+
+// printStoreDrains shows each drain's baseline: the events store alone, in the bench's process.
+func printStoreDrains(w io.Writer, drains []drainReport) {
+	if !slices.ContainsFunc(drains, func(d drainReport) bool { return d.Store != nil }) {
+		return
+	}
+	fmt.Fprintf(w, "\nBaseline: the same events drained by the events store's Lease and Ack alone, in the bench's process\n")
+	fmt.Fprintf(w, "(no HTTP, inbox or worker), one puller per replica, leasing as many per call as a worker pulls\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pullers\tper lease\tseconds\tevents/s\tstore/ingest\tdrain/store\tcalls per event\tcores: bench\tddb-local\tload\t")
+	for _, d := range drains {
+		s := d.Store
+		if s == nil {
+			continue
+		}
+		rate, overIngest, overStore := "incomplete", "-", "-"
+		if s.Complete {
+			rate = fmt.Sprintf("%.1f", s.EventsPerS)
+		}
+		if s.OverIngest > 0 {
+			overIngest = fmt.Sprintf("%.3f", s.OverIngest)
+		}
+		if d.OverStore > 0 {
+			overStore = fmt.Sprintf("%.3f", d.OverStore)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t\n", s.Pullers, s.MaxPerLease, s.Seconds, rate, overIngest, overStore,
+			describeCalls(s.CallsPerEvent), s.CPUCores["bench"], s.CPUCores["dynamodb_local"], s.LoadAvg1.End)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "store/ingest: what drain/ingest would be if the inbox and the workers cost nothing; drain/store: the")
+	fmt.Fprintln(w, "drain above over this baseline.")
 }
