@@ -81,7 +81,7 @@ func loadAverages() string {
 func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 	// On the DynamoDB Local the suites before had filled, B's ingest p99 was 280-320 ms in
 	// every phase of a full run, alone too: its stalls, not anything A did.
-	r, stop, err := r.afresh(ctx, o, "isolation", o.suite != suiteIsolation, false)
+	r, stop, err := r.afresh(ctx, o, "isolation", o.suite != suiteIsolation, freshDynamoDB)
 	if err != nil {
 		return err
 	}

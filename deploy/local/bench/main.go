@@ -8,7 +8,9 @@
 //     default), and exporting every span to a Jaeger the bench starts (make jaeger builds it).
 //   - delivery: how long an event takes from POST /events returning to the worker binary
 //     receiving it, for the long-poll worker and for a worker that polls every 2 s as the seed
-//     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate.
+//     did; then how fast 1 and 4 worker replicas drain a loaded inbox, against the ingest rate
+//     and against the events store's own Lease and Ack draining the same load in-process (the
+//     drain's baseline, as the bare PutItem loop is ingest's).
 //   - cost: the DynamoDB capacity units an event costs to ingest, lease, ack and list, for
 //     payloads of 1, 16 and 64 KiB, as the services count what DynamoDB reports, and its price.
 //   - isolation: the noisy neighbour (package noisy) through the whole stack: one tenant's
@@ -207,23 +209,35 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return runSuites(ctx, o, r, stdout)
 }
 
+// fresh is what a suite needs of its own when it gets a fresh DynamoDB Local.
+type fresh int
+
+const (
+	freshDynamoDB fresh = iota // the suite creates what it uses
+	freshTables                // and the rig's tables on it
+	freshIngest                // and the rig's ingest on those
+)
+
 // afresh is r, or when the bench owns DynamoDB Local and earlier suites of the run wrote to
-// it (used), a copy with a DynamoDB Local of its own, and with tables and an ingest on it when
-// the suite sends through the rig's ingest (withIngest). The suites before leave a few hundred
-// thousand events there, and in a full run DynamoDB Local then stalled every caller for
-// 0.3-0.9 s every few seconds: the figures of the suites after would be those stalls. Stop
-// ends what afresh started.
-func (r *rig) afresh(ctx context.Context, o options, suite string, used, withIngest bool) (_ *rig, stop func(), err error) {
+// it (used), a copy with a DynamoDB Local of its own and what need names on it. The suites
+// before leave a few hundred thousand events there, and in a full run DynamoDB Local then
+// stalled every caller for 0.3-0.9 s every few seconds: the figures of the suites after would
+// be those stalls. Stop ends what afresh started.
+func (r *rig) afresh(ctx context.Context, o options, suite string, used bool, need fresh) (_ *rig, stop func(), err error) {
 	if o.endpoint != "" || !used {
 		return r, func() {}, nil
 	}
 	f := *r
 	f.tag = "-" + suite
 	stop, err = f.startDynamoDB(ctx, "", "dynamodb-local"+f.tag+".log")
-	if err != nil || !withIngest {
+	if err != nil || need == freshDynamoDB {
 		return &f, stop, wrapSuite(suite, err)
 	}
-	if err = f.createTables(ctx); err == nil {
+	err = f.createTables(ctx)
+	if err == nil && need == freshTables {
+		return &f, stop, nil
+	}
+	if err == nil {
 		err = f.startIngest(ctx, o)
 	}
 	if err != nil {
@@ -340,13 +354,18 @@ func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 		errs = append(errs, err)
 	}
 	if o.runs(suiteTracing) {
-		errs = append(errs, runTracing(ctx, o, r, stdout))
+		tr, stop, err := r.afresh(ctx, o, "tracing", o.runs(suiteIngest), freshTables)
+		if err == nil {
+			err = runTracing(ctx, o, tr, stdout)
+			stop()
+		}
+		errs = append(errs, err)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 	if o.runs(suiteDelivery) {
-		dr, stop, err := r.afresh(ctx, o, "delivery", o.runs(suiteIngest) || o.runs(suiteTracing), true)
+		dr, stop, err := r.afresh(ctx, o, "delivery", o.runs(suiteIngest) || o.runs(suiteTracing), freshIngest)
 		if err == nil {
 			err = runDelivery(ctx, o, dr, ingestRate, stdout)
 			stop()
