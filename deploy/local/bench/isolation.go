@@ -104,6 +104,9 @@ func runIsolation(ctx context.Context, o options, r *rig, stdout io.Writer) erro
 	}
 	defer deleteTables(context.WithoutCancel(ctx), r.client, ddb.TableNames(prefix))
 	defer st.Stop()
+	if err := r.quietTTL(ctx, ddb.TableNames(prefix)); err != nil {
+		return fmt.Errorf("isolation: %w", err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("isolation: %w", err)

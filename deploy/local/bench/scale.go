@@ -443,6 +443,10 @@ func startScaleRig(ctx context.Context, o options, r *rig) (*scaleRig, func(), e
 		_ = st.Stop()
 		deleteTables(context.WithoutCancel(ctx), r.client, sr.tables)
 	}
+	if err := r.quietTTL(ctx, sr.tables); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("scale: %w", err)
+	}
 	return sr, stop, nil
 }
 
