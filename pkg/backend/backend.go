@@ -25,9 +25,10 @@ type Backend struct {
 	Auth   *tenant.Authenticator
 }
 
-// Open builds the backend from the shared settings, checks the tables once (a missing table or
-// refused credentials stop the start) and watches DynamoDB's health until ctx ends.
-func Open(ctx context.Context, log *zap.Logger, s ddb.Settings, auth tenant.AuthConfig) (*Backend, error) {
+// Open builds component's backend (ddb.ComponentIngest or ddb.ComponentInbox) from the shared
+// settings, checks the tables once (a missing table or refused credentials stop the start) and
+// watches DynamoDB's health until ctx ends.
+func Open(ctx context.Context, log *zap.Logger, component string, s ddb.Settings, auth tenant.AuthConfig) (*Backend, error) {
 	client, err := ddb.NewClient(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb client: %w", err)
@@ -36,7 +37,7 @@ func Open(ctx context.Context, log *zap.Logger, s ddb.Settings, auth tenant.Auth
 	if err := ddb.CheckAtStart(ctx, log, client, tables.All()...); err != nil {
 		return nil, err
 	}
-	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, tables.All()...)
+	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, component, tables)
 	a := tenant.NewAuthenticator(tenantdb.New(client, tables), auth, nil)
 	go a.FollowReplicas(ctx, log, nil)
 	return &Backend{

@@ -24,7 +24,8 @@ var OperationActions = map[string][]string{
 
 // Access is the least-privilege grant of every component: the production IAM policies must say
 // exactly this, and the services' tests check that their code calls nothing outside it.
-// DescribeTable serves the start-up check and the health gauge.
+// DescribeTable serves the start-up check; the health gauge reads with a granted GetItem or
+// BatchGetItem.
 var Access = map[string][]Grant{
 	ComponentIngest: {
 		{Table: EventsTable, Actions: []string{"DescribeTable", "GetItem", "PutItem"}},

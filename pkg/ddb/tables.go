@@ -42,6 +42,19 @@ func TableNames(prefix string) Tables {
 	return Tables{Tenants: prefix + TenantsTable, APIKeys: prefix + APIKeysTable, Events: prefix + EventsTable}
 }
 
+// Name is the name of base table TenantsTable, APIKeysTable or EventsTable; empty for another.
+func (t Tables) Name(base string) string {
+	switch base {
+	case TenantsTable:
+		return t.Tenants
+	case APIKeysTable:
+		return t.APIKeys
+	case EventsTable:
+		return t.Events
+	}
+	return ""
+}
+
 // All returns the names in a fixed order.
 func (t Tables) All() []string { return []string{t.Tenants, t.APIKeys, t.Events} }
 
@@ -159,14 +172,22 @@ var misconfigured = map[string]string{
 func Check(ctx context.Context, client *dynamodb.Client, names ...string) error {
 	for _, name := range names {
 		_, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
-		if err == nil {
-			continue
+		if err := classify("describe table", name, err); err != nil {
+			return err
 		}
-		var api smithy.APIError
-		if errors.As(err, &api) && misconfigured[api.ErrorCode()] != "" {
-			return fmt.Errorf("%w: table %s: %s (%s)", ErrMisconfigured, name, misconfigured[api.ErrorCode()], api.ErrorCode())
-		}
-		return fmt.Errorf("describe table %s: %w", name, Translate(err))
 	}
 	return nil
+}
+
+// classify wraps a failed call on table name: in ErrMisconfigured with what to fix when no
+// retry can help, translated as usual otherwise.
+func classify(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) && misconfigured[api.ErrorCode()] != "" {
+		return fmt.Errorf("%w: table %s: %s (%s)", ErrMisconfigured, name, misconfigured[api.ErrorCode()], api.ErrorCode())
+	}
+	return fmt.Errorf("%s %s: %w", op, name, Translate(err))
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/backend"
+	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/queue"
@@ -17,7 +18,7 @@ import (
 
 // Run serves the inbox API, and the notify port when one is set, until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	b, err := backend.Open(ctx, log, cfg.Settings, cfg.AuthConfig)
+	b, err := backend.Open(ctx, log, ddb.ComponentInbox, cfg.Settings, cfg.AuthConfig)
 	if err != nil {
 		return err
 	}

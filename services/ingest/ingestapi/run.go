@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/trigger-api/trigger-api/pkg/backend"
+	"github.com/trigger-api/trigger-api/pkg/ddb"
 	"github.com/trigger-api/trigger-api/pkg/httpx"
 	"github.com/trigger-api/trigger-api/pkg/notify"
 	"github.com/trigger-api/trigger-api/pkg/queue"
@@ -14,7 +15,7 @@ import (
 
 // Run serves the ingest API until ctx ends.
 func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
-	b, err := backend.Open(ctx, log, cfg.Settings, cfg.AuthConfig)
+	b, err := backend.Open(ctx, log, ddb.ComponentIngest, cfg.Settings, cfg.AuthConfig)
 	if err != nil {
 		return err
 	}

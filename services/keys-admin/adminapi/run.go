@@ -58,7 +58,7 @@ func Run(ctx context.Context, log *zap.Logger, cfg Config) error {
 	if err := ddb.CheckAtStart(ctx, log, client, tables.Tenants, tables.APIKeys); err != nil {
 		return err
 	}
-	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, tables.Tenants, tables.APIKeys)
+	go ddb.WatchHealth(ctx, log, telemetry.FromContext(ctx), client, ddb.ComponentKeysAdmin, tables)
 	router := NewRouter(log, dynamo.New(client, tables), tokens, httpx.ServingUntil(ctx), time.Now)
 	return httpx.Serve(ctx, log, cfg.HTTPAddr, cfg.ServerConfig, httpx.Instrument(router, telemetry.FromContext(ctx)))
 }
