@@ -142,8 +142,11 @@ func Logger(c *gin.Context, base *zap.Logger) *zap.Logger {
 
 // accessLog writes one line per request. It logs on the base logger with the request's ids
 // among the line's own fields: the same line as through the request logger, without building
-// one. A parked request's line is written by its answer.
+// one. A parked request's line is written by its answer. The line names no caller: it would
+// always be this file, and finding it walks the stack on every request (1.3 % of ingest's CPU
+// under load).
 func accessLog(log *zap.Logger) gin.HandlerFunc {
+	log = log.WithOptions(zap.WithCaller(false))
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()

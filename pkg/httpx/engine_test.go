@@ -83,3 +83,24 @@ func TestMalformedQueryStringIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// The access line names no caller (it would always be the access middleware, found by walking
+// the stack on every request); the service's other lines keep theirs.
+func TestAccessLineCarriesNoCaller(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	engine := httpx.NewEngine(zap.New(core, zap.AddCaller()), func(context.Context) error { return errors.New("down") })
+	engine.GET("/thing", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	for _, path := range []string{"/thing", "/readyz"} {
+		engine.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	access, other := logs.FilterMessage("request").All(), logs.FilterMessage("not ready").All()
+	if len(access) != 1 || len(other) != 1 {
+		t.Fatalf("logs: %v", logs.All())
+	}
+	if access[0].Caller.Defined {
+		t.Errorf("access line names caller %s", access[0].Caller)
+	}
+	if !other[0].Caller.Defined {
+		t.Error("the readiness line lost its caller")
+	}
+}
