@@ -355,21 +355,31 @@ func (d *deliveryRig) latency(ctx context.Context, tenantID string, k workerKind
 	return rep, nil
 }
 
+// loadTenant creates tenantID with a key and loads the drain's events into its inbox through
+// ingest; what names the phase in the log.
+func (d *deliveryRig) loadTenant(ctx context.Context, tenantID, what string, o deliveryOptions) (key string, pre preloadReport, err error) {
+	if key, err = seed(ctx, d.client, d.tables, tenantID); err != nil {
+		return "", pre, err
+	}
+	pub, err := d.tenantClient(key)
+	if err != nil {
+		return "", pre, err
+	}
+	d.logf("%s: loading %d events through POST /events/batch", what, o.drainEvents)
+	if pre, err = preload(ctx, pub, d.body, o.drainEvents); err != nil {
+		return "", pre, fmt.Errorf("preload (see %s): %w", d.ingest.LogPath(), err)
+	}
+	return key, pre, nil
+}
+
 // drain loads n events into a fresh tenant's inbox, then starts replicas workers on it and
 // times them until every event is acknowledged.
 func (d *deliveryRig) drain(ctx context.Context, tenantID string, replicas int, o deliveryOptions) (drainReport, error) {
 	rep := drainReport{Replicas: replicas, LoadAvg1: loadPair{Start: loadAvg1()}}
-	key, err := seed(ctx, d.client, d.tables, tenantID)
+	key, pre, err := d.loadTenant(ctx, tenantID, fmt.Sprintf("drain %d replica(s)", replicas), o)
+	rep.Preload = pre
 	if err != nil {
 		return rep, err
-	}
-	pub, err := d.tenantClient(key)
-	if err != nil {
-		return rep, err
-	}
-	d.logf("drain %d replica(s): loading %d events through POST /events/batch", replicas, o.drainEvents)
-	if rep.Preload, err = preload(ctx, pub, d.body, o.drainEvents); err != nil {
-		return rep, fmt.Errorf("preload (see %s): %w", d.ingest.LogPath(), err)
 	}
 	rep.Events = rep.Preload.Accepted
 	if left, err := d.unacked(ctx, tenantID); err != nil || !left {

@@ -64,18 +64,9 @@ func leasesPerWorker(o deliveryOptions) int {
 // pullers in-process callers of the events store.
 func (d *deliveryRig) storeDrain(ctx context.Context, tenantID string, pullers int, o deliveryOptions) (storeDrainReport, error) {
 	rep := storeDrainReport{Pullers: pullers, MaxPerLease: leasesPerWorker(o), LoadAvg1: loadPair{Start: loadAvg1()}}
-	key, err := seed(ctx, d.client, d.tables, tenantID)
+	_, pre, err := d.loadTenant(ctx, tenantID, fmt.Sprintf("store drain %d puller(s)", pullers), o)
 	if err != nil {
 		return rep, err
-	}
-	pub, err := d.tenantClient(key)
-	if err != nil {
-		return rep, err
-	}
-	d.logf("store drain %d puller(s): loading %d events through POST /events/batch", pullers, o.drainEvents)
-	pre, err := preload(ctx, pub, d.body, o.drainEvents)
-	if err != nil {
-		return rep, fmt.Errorf("preload (see %s): %w", d.ingest.LogPath(), err)
 	}
 	rep.Events = pre.Accepted
 
