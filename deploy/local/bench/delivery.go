@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ type deliveryOptions struct {
 	drainEvents  int
 	replicas     string
 	drainTimeout time.Duration
+	rehearse     bool
 	out          string
 	// concurrency and batchSize set the worker's TRIGGER_CONCURRENCY and TRIGGER_BATCH_SIZE;
 	// 0 keeps the worker's defaults, which the chart deploys.
@@ -168,6 +170,17 @@ func runDelivery(ctx context.Context, o options, r *rig, ingest *ingestFigure, s
 		LoadAvg1: loadPair{Start: loadAvg1()},
 		Method:   deliveryMethod,
 		Worker:   workerSettings{Concurrency: settingOrDefault(d.concurrency), BatchSize: settingOrDefault(d.batchSize)},
+	}
+	if d.rehearse && len(replicas) > 0 {
+		// The ingest suite's rate comes after a warm-up; a drain on a DynamoDB Local that has
+		// not yet run lease and ack at this pace would be measured against it cold.
+		n := slices.Max(replicas)
+		dr.logf("drain rehearsal: the store drains %d events with %d puller(s), unmeasured", d.drainEvents, n)
+		reh, err := dr.storeDrain(ctx, "bench-drain-rehearsal", n, d)
+		if err != nil {
+			return fmt.Errorf("drain rehearsal: %w", err)
+		}
+		rep.RehearsalEvents = reh.Events
 	}
 	var errs []error
 	for i, n := range replicas {
