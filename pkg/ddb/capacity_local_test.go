@@ -67,6 +67,41 @@ func TestConsumedCapacityOfAPut(t *testing.T) {
 	}
 }
 
+// A client with AskCapacity but no telemetry gets the capacity a service's client would count.
+func TestAskCapacityAlone(t *testing.T) {
+	t.Parallel()
+	tables := shared.Tables(t)
+	ctx := context.Background()
+	base, err := ddblocal.Client(ctx, shared.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := &dynamodb.PutItemInput{TableName: aws.String(tables.Events), Item: ddb.Item{
+		"tenant_id": ddb.S("t"), "event_id": ddb.S("e1"), "payload": ddb.S(strings.Repeat("x", 1500)),
+		"inbox_pk": ddb.S("t#0"), "inbox_sk": ddb.S("1"),
+	}}
+	plain, err := base.PutItem(ctx, put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.ConsumedCapacity != nil {
+		t.Fatalf("a plain client got capacity %+v", plain.ConsumedCapacity)
+	}
+	asking := dynamodb.New(base.Options(), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, ddb.AskCapacity) })
+	put.Item["event_id"] = ddb.S("e2") // a new item: an overwrite that keeps its index keys writes no index
+	out, err := asking.PutItem(ctx, put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := out.ConsumedCapacity
+	if cc == nil || cc.Table == nil || aws.ToFloat64(cc.Table.CapacityUnits) != 2 || aws.ToFloat64(cc.GlobalSecondaryIndexes[ddb.InboxIndex].CapacityUnits) != 1 {
+		t.Fatalf("capacity %+v, want 2 units on the table and 1 on %s", cc, ddb.InboxIndex)
+	}
+	if put.ReturnConsumedCapacity != "" {
+		t.Fatalf("the caller's input was changed: %q", put.ReturnConsumedCapacity)
+	}
+}
+
 // scrape returns the lines of the binary's /metrics that start with name.
 func scrape(t *testing.T, tel *telemetry.Telemetry, name string) []string {
 	t.Helper()
