@@ -127,6 +127,9 @@ type ingestFigure struct {
 	EventsPerS  float64 `json:"events_per_s"`
 	Valid       bool    `json:"valid"`
 	Concurrency int     `json:"concurrency"`
+	// CPUMicrosPerEvent is the ingest service's CPU per event written; 0 when the bench did
+	// not run it (-ingest-url).
+	CPUMicrosPerEvent float64 `json:"service_cpu_us_per_event,omitempty"`
 }
 
 // deliveryRig is the delivery suite's share of the rig: the inbox service and the clients.

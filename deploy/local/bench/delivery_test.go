@@ -362,6 +362,14 @@ func TestStoreDrainRatios(t *testing.T) {
 	if d.OverStore != 0.75 || d.Store.OverIngest != 0.4 || d.DrainOverIngest != 0.3 {
 		t.Fatalf("drain/store %v store/ingest %v drain/ingest %v", d.OverStore, d.Store.OverIngest, d.DrainOverIngest)
 	}
+	if d.CPUBoundOverIngest != 0 {
+		t.Fatalf("a CPU bound without CPU figures: %v", d.CPUBoundOverIngest)
+	}
+	d.CPUMicrosPerEvent = map[string]float64{"inbox": 600, "worker": 200}
+	d.ratio(&ingestFigure{EventsPerS: 2000, CPUMicrosPerEvent: 250})
+	if d.CPUBoundOverIngest != 0.417 {
+		t.Fatalf("CPU bound %v, want 250/600", d.CPUBoundOverIngest)
+	}
 	// An incomplete baseline is no baseline.
 	d = drainReport{Events: 5000, Complete: true, EventsPerS: 600, Store: &storeDrainReport{EventsPerS: 800}}
 	d.ratio(&ingestFigure{EventsPerS: 2000})

@@ -145,10 +145,14 @@ type drainReport struct {
 	GoalMet         *bool   `json:"goal_met,omitempty"`
 	// Store is the baseline drained right after, by the events store alone, and OverStore
 	// this drain's EventsPerS over the baseline's: what the inbox and workers leave of it.
-	Store             *storeDrainReport  `json:"store_drain,omitempty"`
-	OverStore         float64            `json:"drain_over_store_drain,omitempty"`
-	CPUCores          map[string]float64 `json:"cpu_cores,omitempty"`
-	CPUMicrosPerEvent map[string]float64 `json:"cpu_us_per_event,omitempty"`
+	Store     *storeDrainReport `json:"store_drain,omitempty"`
+	OverStore float64           `json:"drain_over_store_drain,omitempty"`
+	// CPUBoundOverIngest is the ingest service's CPU per event over the inbox's per drained
+	// event: the drain/ingest ratio that one CPU for each inbox and each ingest replica allows
+	// where DynamoDB is not the bound (DynamoDB Local is, on this machine).
+	CPUBoundOverIngest float64            `json:"cpu_bound_drain_over_ingest,omitempty"`
+	CPUCores           map[string]float64 `json:"cpu_cores,omitempty"`
+	CPUMicrosPerEvent  map[string]float64 `json:"cpu_us_per_event,omitempty"`
 	// InboxCallsPerEvent is the inbox's DynamoDB calls during the drain per event, by
 	// "Operation outcome", from its trigger.dynamodb.call.duration counts.
 	InboxCallsPerEvent map[string]float64 `json:"inbox_dynamodb_calls_per_event,omitempty"`
@@ -197,6 +201,9 @@ func (d *drainReport) ratio(ingest *ingestFigure) {
 	}
 	if ingest == nil || ingest.EventsPerS <= 0 {
 		return
+	}
+	if inbox := d.CPUMicrosPerEvent["inbox"]; inbox > 0 && ingest.CPUMicrosPerEvent > 0 {
+		d.CPUBoundOverIngest = round(ingest.CPUMicrosPerEvent/inbox, 3)
 	}
 	d.DrainOverIngest = round(d.EventsPerS/ingest.EventsPerS, 3)
 	met := d.DrainOverIngest >= goalDrainOverIngest
@@ -390,6 +397,7 @@ func printDeliveryTable(w io.Writer, r deliveryReport, o deliveryOptions) {
 		fmt.Fprintln(w, "100 ms probe that finds the inbox index empty (every event acked); events/s = events / seconds.")
 		fmt.Fprintln(w, "first ms, all pulled s: when the first and the last event were received, from \"running\".")
 		printStoreDrains(w, r.Drain)
+		printCPUBound(w, r)
 	}
 
 	fmt.Fprintln(w)
@@ -404,6 +412,25 @@ func printDeliveryTable(w io.Writer, r deliveryReport, o deliveryOptions) {
 			map[bool]string{true: "met", false: "not met"}[*r.LatencyGoalMet])
 	}
 	fmt.Fprintln(w)
+}
+
+// printCPUBound compares the inbox's CPU per drained event with the ingest's per event written.
+func printCPUBound(w io.Writer, r deliveryReport) {
+	if r.Ingest == nil || r.Ingest.CPUMicrosPerEvent <= 0 {
+		return
+	}
+	var cells []string
+	for _, d := range r.Drain {
+		if d.CPUBoundOverIngest > 0 {
+			cells = append(cells, fmt.Sprintf("%d replica(s): inbox %.0f µs, ratio %.3f", d.Replicas, d.CPUMicrosPerEvent["inbox"], d.CPUBoundOverIngest))
+		}
+	}
+	if len(cells) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nCPU per event: ingest %.0f µs (ingest suite); per drained event, %s.\n", r.Ingest.CPUMicrosPerEvent, strings.Join(cells, "; "))
+	fmt.Fprintln(w, "The ratio is ingest's over the inbox's: the drain/ingest that one CPU for each inbox and each ingest replica")
+	fmt.Fprintln(w, "would allow where DynamoDB is not the bound, as DynamoDB Local is here.")
 }
 
 // printStoreDrains shows each drain's baseline: the events store alone, in the bench's process.

@@ -377,6 +377,9 @@ func runSuites(ctx context.Context, o options, r *rig, stdout io.Writer) error {
 		}
 		if rep != nil {
 			ingestRate = &ingestFigure{EventsPerS: rep.Ingest.EventsPerS, Valid: rep.Valid, Concurrency: o.concurrency}
+			if c := rep.Ingest.CPUMicrosPerEvent; c != nil {
+				ingestRate.CPUMicrosPerEvent = c.Ingest
+			}
 		}
 		errs = append(errs, err)
 	}
