@@ -33,14 +33,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// directPut sends a PutItem's first attempt as one signed HTTP request of its own making,
-// around the SDK. The SDK's path (its per-call middleware stack, serializer, endpoint and auth
-// resolution, retry bookkeeping, signing, decoder) cost about 150 µs of CPU and 250
-// allocations per call, as much as the rest of an ingest; ingest makes one PutItem per event.
-// Only a plain success is answered here: any other answer or failure goes on to the SDK's
+// directPut sends the first attempt of a PutItem or an UpdateItem as one signed HTTP request
+// of its own making, around the SDK. The SDK's path (its per-call middleware stack,
+// serializer, endpoint and auth resolution, retry bookkeeping, signing, decoder) cost about
+// 150 µs of CPU and 250 allocations per call, as much as the rest of an ingest; ingest makes
+// one PutItem per event, and a drained event costs the inbox two UpdateItems (lease, ack).
+// A plain success is answered here, and for an update a condition that did not hold (a lease
+// race, a stale ack: answers, not failures): any other answer or failure goes on to the SDK's
 // path, which sends the call again as a retry and turns the answer into its typed errors, so
-// callers see what they always saw. Puts are conditional or idempotent by design, so the extra
-// attempt is one more retry, no more. After throttling or a server error it first waits the
+// callers see what they always saw. Writes here are conditional or idempotent by design, so
+// the extra attempt is one more retry, no more. After throttling or a server error it first waits the
 // retryer's delay, as the SDK would before a retry; after a refused signature (a clock
 // DynamoDB finds skewed, credentials it does not know) it steps aside for a minute, since the
 // SDK's path corrects what it can and this one cannot.
@@ -80,8 +82,19 @@ type endpointURL struct {
 	signable bool
 }
 
+// directOp is an operation the direct path sends: its name and its X-Amz-Target, one value
+// shared by every request.
+type directOp struct {
+	name   string
+	target []string
+}
+
+var (
+	opPutItem    = directOp{"PutItem", []string{"DynamoDB_20120810.PutItem"}}
+	opUpdateItem = directOp{"UpdateItem", []string{"DynamoDB_20120810.UpdateItem"}}
+)
+
 const (
-	directTarget      = "DynamoDB_20120810.PutItem"
 	directContentType = "application/x-amz-json-1.0"
 	// directOff is how long a refused signature keeps calls on the SDK's path.
 	directOff = time.Minute
@@ -162,22 +175,92 @@ func (d *directPut) endpoint(ctx context.Context, account, table string) (endpoi
 	return at, nil
 }
 
+// directCall is what the direct path knows of one operation's input and output.
+type directCall[I, O any] struct {
+	op directOp
+	// complete is false for an input the SDK's validation refuses without a request.
+	complete func(*I) bool
+	table    func(*I) *string
+	asked    func(*I) *rcc // the input's ReturnConsumedCapacity
+	encode   func(*I) ([]byte, bool)
+	// decode reads a success; failed, when set, answers a refusal (a condition that did not
+	// hold) itself rather than leave it to the SDK's path.
+	decode   func(raw []byte) (*O, error)
+	failed   func(answer *answerError, raw []byte) error
+	sdk      func(*dynamodb.Client, context.Context, *I, ...func(*dynamodb.Options)) (*O, error)
+	metadata func(*O) middleware.Metadata
+	consumed func(*O) *types.ConsumedCapacity
+}
+
+var putCall = directCall[dynamodb.PutItemInput, dynamodb.PutItemOutput]{
+	op:       opPutItem,
+	complete: func(in *dynamodb.PutItemInput) bool { return in.Item != nil },
+	table:    func(in *dynamodb.PutItemInput) *string { return in.TableName },
+	asked:    func(in *dynamodb.PutItemInput) *rcc { return &in.ReturnConsumedCapacity },
+	encode:   encodePut,
+	decode: func(raw []byte) (*dynamodb.PutItemOutput, error) {
+		var answer writeAnswer
+		if err := json.Unmarshal(raw, &answer); err != nil {
+			return nil, err
+		}
+		return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity}, nil
+	},
+	sdk:      (*dynamodb.Client).PutItem,
+	metadata: func(out *dynamodb.PutItemOutput) middleware.Metadata { return out.ResultMetadata },
+	consumed: func(out *dynamodb.PutItemOutput) *types.ConsumedCapacity { return out.ConsumedCapacity },
+}
+
+var updateCall = directCall[dynamodb.UpdateItemInput, dynamodb.UpdateItemOutput]{
+	op:       opUpdateItem,
+	complete: func(in *dynamodb.UpdateItemInput) bool { return in.Key != nil },
+	table:    func(in *dynamodb.UpdateItemInput) *string { return in.TableName },
+	asked:    func(in *dynamodb.UpdateItemInput) *rcc { return &in.ReturnConsumedCapacity },
+	encode:   encodeUpdate,
+	decode: func(raw []byte) (*dynamodb.UpdateItemOutput, error) {
+		var answer writeAnswer
+		if err := json.Unmarshal(raw, &answer); err != nil {
+			return nil, err
+		}
+		attrs, err := answer.Attributes.item()
+		if err != nil {
+			return nil, err
+		}
+		return &dynamodb.UpdateItemOutput{Attributes: attrs, ConsumedCapacity: answer.ConsumedCapacity}, nil
+	},
+	// Leases and acks race by design: a condition that did not hold is an answer, not a
+	// failure, and sending it again on the SDK's path would only double the call.
+	failed:   conditionFailed,
+	sdk:      (*dynamodb.Client).UpdateItem,
+	metadata: func(out *dynamodb.UpdateItemOutput) middleware.Metadata { return out.ResultMetadata },
+	consumed: func(out *dynamodb.UpdateItemOutput) *types.ConsumedCapacity { return out.ConsumedCapacity },
+}
+
 // PutItem is client.PutItem, sent directly when client is one NewClient built. Call options
 // (a per-call region, say) are the SDK's to apply: a call given any goes the SDK's way.
 func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return direct(ctx, client, &putCall, in, opts...)
+}
+
+// UpdateItem is client.UpdateItem, sent directly as PutItem is. An update asked to return the
+// item's attributes gets them decoded here; a condition that does not hold comes back as the
+// SDK's ConditionalCheckFailedException, with the old item when it was asked for.
+func UpdateItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return direct(ctx, client, &updateCall, in, opts...)
+}
+
+func direct[I, O any](ctx context.Context, client *dynamodb.Client, c *directCall[I, O], in *I, opts ...func(*dynamodb.Options)) (*O, error) {
 	v, ok := directs.Load(weak.Make(client))
-	if !ok || len(opts) > 0 || in == nil || in.Item == nil {
-		// The SDK's validation answers a missing item without a request.
-		return client.PutItem(ctx, in, opts...)
+	if !ok || len(opts) > 0 || in == nil || !c.complete(in) {
+		return c.sdk(client, ctx, in, opts...)
 	}
 	d := v.(*directPut)
 	if d.metrics != nil {
 		// As the client's stack asks every call.
-		in = withIndexes(in, func(i *dynamodb.PutItemInput) *rcc { return &i.ReturnConsumedCapacity })
+		in = withIndexes(in, c.asked)
 	}
-	body, ok := encodePut(in)
+	body, ok := c.encode(in)
 	if !ok || time.Now().UnixNano() < d.offUntil.Load() {
-		return client.PutItem(ctx, in)
+		return c.sdk(client, ctx, in)
 	}
 	slots, err := takeSlot(ctx)
 	if err != nil {
@@ -189,12 +272,12 @@ func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemI
 	// call's to annotate.
 	span := trace.SpanFromContext(context.Background())
 	if d.tracer != nil {
-		ctx, span = d.tracer.Start(ctx, "DynamoDB.PutItem", trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient))
+		ctx, span = d.tracer.Start(ctx, "DynamoDB."+c.op.name, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient))
 		defer span.End()
 	}
-	out, err := d.put(ctx, span, in, body)
+	out, err := attempt(ctx, d, c, span, in, body)
 	if span.IsRecording() {
-		span.SetAttributes(otelaws.SystemAttr(), otelaws.MethodAttr("DynamoDB", "PutItem"), otelaws.RegionAttr(d.region))
+		span.SetAttributes(otelaws.SystemAttr(), otelaws.MethodAttr("DynamoDB", c.op.name), otelaws.RegionAttr(d.region))
 		span.SetAttributes(otelaws.DynamoDBAttributeBuilder(ctx, middleware.InitializeInput{Parameters: in}, middleware.InitializeOutput{})...)
 		if err != nil {
 			span.SetAttributes(semconv.ErrorType(err))
@@ -203,19 +286,33 @@ func PutItem(ctx context.Context, client *dynamodb.Client, in *dynamodb.PutItemI
 	}
 	if d.metrics != nil {
 		// Timed outside the span, as the stack's middleware times every other call.
-		d.metrics.called(outer, "PutItem", start, err)
-		if err == nil && out.ConsumedCapacity != nil {
-			d.metrics.capacity.record(ctx, "PutItem", CapacityWrite, out.ConsumedCapacity)
+		d.metrics.called(outer, c.op.name, start, err)
+		if err == nil {
+			if cc := c.consumed(out); cc != nil {
+				d.metrics.capacity.record(ctx, c.op.name, CapacityWrite, cc)
+			}
 		}
 	}
 	return out, err
 }
 
-// put is the direct attempt and, when it does not succeed, the SDK's.
-func (d *directPut) put(ctx context.Context, span trace.Span, in *dynamodb.PutItemInput, body []byte) (*dynamodb.PutItemOutput, error) {
-	out, err := d.send(ctx, span, in, body)
+// attempt is the direct attempt and, when it does not succeed, the SDK's.
+func attempt[I, O any](ctx context.Context, d *directPut, c *directCall[I, O], span trace.Span, in *I, body []byte) (*O, error) {
+	raw, err := d.send(ctx, span, c.op, aws.ToString(c.table(in)), body)
 	if err == nil {
+		// A success is final: the write is done, so an answer that cannot be read is an
+		// error, never a reason to send it again.
+		out, err := c.decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s answer: %w", c.op.name, err)
+		}
 		return out, nil
+	}
+	var answer *answerError
+	if c.failed != nil && errors.As(err, &answer) {
+		if err := c.failed(answer, raw); err != nil {
+			return nil, err
+		}
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, ctxErr
@@ -235,14 +332,14 @@ func (d *directPut) put(ctx context.Context, span trace.Span, in *dynamodb.PutIt
 			return nil, err
 		}
 	}
-	out, err = d.sdk.PutItem(ctx, in)
+	out, err := c.sdk(d.sdk, ctx, in)
 	if span.IsRecording() {
 		// What otelaws reads from the SDK's answer.
 		var resp *awshttp.ResponseError
 		switch {
 		case err == nil:
 			span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusOK))
-			if id, ok := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata); ok {
+			if id, ok := awsmiddleware.GetRequestIDMetadata(c.metadata(out)); ok {
 				span.SetAttributes(otelaws.RequestIDAttr(id))
 			}
 		case errors.As(err, &resp):
@@ -250,6 +347,26 @@ func (d *directPut) put(ctx context.Context, span trace.Span, in *dynamodb.PutIt
 		}
 	}
 	return out, err
+}
+
+// conditionFailed answers a condition that did not hold as the SDK would, with the item it
+// came back with; nil for any other refusal.
+func conditionFailed(answer *answerError, raw []byte) error {
+	if answer.code != "ConditionalCheckFailedException" {
+		return nil
+	}
+	var body struct {
+		Message string `json:"message"`
+		Item    attrMap
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil
+	}
+	item, err := body.Item.item()
+	if err != nil {
+		return nil
+	}
+	return &types.ConditionalCheckFailedException{Message: aws.String(body.Message), Item: item}
 }
 
 // Reasons on trigger.dynamodb.direct_put.fallbacks.
@@ -314,12 +431,14 @@ var refusedSignature = map[string]bool{
 	"ExpiredTokenException":               true,
 }
 
-func (d *directPut) send(ctx context.Context, span trace.Span, put *dynamodb.PutItemInput, body []byte) (*dynamodb.PutItemOutput, error) {
+// send makes the direct attempt. It returns the answer's body on a 200, and with the error of
+// any other answer.
+func (d *directPut) send(ctx context.Context, span trace.Span, op directOp, table string, body []byte) ([]byte, error) {
 	creds, err := d.creds.Retrieve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	at, err := d.endpoint(ctx, creds.AccountID, aws.ToString(put.TableName))
+	at, err := d.endpoint(ctx, creds.AccountID, table)
 	if err != nil {
 		return nil, err
 	}
@@ -329,13 +448,13 @@ func (d *directPut) send(ctx context.Context, span trace.Span, put *dynamodb.Put
 	}
 	signed, ok := http.Header(nil), false
 	if at.signable {
-		signed, ok = d.sign.headers(creds, req.URL.Host, body, time.Now())
+		signed, ok = d.sign.headers(creds, req.URL.Host, op, body, time.Now())
 	}
 	if ok {
 		req.Header = signed
 	} else {
 		req.Header["Content-Type"] = directContentTypeValue
-		req.Header["X-Amz-Target"] = directTargetValue
+		req.Header["X-Amz-Target"] = op.target
 		req.Header["Accept-Encoding"] = identityValue
 		sum := sha256.Sum256(body)
 		if err := d.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "dynamodb", d.region, time.Now()); err != nil {
@@ -351,17 +470,14 @@ func (d *directPut) send(ctx context.Context, span trace.Span, put *dynamodb.Put
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, d.failed(resp.StatusCode, raw)
-	}
-	var answer putAnswer
-	if err := json.Unmarshal(raw, &answer); err != nil {
-		return nil, err
-	}
 	if span.IsRecording() {
+		// An attempt of the SDK's after this one sets them again.
 		span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode), otelaws.RequestIDAttr(resp.Header.Get("X-Amzn-Requestid")))
 	}
-	return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity}, nil
+	if resp.StatusCode != http.StatusOK {
+		return raw, d.failed(resp.StatusCode, raw)
+	}
+	return raw, nil
 }
 
 // failed classifies an answer other than a 200.
@@ -382,9 +498,10 @@ func (d *directPut) failed(status int, raw []byte) error {
 	return &e
 }
 
-// putAnswer is a success's body. The SDK's own capacity types take DynamoDB's JSON as it is:
+// writeAnswer is a success's body. The SDK's own capacity types take DynamoDB's JSON as it is:
 // their fields bear the protocol's names.
-type putAnswer struct {
+type writeAnswer struct {
+	Attributes       attrMap
 	ConsumedCapacity *types.ConsumedCapacity
 }
 
@@ -404,27 +521,65 @@ func encodePut(in *dynamodb.PutItemInput) ([]byte, bool) {
 	e.byte(',')
 	e.field("Item")
 	e.item(in.Item)
-	if in.ConditionExpression != nil {
+	e.expressions(in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues)
+	e.returns(in.ReturnConsumedCapacity, string(in.ReturnValues), in.ReturnItemCollectionMetrics, in.ReturnValuesOnConditionCheckFailure)
+	e.byte('}')
+	return e.buf, e.ok
+}
+
+// encodeUpdate writes in as DynamoDB's JSON protocol has it, declining (false) what encodePut
+// declines and the legacy AttributeUpdates. Any ReturnValues is answered: the attributes come
+// back in the answer's JSON whichever were asked for.
+func encodeUpdate(in *dynamodb.UpdateItemInput) ([]byte, bool) {
+	if (in.ReturnItemCollectionMetrics != "" && in.ReturnItemCollectionMetrics != types.ReturnItemCollectionMetricsNone) ||
+		len(in.Expected) > 0 || len(in.AttributeUpdates) > 0 || in.ConditionalOperator != "" || in.TableName == nil {
+		return nil, false
+	}
+	e := jsonWriter{buf: make([]byte, 0, 512), ok: true}
+	e.byte('{')
+	e.field("TableName")
+	e.str(*in.TableName)
+	e.byte(',')
+	e.field("Key")
+	e.item(in.Key)
+	if in.UpdateExpression != nil {
+		e.byte(',')
+		e.field("UpdateExpression")
+		e.str(*in.UpdateExpression)
+	}
+	e.expressions(in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues)
+	e.returns(in.ReturnConsumedCapacity, string(in.ReturnValues), in.ReturnItemCollectionMetrics, in.ReturnValuesOnConditionCheckFailure)
+	e.byte('}')
+	return e.buf, e.ok
+}
+
+// expressions writes a write's condition and its expression names and values, those set.
+func (e *jsonWriter) expressions(condition *string, names map[string]string, values map[string]types.AttributeValue) {
+	if condition != nil {
 		e.byte(',')
 		e.field("ConditionExpression")
-		e.str(*in.ConditionExpression)
+		e.str(*condition)
 	}
 	// Empty maps are sent, as the SDK sends them, for DynamoDB to refuse.
-	if in.ExpressionAttributeNames != nil {
+	if names != nil {
 		e.byte(',')
 		e.field("ExpressionAttributeNames")
-		writeObject(&e, in.ExpressionAttributeNames, e.str)
+		writeObject(e, names, e.str)
 	}
-	if in.ExpressionAttributeValues != nil {
+	if values != nil {
 		e.byte(',')
 		e.field("ExpressionAttributeValues")
-		e.item(in.ExpressionAttributeValues)
+		e.item(values)
 	}
+}
+
+// returns writes what a write asks to have returned, those set.
+func (e *jsonWriter) returns(capacity types.ReturnConsumedCapacity, values string, metrics types.ReturnItemCollectionMetrics, onFailure types.ReturnValuesOnConditionCheckFailure) {
 	for _, f := range [...]struct{ name, value string }{
-		{"ReturnConsumedCapacity", string(in.ReturnConsumedCapacity)},
-		{"ReturnValues", string(in.ReturnValues)},
-		{"ReturnItemCollectionMetrics", string(in.ReturnItemCollectionMetrics)},
-		{"ReturnValuesOnConditionCheckFailure", string(in.ReturnValuesOnConditionCheckFailure)},
+		{"ReturnConsumedCapacity", string(capacity)},
+		{"ReturnValues", values},
+		{"ReturnItemCollectionMetrics", string(metrics)},
+		{"ReturnValuesOnConditionCheckFailure", string(onFailure)},
 	} {
 		if f.value != "" {
 			e.byte(',')
@@ -432,8 +587,6 @@ func encodePut(in *dynamodb.PutItemInput) ([]byte, bool) {
 			e.str(f.value)
 		}
 	}
-	e.byte('}')
-	return e.buf, e.ok
 }
 
 // jsonWriter appends JSON; ok turns false on anything it cannot write faithfully.

@@ -24,18 +24,20 @@ func TestDirectSignerSignsAsTheSDK(t *testing.T) {
 	for i, tc := range []struct {
 		creds aws.Credentials
 		host  string
+		op    directOp
 		body  string
 		at    time.Time
 	}{
-		{a, "dynamodb.eu-central-1.amazonaws.com", `{"TableName":"t"}`, day1},
-		{a, "dynamodb.eu-central-1.amazonaws.com", `{"TableName":"t"}`, day2}, // the next day
-		{b, "123456789012.ddb.eu-central-1.amazonaws.com", `{"TableName":"u","Item":{}}`, day2},
-		{a, "127.0.0.1:8000", `{}`, day2.In(time.FixedZone("x", 3600))},
+		{a, "dynamodb.eu-central-1.amazonaws.com", opPutItem, `{"TableName":"t"}`, day1},
+		{a, "dynamodb.eu-central-1.amazonaws.com", opPutItem, `{"TableName":"t"}`, day2}, // the next day
+		{b, "123456789012.ddb.eu-central-1.amazonaws.com", opPutItem, `{"TableName":"u","Item":{}}`, day2},
+		{a, "127.0.0.1:8000", opPutItem, `{}`, day2.In(time.FixedZone("x", 3600))},
+		{b, "dynamodb.eu-central-1.amazonaws.com", opUpdateItem, `{"TableName":"t","Key":{}}`, day2},
 	} {
 		body := []byte(tc.body)
-		h, ok := s.headers(tc.creds, tc.host, body, tc.at)
-		if !ok {
-			t.Fatalf("%d: not signed", i)
+		h, ok := s.headers(tc.creds, tc.host, tc.op, body, tc.at)
+		if !ok || h.Get("X-Amz-Target") != tc.op.target[0] {
+			t.Fatalf("%d: not signed, or for another operation (%q)", i, h.Get("X-Amz-Target"))
 		}
 		req, _ := http.NewRequest(http.MethodPost, "https://"+tc.host+"/", bytes.NewReader(body))
 		for _, k := range []string{"Content-Type", "X-Amz-Target", "Accept-Encoding"} {
@@ -69,7 +71,7 @@ func TestDirectSignerDeclinesOtherShapes(t *testing.T) {
 		}
 	}
 	s := &directSigner{region: "us-east-1"}
-	if _, ok := s.headers(aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b", SessionToken: "with space"}, "h", []byte("{}"), time.Now()); ok {
+	if _, ok := s.headers(aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b", SessionToken: "with space"}, "h", opPutItem, []byte("{}"), time.Now()); ok {
 		t.Error("a token the SDK would trim was signed")
 	}
 }

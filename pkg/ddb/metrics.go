@@ -45,7 +45,7 @@ func newCallMetrics(tel *telemetry.Telemetry, tablePrefix string) *callMetrics {
 	units, _ := m.Float64Counter("trigger.dynamodb.consumed_capacity", metric.WithUnit("{capacity_unit}"),
 		metric.WithDescription("DynamoDB capacity units consumed, as DynamoDB reports them, by operation, kind (read or write), target (a table's name without the table prefix, or an index's) and target_type (table or index); failed calls are not counted"))
 	fallbacks, _ := m.Int64Counter("trigger.dynamodb.direct_put.fallbacks",
-		metric.WithDescription("PutItem calls whose direct first attempt did not succeed and went on to the SDK's path, by reason: busy, refused, condition_failed, answer or transport"))
+		metric.WithDescription("PutItem and UpdateItem calls whose direct first attempt did not succeed and went on to the SDK's path, by reason: busy, refused, condition_failed (a put's), answer or transport"))
 	return &callMetrics{duration: duration, sets: newAttrSets[callSeries](), capacity: newCapacityCounter(units, tablePrefix),
 		fallbacks: fallbacks, reasons: newAttrSets[string]()}
 }
@@ -58,8 +58,8 @@ func (c *callMetrics) called(ctx context.Context, op string, start time.Time, er
 	}))
 }
 
-// fellBack counts a direct PutItem attempt that went on to the SDK's path: a few a day are
-// lost answers and throttling; a steady rate means the direct path is broken and every put
+// fellBack counts a direct attempt that went on to the SDK's path: a few a day are lost
+// answers and throttling; a steady rate means the direct path is broken and every such call
 // costs two requests.
 func (c *callMetrics) fellBack(ctx context.Context, reason string) {
 	c.fallbacks.Add(ctx, 1, c.reasons.get(reason, func() attribute.Set {

@@ -204,7 +204,7 @@ func (s *Store) ack(ctx context.Context, tenantID, eventID, leaseID string, now 
 		cond += " AND lease_id = :lease"
 		vals[":lease"] = ddb.S(leaseID)
 	}
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(tenantID, eventID),
 		UpdateExpression:                    aws.String("SET #status = :delivered, delivered_at = :now, expires_at = :exp, received_at = received_at, event_type = event_type REMOVE inbox_pk, inbox_sk, dead_pk, dead_sk"),

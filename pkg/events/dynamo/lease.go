@@ -282,7 +282,7 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 	res := leaseOutcome{eventID: pos.EventID}
 	until := q.Now.Add(q.Visibility)
 	leaseID := events.NewLeaseID()
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(q.TenantID, pos.EventID),
 		UpdateExpression:         aws.String("SET lease_id = :lease, delivery_count = delivery_count + :one, visible_at = :until, inbox_sk = :newsk, leased_at = :now"),
@@ -328,7 +328,7 @@ func (s *Store) leaseOne(ctx context.Context, q events.LeaseQuery, pos events.Po
 // bury moves an event that has used up its deliveries from the inbox to the dead letters.
 // buried is false when another caller moved or changed it first.
 func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, now time.Time) (buried bool, err error) {
-	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	_, err = ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(tenantID, pos.EventID),
 		UpdateExpression:                    aws.String("SET #status = :dead, dead_at = :now, dead_pk = :tenant, dead_sk = :deadsk REMOVE inbox_pk, inbox_sk, lease_id"),
@@ -362,7 +362,7 @@ func (s *Store) bury(ctx context.Context, tenantID string, pos events.Position, 
 func (s *Store) Extend(ctx context.Context, tenantID, eventID, leaseID string, until, now time.Time) (events.Event, error) {
 	// The entry this write creates may be one a pull just leased from, under a caller's clock.
 	s.claims.free(tenantID, events.Position{VisibleAt: until, EventID: eventID}.SortKey())
-	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(tenantID, eventID),
 		UpdateExpression:         aws.String("SET visible_at = :until, inbox_sk = :newsk"),
@@ -402,7 +402,7 @@ func (s *Store) Nack(ctx context.Context, tenantID, eventID, leaseID string, vis
 		// The lease removed is remembered, so a retry of this nack knows it already happened.
 		update = "SET visible_at = :visible, inbox_sk = :newsk, nacked_lease = :lease REMOVE lease_id"
 	}
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	_, err := ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(tenantID, eventID),
 		UpdateExpression:                    aws.String(update),
@@ -431,7 +431,7 @@ func (s *Store) Nack(ctx context.Context, tenantID, eventID, leaseID string, vis
 // The lease id is kept as the released one, so a retry of this write knows it happened.
 func (s *Store) Release(ctx context.Context, tenantID, eventID, leaseID string, now time.Time) error {
 	s.claims.free(tenantID, events.Position{VisibleAt: now, EventID: eventID}.SortKey())
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	_, err := ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(tenantID, eventID),
 		UpdateExpression:         aws.String("SET visible_at = :now, inbox_sk = :newsk, delivery_count = delivery_count - :one, released_lease = :lease REMOVE lease_id"),
@@ -527,7 +527,7 @@ func (s *Store) Redrive(ctx context.Context, tenantID, eventID string, now time.
 	if e.Status != events.StatusDead {
 		return events.ErrNotDead
 	}
-	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	_, err = ddb.UpdateItem(ctx, s.client, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(tenantID, eventID),
 		UpdateExpression:                    aws.String("SET #status = :undelivered, delivery_count = :zero, visible_at = :now, inbox_pk = :pk, inbox_sk = :sk, redriven_at = :now REMOVE dead_pk, dead_sk, dead_at, lease_id"),
