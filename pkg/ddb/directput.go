@@ -183,9 +183,9 @@ type directCall[I, O any] struct {
 	table    func(*I) *string
 	asked    func(*I) *rcc // the input's ReturnConsumedCapacity
 	encode   func(*I) ([]byte, bool)
-	// decode reads a success; failed, when set, answers a refusal (a condition that did not
-	// hold) itself rather than leave it to the SDK's path.
-	decode   func(raw []byte) (*O, error)
+	// output is a success's answer as the SDK gives it; failed, when set, answers a refusal
+	// (a condition that did not hold) itself rather than leave it to the SDK's path.
+	output   func(attributes map[string]types.AttributeValue, consumed *types.ConsumedCapacity) *O
 	failed   func(answer *answerError, raw []byte) error
 	sdk      func(*dynamodb.Client, context.Context, *I, ...func(*dynamodb.Options)) (*O, error)
 	metadata func(*O) middleware.Metadata
@@ -198,12 +198,9 @@ var putCall = directCall[dynamodb.PutItemInput, dynamodb.PutItemOutput]{
 	table:    func(in *dynamodb.PutItemInput) *string { return in.TableName },
 	asked:    func(in *dynamodb.PutItemInput) *rcc { return &in.ReturnConsumedCapacity },
 	encode:   encodePut,
-	decode: func(raw []byte) (*dynamodb.PutItemOutput, error) {
-		var answer writeAnswer
-		if err := json.Unmarshal(raw, &answer); err != nil {
-			return nil, err
-		}
-		return &dynamodb.PutItemOutput{ConsumedCapacity: answer.ConsumedCapacity}, nil
+	// encodePut asks for no attributes back.
+	output: func(_ map[string]types.AttributeValue, cc *types.ConsumedCapacity) *dynamodb.PutItemOutput {
+		return &dynamodb.PutItemOutput{ConsumedCapacity: cc}
 	},
 	sdk:      (*dynamodb.Client).PutItem,
 	metadata: func(out *dynamodb.PutItemOutput) middleware.Metadata { return out.ResultMetadata },
@@ -216,16 +213,8 @@ var updateCall = directCall[dynamodb.UpdateItemInput, dynamodb.UpdateItemOutput]
 	table:    func(in *dynamodb.UpdateItemInput) *string { return in.TableName },
 	asked:    func(in *dynamodb.UpdateItemInput) *rcc { return &in.ReturnConsumedCapacity },
 	encode:   encodeUpdate,
-	decode: func(raw []byte) (*dynamodb.UpdateItemOutput, error) {
-		var answer writeAnswer
-		if err := json.Unmarshal(raw, &answer); err != nil {
-			return nil, err
-		}
-		attrs, err := answer.Attributes.item()
-		if err != nil {
-			return nil, err
-		}
-		return &dynamodb.UpdateItemOutput{Attributes: attrs, ConsumedCapacity: answer.ConsumedCapacity}, nil
+	output: func(attrs map[string]types.AttributeValue, cc *types.ConsumedCapacity) *dynamodb.UpdateItemOutput {
+		return &dynamodb.UpdateItemOutput{Attributes: attrs, ConsumedCapacity: cc}
 	},
 	// Leases and acks race by design: a condition that did not hold is an answer, not a
 	// failure, and sending it again on the SDK's path would only double the call.
@@ -302,11 +291,16 @@ func attempt[I, O any](ctx context.Context, d *directPut, c *directCall[I, O], s
 	if err == nil {
 		// A success is final: the write is done, so an answer that cannot be read is an
 		// error, never a reason to send it again.
-		out, err := c.decode(raw)
+		var answer writeAnswer
+		err := json.Unmarshal(raw, &answer)
+		var attrs map[string]types.AttributeValue
+		if err == nil {
+			attrs, err = answer.Attributes.item()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s answer: %w", c.op.name, err)
 		}
-		return out, nil
+		return c.output(attrs, answer.ConsumedCapacity), nil
 	}
 	var answer *answerError
 	if c.failed != nil && errors.As(err, &answer) {
