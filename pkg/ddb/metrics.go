@@ -52,7 +52,7 @@ func newCallMetrics(tel *telemetry.Telemetry, tablePrefix string) *callMetrics {
 
 // called records a call of op that began at start and ended with err.
 func (c *callMetrics) called(ctx context.Context, op string, start time.Time, err error) {
-	k := callSeries{op, outcome(err)}
+	k := callSeries{op, Outcome(err)}
 	c.duration.Record(ctx, time.Since(start).Seconds(), c.sets.get(k, func() attribute.Set {
 		return attribute.NewSet(attribute.String("operation", k.op), attribute.String("outcome", k.outcome))
 	}))
@@ -110,7 +110,8 @@ func (a *attrSets[K]) get(k K, build func() attribute.Set) metric.MeasurementOpt
 	return opt
 }
 
-func outcome(err error) string {
+// Outcome is how a call that ended with err counts on trigger.dynamodb.call.duration.
+func Outcome(err error) string {
 	if err == nil {
 		return OutcomeOK
 	}

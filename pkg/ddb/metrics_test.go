@@ -25,8 +25,8 @@ func TestOutcomeTellsFailedConditionsAndThrottlingApart(t *testing.T) {
 		{&smithy.GenericAPIError{Code: "ValidationException"}, OutcomeError},
 		{errors.New("connection refused"), OutcomeError},
 	} {
-		if got := outcome(c.err); got != c.want {
-			t.Errorf("outcome(%v) = %s, want %s", c.err, got, c.want)
+		if got := Outcome(c.err); got != c.want {
+			t.Errorf("Outcome(%v) = %s, want %s", c.err, got, c.want)
 		}
 	}
 }

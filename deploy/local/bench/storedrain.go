@@ -147,17 +147,15 @@ func pullAndAck(ctx context.Context, store *dynamo.Store, tenantID string, max i
 	return nil
 }
 
-// callCounter counts a client's DynamoDB calls by operation and outcome.
+// callCounter counts a client's DynamoDB calls by operation and outcome, as the services'
+// trigger.dynamodb.call.duration does.
 type callCounter struct{ m sync.Map }
 
 func (c *callCounter) add(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("BenchCallCounter", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 		out, md, err := next.HandleInitialize(ctx, in)
-		outcome := " ok"
-		if err != nil {
-			outcome = " error"
-		}
-		v, _ := c.m.LoadOrStore(awsmw.GetOperationName(ctx)+outcome, new(atomic.Int64))
+		// The inbox's own count has the same keys (inbox_dynamodb_calls_per_event).
+		v, _ := c.m.LoadOrStore(awsmw.GetOperationName(ctx)+" "+ddb.Outcome(err), new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
 		return out, md, err
 	}), middleware.Before)
